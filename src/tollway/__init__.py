@@ -1,0 +1,80 @@
+"""tollway: one model layer for every agent framework — routing, exact cost, budgets,
+allowed hours and MCP tools.
+
+The public API is imported lazily so ``import tollway`` stays as cheap as ``import
+httpx`` (frameworks, redis, psycopg and genai-prices load only where they are used).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "Model": "tollway.core.model",
+    "ResponseStream": "tollway.core.model",
+    "AsyncResponseStream": "tollway.core.model",
+    "Message": "tollway.core.types",
+    "Text": "tollway.core.types",
+    "Image": "tollway.core.types",
+    "Audio": "tollway.core.types",
+    "File": "tollway.core.types",
+    "ToolCall": "tollway.core.types",
+    "ToolResult": "tollway.core.types",
+    "Thinking": "tollway.core.types",
+    "Tool": "tollway.core.types",
+    "NamedTool": "tollway.core.types",
+    "Request": "tollway.core.types",
+    "Response": "tollway.core.types",
+    "ResponseFormat": "tollway.core.types",
+    "Reasoning": "tollway.core.types",
+    "Usage": "tollway.core.types",
+    "StreamStart": "tollway.core.types",
+    "TextDelta": "tollway.core.types",
+    "ThinkingDelta": "tollway.core.types",
+    "ToolCallDelta": "tollway.core.types",
+    "UsageEvent": "tollway.core.types",
+    "FinishEvent": "tollway.core.types",
+    "StreamEnd": "tollway.core.types",
+    "attribute": "tollway.core.cost.attribution",
+    "current_attribution": "tollway.core.cost.attribution",
+    "spend": "tollway.core.cost.spend",
+    "trace": "tollway.core.tracing",
+    "errors": "tollway.core.errors",
+}
+
+_ERROR_NAMES = {
+    "TollwayError", "ConfigError", "UnknownModelError", "ProviderError", "AuthenticationError",
+    "PermissionDeniedError", "NotFoundError", "BadRequestError", "ContextWindowExceededError",
+    "ContentFilterError", "RateLimitError", "ServerError", "TimeoutError", "ConnectionError",
+    "StreamError", "BudgetExceededError", "OutsideAllowedHoursError",
+    "AllDeploymentsFailedError", "ToolLoopError", "ToolArgumentsError",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ERROR_NAMES:
+        return getattr(import_module("tollway.core.errors"), name)
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tollway' has no attribute {name!r}")
+    if name == "errors":
+        return import_module(module)
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*_EXPORTS, *_ERROR_NAMES, "__version__"])
+
+
+if TYPE_CHECKING:
+    from tollway.core.cost.attribution import attribute, current_attribution
+    from tollway.core.cost.spend import spend
+    from tollway.core.errors import *  # noqa: F403
+    from tollway.core.model import AsyncResponseStream, Model, ResponseStream
+    from tollway.core.tracing import trace
+    from tollway.core.types import *  # noqa: F403

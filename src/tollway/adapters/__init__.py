@@ -1,0 +1,1 @@
+"""Native model classes for agent frameworks; each imports its framework only when used."""

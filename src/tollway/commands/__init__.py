@@ -1,0 +1,1 @@
+"""One module per ``tollway`` subcommand: ``configure(parser)`` and ``run(args) -> int``."""

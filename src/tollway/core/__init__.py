@@ -1,0 +1,1 @@
+"""tollway's core: canonical types, dialects, transport, routing, cost. Imports no framework."""

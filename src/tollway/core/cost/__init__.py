@@ -1,0 +1,1 @@
+"""Pricing, attribution, the ledger, budgets and allowed hours."""

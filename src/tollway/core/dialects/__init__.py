@@ -1,0 +1,1 @@
+"""Sans-I/O wire translation, one module per API dialect."""

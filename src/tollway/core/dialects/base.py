@@ -1,0 +1,64 @@
+"""The contract every dialect implements: pure functions over dicts and bytes.
+
+A dialect never opens a socket, reads an environment variable or holds global state;
+it can be tested by feeding it a recorded body. Credentials, base URLs and auth headers
+belong to the provider table (``core/providers.py``), not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tollway.core.errors import ProviderError
+from tollway.core.types import Request, Response, StreamEvent
+
+
+@dataclass(slots=True)
+class HttpRequest:
+    """What to send: ``path`` is appended to the deployment's base URL (it may carry a
+    query string); ``headers`` are dialect headers (API version, betas), not auth."""
+
+    path: str
+    json: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    method: str = "POST"
+
+
+@dataclass(slots=True)
+class SSEEvent:
+    """One server-sent event as the SSE decoder produced it."""
+
+    data: str
+    event: str | None = None
+    id: str | None = None
+
+
+class StreamParser(Protocol):
+    """Stateful parser for one streamed response (one instance per stream)."""
+
+    def feed(self, event: SSEEvent) -> list[StreamEvent]:
+        """Translate one SSE event; raise a ProviderError for an in-stream error event."""
+        ...
+
+    def close(self) -> list[StreamEvent]:
+        """The stream ended: flush what is pending; raise StreamError if the provider
+        never finished it (a cut connection must not pass as a complete answer)."""
+        ...
+
+
+class Dialect(Protocol):
+    """One wire format (OpenAI chat completions, Anthropic Messages, Gemini)."""
+
+    name: str
+
+    def build_request(self, request: Request, model: str, *, stream: bool) -> HttpRequest: ...
+
+    def parse_response(self, body: Mapping[str, Any], request: Request | None, model: str) -> Response: ...
+
+    def stream_parser(self, request: Request | None, model: str) -> StreamParser: ...
+
+    def parse_error(
+        self, status: int, body: bytes | str, headers: Mapping[str, str]
+    ) -> ProviderError: ...

@@ -1,0 +1,277 @@
+"""One error hierarchy for everything tollway raises.
+
+Callers catch by meaning (``RateLimitError``, ``BudgetExceededError``), never by
+provider. Messages name what went wrong and how to fix it; they never contain API
+keys or full prompts (provider bodies are cut to a short excerpt and scrubbed).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+_SECRET_PATTERNS = (
+    re.compile(r"sk-[A-Za-z0-9_\-]{8,}"),
+    re.compile(r"AIza[0-9A-Za-z_\-]{20,}"),
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}"),
+    re.compile(r"(?i)(api[_-]?key[\"'=:\s]+)[A-Za-z0-9._\-]{8,}"),
+)
+EXCERPT_LIMIT = 500
+
+
+def scrub(text: str, limit: int = EXCERPT_LIMIT) -> str:
+    """Cut ``text`` to ``limit`` characters and mask anything that looks like a key."""
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "***", text)
+    return text
+
+
+class TollwayError(Exception):
+    """Base of every error tollway raises."""
+
+
+class ConfigError(TollwayError, ValueError):
+    """Configuration is invalid: names the file, line, key and what was expected."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.file = file
+        self.line = line
+        self.key = key
+        where = []
+        if file:
+            where.append(f"{file}:{line}" if line else file)
+        if key:
+            where.append(f"key '{key}'")
+        prefix = ", ".join(where)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class UnknownModelError(ConfigError):
+    """A model string names no provider tollway knows and no configured alias."""
+
+
+class ProviderError(TollwayError):
+    """A provider answered with an error, or could not be reached.
+
+    ``retryable`` tells the router whether the same request may succeed on a retry or
+    on another deployment.
+    """
+
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        deployment: str | None = None,
+        body: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        self.status = status
+        self.provider = provider
+        self.model = model
+        self.deployment = deployment
+        self.body = scrub(body) if body else None
+        self.code = code
+        self.message = scrub(message)
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = "/".join(p for p in (self.provider, self.model) if p)
+        parts = [f"{where}: " if where else "", self.message]
+        if self.status is not None:
+            parts.append(f" (HTTP {self.status})")
+        return "".join(parts)
+
+    def with_context(
+        self, *, provider: str | None, model: str | None, deployment: str | None
+    ) -> ProviderError:
+        """Fill in where the error happened (dialects do not know the deployment)."""
+        self.provider = self.provider or provider
+        self.model = self.model or model
+        self.deployment = self.deployment or deployment
+        self.args = (self._render(),)
+        return self
+
+
+class AuthenticationError(ProviderError):
+    """The API key is missing, wrong or expired (401, or no key configured)."""
+
+
+class PermissionDeniedError(ProviderError):
+    """The key is valid but may not use this model or endpoint (403)."""
+
+
+class NotFoundError(ProviderError):
+    """The model or endpoint does not exist at this provider (404)."""
+
+
+class BadRequestError(ProviderError):
+    """The provider rejected the request as malformed (400/422)."""
+
+
+class ContextWindowExceededError(BadRequestError):
+    """The prompt (plus max_tokens) does not fit the model's context window."""
+
+
+class ContentFilterError(BadRequestError):
+    """The provider refused the content (safety / moderation)."""
+
+
+class RateLimitError(ProviderError):
+    """429 / quota exhausted. ``retry_after`` is seconds the provider asked us to wait."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kw)
+
+
+class ServerError(ProviderError):
+    """5xx / overloaded (529): the provider failed; another try may succeed."""
+
+    retryable = True
+
+
+class TimeoutError(ProviderError):  # noqa: A001 - the domain name is the right one
+    """The provider did not answer (or stopped streaming) within the timeout."""
+
+    retryable = True
+
+
+class ConnectionError(ProviderError):  # noqa: A001
+    """The provider could not be reached, or dropped the connection."""
+
+    retryable = True
+
+
+class StreamError(ProviderError):
+    """The stream was malformed or ended before the provider finished it."""
+
+    retryable = True
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetInfo:
+    """What a denied budget check saw, for humans and for programs."""
+
+    scope: str
+    limit: float
+    spent: float
+    reserved: float
+    unit: str
+    resets_at: datetime | None
+
+
+class BudgetExceededError(TollwayError):
+    """A budget would be exceeded by this call; the provider was not called."""
+
+    def __init__(
+        self,
+        scope: str,
+        limit: float,
+        spent: float,
+        reserved: float,
+        resets_at: datetime | None = None,
+        *,
+        unit: str = "usd",
+        requested: float | None = None,
+    ) -> None:
+        self.scope = scope
+        self.limit = limit
+        self.spent = spent
+        self.reserved = reserved
+        self.resets_at = resets_at
+        self.unit = unit
+        self.requested = requested
+        reset = f"; resets at {resets_at.isoformat()}" if resets_at else "; never resets"
+        need = f", this call needs up to {requested:g}" if requested is not None else ""
+        super().__init__(
+            f"budget for {scope} exceeded: limit {limit:g} {unit}, spent {spent:g}, "
+            f"reserved by calls in flight {reserved:g}{need}{reset}"
+        )
+
+
+class OutsideAllowedHoursError(TollwayError):
+    """The call's scope may not call models now; ``next_open`` says when it may."""
+
+    def __init__(self, scope: str, window: str, next_open: datetime | None) -> None:
+        self.scope = scope
+        self.window = window
+        self.next_open = next_open
+        when = next_open.isoformat() if next_open else "never"
+        super().__init__(f"{scope} may only call models during {window}; next open at {when}")
+
+
+class AllDeploymentsFailedError(TollwayError):
+    """Every deployment (and fallback) was tried and failed; ``attempts`` lists them."""
+
+    def __init__(self, attempts: list[tuple[str, BaseException]], reason: str = "") -> None:
+        self.attempts = attempts
+        lines = [f"  {dep}: {type(err).__name__}: {err}" for dep, err in attempts]
+        head = f"all deployments failed after {len(attempts)} attempt(s)"
+        if reason:
+            head += f" ({reason})"
+        super().__init__(head + (":\n" + "\n".join(lines) if lines else ""))
+
+    @property
+    def last_error(self) -> BaseException | None:
+        return self.attempts[-1][1] if self.attempts else None
+
+
+class ToolLoopError(TollwayError):
+    """The tool loop stopped without a final answer (max rounds, or a tool policy)."""
+
+    def __init__(self, message: str, transcript: list[Any] | None = None) -> None:
+        self.transcript = transcript or []
+        super().__init__(message)
+
+
+class ToolArgumentsError(TollwayError, ValueError):
+    """A model produced tool-call arguments that are not valid JSON for the tool."""
+
+    def __init__(self, tool: str, raw: str, reason: str) -> None:
+        self.tool = tool
+        self.raw = raw
+        super().__init__(f"tool {tool!r}: arguments are not valid: {reason}: {scrub(raw, 200)}")
+
+
+__all__ = [
+    "AllDeploymentsFailedError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BudgetExceededError",
+    "BudgetInfo",
+    "ConfigError",
+    "ConnectionError",
+    "ContentFilterError",
+    "ContextWindowExceededError",
+    "NotFoundError",
+    "OutsideAllowedHoursError",
+    "PermissionDeniedError",
+    "ProviderError",
+    "RateLimitError",
+    "ServerError",
+    "StreamError",
+    "TimeoutError",
+    "ToolArgumentsError",
+    "ToolLoopError",
+    "TollwayError",
+    "UnknownModelError",
+    "scrub",
+]

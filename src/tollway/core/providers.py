@@ -1,0 +1,267 @@
+"""The provider table: name -> dialect, base URL, auth style, key env var.
+
+Adding an OpenAI-compatible provider is a row here, not a module: quirks are dialect
+constructor options (``dialect_options``), never ``if provider == ...`` elsewhere.
+A :class:`Deployment` is one concrete endpoint (provider + model + base URL + key) that
+the transport can call; routing turns aliases into lists of them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Literal
+
+from tollway.core.dialects.base import Dialect
+from tollway.core.errors import AuthenticationError, ConfigError, UnknownModelError
+
+AuthStyle = Literal["bearer", "x-api-key", "api-key", "x-goog-api-key", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    name: str
+    dialect: str
+    base_url: str | None
+    auth: AuthStyle = "bearer"
+    key_env: tuple[str, ...] = ()
+    key_required: bool = True
+    base_url_env: tuple[str, ...] = ()
+    dialect_options: tuple[tuple[str, Any], ...] = ()
+    query: tuple[tuple[str, str], ...] = ()
+    docs: str = ""
+
+
+def _row(name: str, dialect: str, base_url: str | None, **kw: Any) -> ProviderSpec:
+    return ProviderSpec(name, dialect, base_url, **kw)
+
+
+_COMPAT = (("max_tokens_field", "max_tokens"),)
+
+PROVIDERS: dict[str, ProviderSpec] = {
+    spec.name: spec
+    for spec in (
+        _row("openai", "openai_chat", "https://api.openai.com/v1", key_env=("OPENAI_API_KEY",),
+             base_url_env=("OPENAI_BASE_URL",), docs="OpenAI"),
+        _row("azure", "openai_chat", None, auth="api-key",
+             key_env=("AZURE_OPENAI_API_KEY", "AZURE_API_KEY"),
+             base_url_env=("AZURE_OPENAI_ENDPOINT", "AZURE_API_BASE"),
+             docs="Azure OpenAI: azure/<deployment>; base is the resource endpoint"),
+        _row("anthropic", "anthropic", "https://api.anthropic.com/v1", auth="x-api-key",
+             key_env=("ANTHROPIC_API_KEY",), base_url_env=("ANTHROPIC_BASE_URL",),
+             docs="Anthropic Messages API"),
+        _row("gemini", "gemini", "https://generativelanguage.googleapis.com/v1beta",
+             auth="x-goog-api-key", key_env=("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+             docs="Google Gemini API"),
+        _row("vertex_ai", "gemini", None, key_env=("VERTEX_AI_ACCESS_TOKEN", "GOOGLE_ACCESS_TOKEN"),
+             docs="Vertex AI (bearer token from env or a callable api_key)"),
+        _row("ollama", "openai_chat", "http://127.0.0.1:11434/v1", auth="none",
+             key_required=False, base_url_env=("OLLAMA_API_BASE",), dialect_options=_COMPAT,
+             docs="Ollama (OpenAI-compatible endpoint)"),
+        _row("vllm", "openai_chat", None, key_env=("VLLM_API_KEY",), key_required=False,
+             base_url_env=("VLLM_API_BASE",), dialect_options=_COMPAT, docs="vLLM server"),
+        _row("groq", "openai_chat", "https://api.groq.com/openai/v1", key_env=("GROQ_API_KEY",),
+             dialect_options=_COMPAT, docs="Groq"),
+        _row("mistral", "openai_chat", "https://api.mistral.ai/v1", key_env=("MISTRAL_API_KEY",),
+             dialect_options=_COMPAT, docs="Mistral"),
+        _row("deepseek", "openai_chat", "https://api.deepseek.com/v1",
+             key_env=("DEEPSEEK_API_KEY",), dialect_options=_COMPAT, docs="DeepSeek"),
+        _row("openrouter", "openai_chat", "https://openrouter.ai/api/v1",
+             key_env=("OPENROUTER_API_KEY",), dialect_options=_COMPAT, docs="OpenRouter"),
+        _row("together", "openai_chat", "https://api.together.xyz/v1",
+             key_env=("TOGETHER_API_KEY", "TOGETHERAI_API_KEY"), dialect_options=_COMPAT,
+             docs="Together AI"),
+        _row("xai", "openai_chat", "https://api.x.ai/v1", key_env=("XAI_API_KEY",),
+             dialect_options=_COMPAT, docs="xAI"),
+        _row("litellm_proxy", "openai_chat", None, key_env=("LITELLM_PROXY_API_KEY",),
+             key_required=False, base_url_env=("LITELLM_PROXY_API_BASE",),
+             dialect_options=_COMPAT, docs="a LiteLLM proxy"),
+        _row("openai_compatible", "openai_chat", None, key_env=("OPENAI_COMPATIBLE_API_KEY",),
+             key_required=False, dialect_options=_COMPAT,
+             docs="any OpenAI-compatible server (api_base required)"),
+    )
+}
+
+AZURE_DEFAULT_API_VERSION = "2024-10-21"
+
+
+@cache
+def dialect_for(name: str, options: tuple[tuple[str, Any], ...] = ()) -> Dialect:
+    """The dialect instance for a name and option set (built once, then shared)."""
+    if name == "openai_chat":
+        from tollway.core.dialects.openai_chat import OpenAIChatDialect
+
+        return OpenAIChatDialect(**dict(options))
+    if name == "anthropic":
+        from tollway.core.dialects.anthropic import AnthropicDialect
+
+        return AnthropicDialect(**dict(options))
+    if name == "gemini":
+        from tollway.core.dialects.gemini import GeminiDialect
+
+        return GeminiDialect(**dict(options))
+    raise ConfigError(f"unknown dialect {name!r}; expected openai_chat, anthropic or gemini")
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds. ``read`` bounds each wait for bytes (for a stream: the idle time between
+    chunks); ``total`` bounds the whole call; ``connect`` the TCP/TLS handshake."""
+
+    connect: float = 10.0
+    read: float = 600.0
+    total: float | None = None
+
+    @classmethod
+    def of(cls, value: Timeouts | float | Mapping[str, float] | None) -> Timeouts:
+        if value is None:
+            return cls()
+        if isinstance(value, Timeouts):
+            return value
+        if isinstance(value, int | float):
+            return cls(connect=min(10.0, float(value)), read=float(value), total=float(value))
+        return cls(**dict(value))
+
+
+ApiKey = str | Callable[[], str]
+
+
+@dataclass(slots=True)
+class Deployment:
+    """One concrete endpoint. ``api_key`` may be a callable (token providers such as
+    Vertex); it is never printed (repr masks it)."""
+
+    name: str
+    provider: ProviderSpec
+    model: str
+    api_base: str
+    api_key: ApiKey | None = field(default=None, repr=False)
+    headers: dict[str, str] = field(default_factory=dict)
+    query: dict[str, str] = field(default_factory=dict)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    dialect: Dialect = field(default=None, repr=False)  # type: ignore[assignment]
+    weight: float = 1.0
+    rpm: int | None = None
+    tpm: int | None = None
+    price: Mapping[str, Any] | None = None
+    alias: str | None = None
+    _static_headers: dict[str, str] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.dialect is None:
+            self.dialect = dialect_for(self.provider.dialect, self.provider.dialect_options)
+
+    def url(self, path: str) -> str:
+        base = self.api_base.rstrip("/")
+        url = base + path
+        if self.query:
+            joiner = "&" if "?" in url else "?"
+            url += joiner + "&".join(f"{k}={v}" for k, v in self.query.items())
+        return url
+
+    def request_headers(self) -> dict[str, str]:
+        """Auth plus static headers; cached unless the key is a callable (token refresh)."""
+        cached = self._static_headers
+        if cached is not None:
+            return cached
+        headers = {"content-type": "application/json", **self.headers}
+        key = self.api_key() if callable(self.api_key) else self.api_key
+        style = self.provider.auth
+        if key:
+            if style == "bearer":
+                headers["authorization"] = f"Bearer {key}"
+            elif style != "none":
+                headers[style] = key
+        if not callable(self.api_key):
+            self._static_headers = headers
+        return headers
+
+
+def split_target(target: str) -> tuple[ProviderSpec, str]:
+    """``"openai/gpt-4o-mini"`` -> (openai spec, "gpt-4o-mini")."""
+    provider, sep, model = target.partition("/")
+    spec = PROVIDERS.get(provider)
+    if not sep or spec is None or not model:
+        known = ", ".join(sorted(PROVIDERS))
+        raise UnknownModelError(
+            f"cannot resolve model {target!r}: expected '<provider>/<model>' with a provider "
+            f"among {known}, or an alias defined under 'models:' in tollway.yaml"
+        )
+    return spec, model
+
+
+def _first_env(names: tuple[str, ...]) -> str | None:
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def resolve_deployment(
+    target: str,
+    *,
+    api_key: ApiKey | None = None,
+    api_base: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: Timeouts | float | Mapping[str, float] | None = None,
+    api_version: str | None = None,
+    name: str | None = None,
+    **extra: Any,
+) -> Deployment:
+    """Build a Deployment from ``provider/model`` plus explicit settings or the
+    conventional environment variables. A missing key raises AuthenticationError here,
+    before any request is sent."""
+    spec, model = split_target(target)
+    base = api_base or _first_env(spec.base_url_env) or spec.base_url
+    query: dict[str, str] = dict(spec.query)
+    if spec.name == "azure":
+        if not base:
+            raise ConfigError(
+                "azure needs the resource endpoint: pass api_base='https://<resource>.openai"
+                ".azure.com' or set AZURE_OPENAI_ENDPOINT"
+            )
+        if "/openai/" not in base:
+            base = f"{base.rstrip('/')}/openai/deployments/{model}"
+        query["api-version"] = (
+            api_version or os.environ.get("AZURE_API_VERSION") or AZURE_DEFAULT_API_VERSION
+        )
+    elif spec.name == "vertex_ai" and not base:
+        project = os.environ.get("VERTEXAI_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT")
+        location = os.environ.get("VERTEXAI_LOCATION", "us-central1")
+        if not project:
+            raise ConfigError(
+                "vertex_ai needs a project: set VERTEXAI_PROJECT (and VERTEXAI_LOCATION) or "
+                "pass api_base='https://<location>-aiplatform.googleapis.com/v1/projects/"
+                "<project>/locations/<location>/publishers/google'"
+            )
+        host = "aiplatform.googleapis.com" if location == "global" else (
+            f"{location}-aiplatform.googleapis.com"
+        )
+        base = f"https://{host}/v1/projects/{project}/locations/{location}/publishers/google"
+    if not base:
+        envs = " or ".join(spec.base_url_env) or "api_base"
+        raise ConfigError(
+            f"provider {spec.name!r} has no default base URL: pass api_base=... (or set {envs})"
+        )
+    key: ApiKey | None = api_key if api_key is not None else _first_env(spec.key_env)
+    if key is None and spec.key_required:
+        envs = " or ".join(spec.key_env)
+        raise AuthenticationError(
+            f"no API key for {spec.name}: set {envs} or pass api_key=...",
+            provider=spec.name,
+            model=model,
+        )
+    return Deployment(
+        name=name or target,
+        provider=spec,
+        model=model,
+        api_base=base,
+        api_key=key,
+        headers=dict(headers or {}),
+        query=query,
+        timeouts=Timeouts.of(timeout),
+        **extra,
+    )
