@@ -68,13 +68,19 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*_EXPORTS, *_ERROR_NAMES, "__version__"])
+    return sorted(__all__)
+
+
+__all__ = sorted([*_EXPORTS, *_ERROR_NAMES, "__version__"])
 
 
 if TYPE_CHECKING:
-    from tollway.core.cost.attribution import attribute, current_attribution
-    from tollway.core.cost.spend import spend
+    from tollway.core.cost.attribution import attribute as attribute
+    from tollway.core.cost.attribution import current_attribution as current_attribution
+    from tollway.core.cost.spend import spend as spend
     from tollway.core.errors import *  # noqa: F403
-    from tollway.core.model import AsyncResponseStream, Model, ResponseStream
-    from tollway.core.tracing import trace
+    from tollway.core.model import AsyncResponseStream as AsyncResponseStream
+    from tollway.core.model import Model as Model
+    from tollway.core.model import ResponseStream as ResponseStream
+    from tollway.core.tracing import trace as trace
     from tollway.core.types import *  # noqa: F403

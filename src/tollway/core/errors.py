@@ -148,13 +148,13 @@ class ServerError(ProviderError):
     retryable = True
 
 
-class TimeoutError(ProviderError):  # noqa: A001 - the domain name is the right one
+class TimeoutError(ProviderError):
     """The provider did not answer (or stopped streaming) within the timeout."""
 
     retryable = True
 
 
-class ConnectionError(ProviderError):  # noqa: A001
+class ConnectionError(ProviderError):
     """The provider could not be reached, or dropped the connection."""
 
     retryable = True
@@ -269,9 +269,9 @@ __all__ = [
     "ServerError",
     "StreamError",
     "TimeoutError",
+    "TollwayError",
     "ToolArgumentsError",
     "ToolLoopError",
-    "TollwayError",
     "UnknownModelError",
     "scrub",
 ]

@@ -246,7 +246,8 @@ class Model:
 
     def _failure(self, ctx: CallContext, dep: Deployment, exc: BaseException, t0: float) -> CallRecord:
         """Note a failed attempt on the context and build its ledger row."""
-        status = type(exc).__name__ if isinstance(exc, Exception) else "cancelled"
+        cancelled = isinstance(exc, _Cancelled) or not isinstance(exc, Exception)
+        status = "cancelled" if cancelled else type(exc).__name__
         code = getattr(exc, "status", None)
         ctx.attempts.append(Attempt(dep.name, f"{status}: {exc}"[:300], code))
         record = self._record(ctx, dep, t0, status=status)

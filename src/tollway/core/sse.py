@@ -7,13 +7,18 @@ lines (``: ping``) and a field with no space after the colon.
 
 from __future__ import annotations
 
+import codecs
+
 from tollway.core.dialects.base import SSEEvent
+
+_utf8 = codecs.getincrementaldecoder("utf-8")
 
 
 class SSEDecoder:
-    __slots__ = ("_buffer", "_data", "_event", "_id", "_pending_cr")
+    __slots__ = ("_buffer", "_data", "_event", "_id", "_pending_cr", "_utf8")
 
     def __init__(self) -> None:
+        self._utf8 = _utf8(errors="replace")
         self._buffer = ""
         self._data: list[str] = []
         self._event: str | None = None
@@ -21,7 +26,7 @@ class SSEDecoder:
         self._pending_cr = False
 
     def feed(self, chunk: bytes | str) -> list[SSEEvent]:
-        text = chunk.decode("utf-8", errors="replace") if isinstance(chunk, bytes) else chunk
+        text = self._utf8.decode(chunk) if isinstance(chunk, bytes) else chunk
         if self._pending_cr and text.startswith("\n"):
             text = text[1:]
         self._pending_cr = text.endswith("\r")
@@ -42,6 +47,7 @@ class SSEDecoder:
     def flush(self) -> list[SSEEvent]:
         """End of stream: a final event without its blank line still counts."""
         events: list[SSEEvent] = []
+        self._buffer += self._utf8.decode(b"", final=True)
         if self._buffer:
             self._line(self._buffer, events)
             self._buffer = ""
