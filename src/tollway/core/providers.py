@@ -56,6 +56,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
              auth="x-goog-api-key", key_env=("GEMINI_API_KEY", "GOOGLE_API_KEY"),
              docs="Google Gemini API"),
         _row("vertex_ai", "gemini", None, key_env=("VERTEX_AI_ACCESS_TOKEN", "GOOGLE_ACCESS_TOKEN"),
+             dialect_options=(("send_call_ids", False),),
              docs="Vertex AI (bearer token from env or a callable api_key)"),
         _row("ollama", "openai_chat", "http://127.0.0.1:11434/v1", auth="none",
              key_required=False, base_url_env=("OLLAMA_API_BASE",), dialect_options=_COMPAT,
