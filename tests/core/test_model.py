@@ -169,7 +169,7 @@ def test_ledger_rows_for_success_failure_and_early_close(fake: FakeProvider) -> 
             model.complete("hi")
         with model.stream("hi") as stream:
             next(iter(stream))
-    rows = ledger.query()
+    rows = ledger.records()
     assert [r.status for r in rows] == ["ok", "ServerError", "cancelled"]
     assert all((r.org, r.project, r.user) == ("acme", "search", "alice") for r in rows)
     assert rows[0].cost_nanos and rows[0].usage.input_tokens == oai.DEFAULT_USAGE.input_tokens

@@ -32,6 +32,8 @@ class ProviderSpec:
     dialect_options: tuple[tuple[str, Any], ...] = ()
     query: tuple[tuple[str, str], ...] = ()
     docs: str = ""
+    transport: Literal["http", "local"] = "http"
+    """``local``: served in-process (llama.cpp) by ``tollway.local`` instead of HTTP."""
 
 
 def _row(name: str, dialect: str, base_url: str | None, **kw: Any) -> ProviderSpec:
@@ -82,6 +84,9 @@ PROVIDERS: dict[str, ProviderSpec] = {
         _row("openai_compatible", "openai_chat", None, key_env=("OPENAI_COMPATIBLE_API_KEY",),
              key_required=False, dialect_options=_COMPAT,
              docs="any OpenAI-compatible server (api_base required)"),
+        _row("local", "openai_chat", "local://", auth="none", key_required=False,
+             dialect_options=_COMPAT, transport="local",
+             docs="in-process GGUF model through llama.cpp (the `local` extra)"),
     )
 }
 

@@ -82,6 +82,9 @@ class Transport:
         self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
             weakref.WeakKeyDictionary()
         )
+        self._closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # ------------------------------------------------------------------ clients
 
@@ -106,6 +109,12 @@ class Transport:
             else:
                 client = httpx.AsyncClient(limits=_LIMITS, timeout=None)
             self._async_clients[loop] = client
+            # Close the pool when its loop shuts down: asyncio.run / Runner finalize
+            # pending async generators before closing the loop, so this one's
+            # ``finally`` runs in the loop and closes the client cleanly.
+            closer = _close_with_loop(client)
+            self._closers[loop] = closer
+            loop.create_task(closer.__anext__())
         return client
 
     def close(self) -> None:
@@ -116,6 +125,7 @@ class Transport:
     async def aclose(self) -> None:
         loop = asyncio.get_running_loop()
         client = self._async_clients.pop(loop, None)
+        self._closers.pop(loop, None)
         if client is not None:
             await client.aclose()
 
@@ -198,6 +208,13 @@ class Transport:
             yield AsyncByteStream(resp, dep)
         finally:
             await resp.aclose()
+
+
+async def _close_with_loop(client: httpx.AsyncClient) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await client.aclose()
 
 
 class ByteStream:

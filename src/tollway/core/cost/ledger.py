@@ -1,0 +1,301 @@
+"""The ledger: one durable row per model call (and per MCP tool call).
+
+``open_ledger(target)`` picks the store from the target string:
+
+- ``None``: the default SQLite file: ``$TOLLWAY_LEDGER`` if set, else
+  ``$XDG_DATA_HOME/tollway/ledger.db`` or ``~/.local/share/tollway/ledger.db``;
+- a path or ``sqlite:///path`` (``?synchronous=full`` for power-loss durability);
+- ``memory`` / ``:memory:``: an in-memory SQLite ledger (one process, gone at exit);
+- ``postgresql://...`` (``?schema=NAME``, default ``tollway``).
+
+Every store writes the row before ``record`` returns, so a process killed right after
+a call returned loses nothing. Rows carry no secret and no prompt: CallRecord has no
+field for either, and the error text is scrubbed again on the way in.
+
+This module is the one place that maps a CallRecord to columns (:data:`COLUMNS`,
+:func:`row_values`), so both stores store and query exactly the same shape.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from tollway.core.errors import ConfigError, scrub
+
+if TYPE_CHECKING:
+    from tollway.core.cost.records import CallRecord
+    from tollway.core.cost.spend import SpendQuery, SpendRow
+
+__all__ = [
+    "COLUMNS",
+    "Column",
+    "Ledger",
+    "default_ledger_path",
+    "format_time",
+    "open_ledger",
+    "row_values",
+    "shared_ledger",
+]
+
+
+@runtime_checkable
+class Ledger(Protocol):
+    """Where CallRecords go. ``record`` returns only once the row is durable."""
+
+    def record(self, row: CallRecord) -> None: ...
+
+    async def arecord(self, row: CallRecord) -> None: ...
+
+    def query(self, query: SpendQuery) -> list[SpendRow]:
+        """Aggregate rows for :func:`tollway.core.cost.spend.spend` (SQL GROUP BY)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One ledger column: its name and SQL types in each store."""
+
+    name: str
+    sqlite: str
+    postgres: str
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("time", "TEXT NOT NULL", "TIMESTAMPTZ NOT NULL"),
+    Column("kind", "TEXT NOT NULL", "TEXT NOT NULL"),
+    Column("trace_id", "TEXT NOT NULL", "TEXT NOT NULL"),
+    Column("request_id", "TEXT", "TEXT"),
+    Column("org", "TEXT", "TEXT"),
+    Column("project", "TEXT", "TEXT"),
+    Column("user", "TEXT", "TEXT"),
+    Column("key", "TEXT", "TEXT"),
+    Column("tags", "TEXT", "JSONB"),
+    Column("framework", "TEXT", "TEXT"),
+    Column("agent", "TEXT", "TEXT"),
+    Column("node", "TEXT", "TEXT"),
+    Column("attribution", "TEXT", "JSONB"),
+    Column("provider", "TEXT NOT NULL", "TEXT NOT NULL"),
+    Column("model", "TEXT NOT NULL", "TEXT NOT NULL"),
+    Column("deployment", "TEXT", "TEXT"),
+    Column("alias", "TEXT", "TEXT"),
+    Column("input_tokens", "INTEGER NOT NULL", "BIGINT NOT NULL"),
+    Column("output_tokens", "INTEGER NOT NULL", "BIGINT NOT NULL"),
+    Column("cache_read_tokens", "INTEGER NOT NULL", "BIGINT NOT NULL"),
+    Column("cache_write_tokens", "INTEGER NOT NULL", "BIGINT NOT NULL"),
+    Column("cache_write_1h_tokens", "INTEGER NOT NULL", "BIGINT NOT NULL"),
+    Column("reasoning_tokens", "INTEGER NOT NULL", "BIGINT NOT NULL"),
+    Column("requests", "INTEGER NOT NULL", "BIGINT NOT NULL"),
+    Column("units", "TEXT", "JSONB"),
+    Column("cost_nanos", "INTEGER", "BIGINT"),
+    Column("latency_ms", "REAL NOT NULL", "DOUBLE PRECISION NOT NULL"),
+    Column("ttft_ms", "REAL", "DOUBLE PRECISION"),
+    Column("status", "TEXT NOT NULL", "TEXT NOT NULL"),
+    Column("error", "TEXT", "TEXT"),
+    Column("stream", "INTEGER NOT NULL", "BOOLEAN NOT NULL"),
+    Column("tool_server", "TEXT", "TEXT"),
+    Column("tool_name", "TEXT", "TEXT"),
+)
+"""Every CallRecord field, with ``usage`` spread into integer columns. Adding a field
+to CallRecord means adding a column here and a migration in each store (a test checks
+that every field has a column)."""
+
+COLUMN_NAMES = tuple(c.name for c in COLUMNS)
+
+
+def format_time(value: datetime) -> str:
+    """A timestamp as the fixed-width UTC text SQLite stores (so text order is time
+    order); naive datetimes are taken as UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    elif value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def _json(value: Mapping[str, Any]) -> str | None:
+    return json.dumps(value, separators=(",", ":"), default=str, sort_keys=True) if value else None
+
+
+def row_values(row: CallRecord, *, text_time: bool) -> tuple[Any, ...]:
+    """The column values of ``row``, in :data:`COLUMNS` order. ``text_time``: the time
+    as text (SQLite) or as an aware datetime (PostgreSQL)."""
+    u = row.usage
+    t = row.time
+    if text_time:
+        when: Any = format_time(t)
+    else:
+        when = t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+    return (
+        when,
+        row.kind,
+        row.trace_id,
+        row.request_id,
+        row.org,
+        row.project,
+        row.user,
+        row.key,
+        _json(row.tags),
+        row.framework,
+        row.agent,
+        row.node,
+        _json(row.attribution),
+        row.provider,
+        row.model,
+        row.deployment,
+        row.alias,
+        u.input_tokens,
+        u.output_tokens,
+        u.cache_read_tokens,
+        u.cache_write_tokens,
+        u.cache_write_1h_tokens,
+        u.reasoning_tokens,
+        u.requests,
+        _json(u.units),
+        row.cost_nanos,
+        float(row.latency_ms),
+        None if row.ttft_ms is None else float(row.ttft_ms),
+        row.status,
+        None if row.error is None else scrub(row.error),
+        row.stream if not text_time else int(row.stream),
+        row.tool_server,
+        row.tool_name,
+    )
+
+
+def record_from_values(values: Mapping[str, Any]) -> CallRecord:
+    """Rebuild a CallRecord from a stored row (for tools and tests that read rows back)."""
+    from tollway.core.cost.records import CallRecord
+    from tollway.core.types import Usage
+
+    def load(value: Any) -> dict[str, Any]:
+        if value is None:
+            return {}
+        return json.loads(value) if isinstance(value, str) else dict(value)
+
+    when = values["time"]
+    if isinstance(when, str):
+        when = datetime.fromisoformat(when)
+    return CallRecord(
+        time=when,
+        kind=values["kind"],
+        trace_id=values["trace_id"],
+        request_id=values["request_id"],
+        org=values["org"],
+        project=values["project"],
+        user=values["user"],
+        key=values["key"],
+        tags=load(values["tags"]),
+        framework=values["framework"],
+        agent=values["agent"],
+        node=values["node"],
+        attribution=load(values["attribution"]),
+        provider=values["provider"],
+        model=values["model"],
+        deployment=values["deployment"],
+        alias=values["alias"],
+        usage=Usage(
+            input_tokens=values["input_tokens"],
+            output_tokens=values["output_tokens"],
+            cache_read_tokens=values["cache_read_tokens"],
+            cache_write_tokens=values["cache_write_tokens"],
+            cache_write_1h_tokens=values["cache_write_1h_tokens"],
+            reasoning_tokens=values["reasoning_tokens"],
+            requests=values["requests"],
+            units=load(values["units"]),
+        ),
+        cost_nanos=values["cost_nanos"],
+        latency_ms=values["latency_ms"],
+        ttft_ms=values["ttft_ms"],
+        status=values["status"],
+        error=values["error"],
+        stream=bool(values["stream"]),
+        tool_server=values["tool_server"],
+        tool_name=values["tool_name"],
+    )
+
+
+def default_ledger_path() -> Path:
+    """``$TOLLWAY_LEDGER``, else ``$XDG_DATA_HOME/tollway/ledger.db``, else
+    ``~/.local/share/tollway/ledger.db``."""
+    env = os.environ.get("TOLLWAY_LEDGER")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base).expanduser() / "tollway" / "ledger.db"
+
+
+def open_ledger(target: str | os.PathLike[str] | Ledger | None = None) -> Ledger:
+    """The ledger named by ``target`` (see the module docstring). A Ledger passes through."""
+    if target is not None and not isinstance(target, (str, os.PathLike)):
+        if isinstance(target, Ledger):
+            return target
+        raise ConfigError(
+            f"a ledger target must be a path, a URL or None; got {type(target).__name__}",
+            key="ledger",
+        )
+    if target is None:
+        env = os.environ.get("TOLLWAY_LEDGER")
+        if env and "://" in env:
+            return open_ledger(env)
+        from tollway.core.stores.sqlite_ledger import SQLiteLedger
+
+        return SQLiteLedger(default_ledger_path())
+    text = os.fspath(target)
+    if text.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        from tollway.core.stores.postgres_ledger import PostgresLedger
+
+        return PostgresLedger(text.replace("postgresql+psycopg://", "postgresql://", 1))
+    from tollway.core.stores.sqlite_ledger import SQLiteLedger
+
+    if text in ("memory", ":memory:", "sqlite://", "sqlite:///:memory:"):
+        return SQLiteLedger(":memory:")
+    if text.startswith("sqlite:"):
+        return SQLiteLedger.from_url(text)
+    if "://" in text:
+        raise ConfigError(
+            f"unknown ledger URL scheme in {text.split('://', 1)[0]!r}: use a file path, "
+            "sqlite:///path, postgresql://... or memory",
+            key="ledger",
+        )
+    return SQLiteLedger(Path(text).expanduser())
+
+
+_SHARED: dict[str, Ledger] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_ledger(target: str | os.PathLike[str] | None = None) -> Ledger:
+    """One ledger per target for the whole process (every Model writing to the same
+    file or database shares its connection); closed at interpreter exit."""
+    key = os.fspath(target) if target is not None else (
+        os.environ.get("TOLLWAY_LEDGER") or str(default_ledger_path())
+    )
+    ledger = _SHARED.get(key)
+    if ledger is not None:
+        return ledger
+    with _SHARED_LOCK:
+        ledger = _SHARED.get(key)
+        if ledger is None:
+            ledger = open_ledger(target)
+            _SHARED[key] = ledger
+        return ledger
+
+
+@atexit.register
+def _close_shared() -> None:
+    for ledger in list(_SHARED.values()):
+        try:
+            ledger.close()
+        except Exception:  # best effort at exit
+            pass
+    _SHARED.clear()

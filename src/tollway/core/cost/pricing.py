@@ -1,0 +1,645 @@
+"""Prices: what one call cost, in integer nano-USD, from ``genai-prices`` plus config.
+
+A model's price is resolved ONCE per (provider, model[, deployment]) into a
+:class:`ModelPrice` of integers and cached; pricing a call afterwards is a dict lookup
+and a handful of integer multiplications (about a microsecond, against tens of
+microseconds for ``genai_prices.calc_price``, which re-walks its unit registry with
+Decimals on every call). Integers mean sums in the ledger never drift.
+
+Only the data bundled with the installed ``genai-prices`` is used: nothing is fetched
+or updated at run time (its auto-update is never started, and a snapshot another
+library may have installed globally is ignored). ``genai_prices`` is imported lazily,
+on the first price lookup, because loading its data takes about half a second.
+
+Usage follows DESIGN.md: ``input_tokens`` includes cache reads and writes,
+``output_tokens`` includes reasoning. Each token is billed exactly once, at the most
+specific rate known for it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from tollway.core.errors import ConfigError
+from tollway.core.types import NANOS_PER_USD, Usage
+
+if TYPE_CHECKING:
+    from genai_prices.data_snapshot import DataSnapshot
+
+__all__ = ["ModelPrice", "PriceBook", "UnpricedModelWarning", "default_pricebook", "usd_to_nanos"]
+
+TOKENS_PER_PRICE_UNIT = 1_000_000
+"""Token rates are per million tokens (the unit every price list uses)."""
+_HALF = TOKENS_PER_PRICE_UNIT // 2
+_EMPTY_UNITS: Mapping[str, int] = MappingProxyType({})
+
+
+class UnpricedModelWarning(UserWarning):
+    """A call was made to a model with no known price; its cost is recorded as unknown."""
+
+
+def usd_to_nanos(value: Decimal | int | float | str) -> int:
+    """USD (a per-million-token rate, or a per-unit price) as integer nano-USD, rounded
+    half up at the nano (finer than any price list publishes)."""
+    scaled = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+    return int((scaled * NANOS_PER_USD).to_integral_value(ROUND_HALF_UP))
+
+
+# --------------------------------------------------------------------------- ModelPrice
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrice:
+    """A model's prices as integers: token rates in nano-USD per MILLION tokens,
+    ``per_request`` and ``units`` in nano-USD per request / per unit.
+
+    Rates left ``None`` fall back the way providers bill: cache reads and writes at the
+    input rate, 1-hour cache writes at twice the input rate (Anthropic's published rule;
+    it is the only API with that tier), reasoning at the output rate.
+
+    ``tiers`` are ``(threshold, ModelPrice)`` pairs sorted by threshold: when a call's
+    ``input_tokens`` (cache included) is ABOVE a threshold, every token of the call is
+    billed at that tier's rates (the "cliff" model of Gemini 2.5 Pro >200k, GPT-5.x
+    >272k, Claude long context).
+
+    ``max_output_tokens`` / ``context_window`` are known limits; budgets use them to bound
+    a call's cost before it is made.
+    """
+
+    input: int
+    output: int
+    cache_read: int | None = None
+    cache_write: int | None = None
+    cache_write_1h: int | None = None
+    reasoning: int | None = None
+    per_request: int = 0
+    units: Mapping[str, int] = field(default_factory=lambda: _EMPTY_UNITS)
+    tiers: tuple[tuple[int, ModelPrice], ...] = ()
+    max_output_tokens: int | None = None
+    context_window: int | None = None
+
+    def cost_nanos(self, usage: Usage) -> int:
+        """The cost of ``usage`` in nano-USD: pure integer arithmetic, rounded half up
+        once per call (so the result is within half a nano-USD of the exact price)."""
+        rates = self
+        if self.tiers:
+            n = usage.input_tokens
+            for threshold, tier in reversed(self.tiers):
+                if n > threshold:
+                    rates = tier
+                    break
+        return rates._flat_cost(usage)
+
+    def rates_for(self, input_tokens: int) -> ModelPrice:
+        """The rates that apply to a call with ``input_tokens`` input tokens."""
+        for threshold, tier in reversed(self.tiers):
+            if input_tokens > threshold:
+                return tier
+        return self
+
+    def _flat_cost(self, u: Usage) -> int:
+        inp = self.input
+        cache_read = u.cache_read_tokens
+        cache_write = u.cache_write_tokens
+        # Inconsistent provider counts (a subset above its total) are clamped so a cost
+        # is never negative; every reported token is still billed once.
+        uncached = u.input_tokens - cache_read - cache_write
+        scaled = (uncached if uncached > 0 else 0) * inp
+        if cache_read:
+            rate = self.cache_read
+            scaled += cache_read * (inp if rate is None else rate)
+        if cache_write:
+            write_rate = self.cache_write
+            if write_rate is None:
+                write_rate = inp
+            long_writes = u.cache_write_1h_tokens
+            if long_writes:
+                long_rate = self.cache_write_1h
+                if long_rate is None:
+                    long_rate = 2 * inp
+                short_writes = cache_write - long_writes
+                scaled += (short_writes if short_writes > 0 else 0) * write_rate
+                scaled += long_writes * long_rate
+            else:
+                scaled += cache_write * write_rate
+        out = self.output
+        reasoning = u.reasoning_tokens
+        if reasoning and self.reasoning is not None and self.reasoning != out:
+            visible = u.output_tokens - reasoning
+            scaled += (visible if visible > 0 else 0) * out + reasoning * self.reasoning
+        else:
+            scaled += u.output_tokens * out
+        nanos = (scaled + _HALF) // TOKENS_PER_PRICE_UNIT
+        if self.per_request:
+            nanos += u.requests * self.per_request
+        if u.units and self.units:
+            nanos += self._units_cost(u.units)
+        return nanos
+
+    def _units_cost(self, counts: Mapping[str, int]) -> int:
+        total = 0
+        prices = self.units
+        for name, count in counts.items():
+            rate = prices.get(name)
+            if rate is None:
+                rate = prices.get(_unit_name(name))
+            if rate is not None and count:
+                total += count * rate
+        return total
+
+
+def _unit_name(name: str) -> str:
+    """Canonical per-unit price name: ``web_search_requests`` / ``web_searches`` ->
+    ``web_search``; ``file_search`` -> ``storage_search`` (genai-prices' name)."""
+    key = name.lower().replace("-", "_")
+    for suffix in ("_requests", "_calls", "_count"):
+        if key.endswith(suffix):
+            key = key[: -len(suffix)]
+    if key.endswith("es") and key[:-2].endswith(("search", "fetch")):
+        key = key[:-2]
+    elif key.endswith("s") and not key.endswith("ss"):
+        key = key[:-1]
+    return _UNIT_ALIASES.get(key, key)
+
+
+_UNIT_ALIASES = {"file_search": "storage_search", "code_interpreter": "code_execution"}
+
+
+# --------------------------------------------------------------------------- schedules
+
+
+@dataclass(frozen=True, slots=True)
+class _Schedule:
+    """Prices that depend on when the call is made (a dated price change, DeepSeek's
+    off-peak hours). Entries newest first; the first active one wins, else ``default``."""
+
+    entries: tuple[tuple[str, int, int, ModelPrice], ...]
+    default: ModelPrice
+
+    def at(self, ts: float) -> ModelPrice:
+        for kind, a, b, price in self.entries:
+            if kind == "always":
+                return price
+            if kind == "since":
+                if ts >= a:
+                    return price
+            else:  # daily window, seconds since UTC midnight
+                tod = ts % 86400
+                if (a <= tod < b) if a <= b else (tod >= a or tod < b):
+                    return price
+        return self.default
+
+    def current(self, now: float) -> ModelPrice | _Schedule:
+        """A plain ModelPrice when the answer can no longer change (the newest entry is
+        unconditional or has already started), so the hot path never reads the clock."""
+        kind, start, _end, price = self.entries[0]
+        if kind == "always" or (kind == "since" and start <= now):
+            return price
+        return self
+
+
+# --------------------------------------------------------------------------- genai-prices
+
+
+_PROVIDER_IDS: Mapping[str, str | None] = MappingProxyType({
+    "openai": "openai",
+    "azure": "azure",
+    "anthropic": "anthropic",
+    "gemini": "google",
+    "google": "google",
+    "vertex_ai": "google",
+    "groq": "groq",
+    "mistral": "mistral",
+    "deepseek": "deepseek",
+    "openrouter": "openrouter",
+    "together": "together",
+    "xai": "x-ai",
+    # Proxies: the model name says whose model it is ("anthropic/claude-..." or "gpt-4o").
+    "litellm_proxy": "litellm",
+    "openai_compatible": None,
+})
+"""tollway provider -> genai-prices provider id; ``None`` = find the provider from the
+model name. Providers absent here (ollama, vllm, local) have no public price: they are
+unpriced unless configured (``"ollama/*": {"input": 0, "output": 0}``)."""
+
+_UNLISTED = object()
+_DATE_SUFFIX = re.compile(r"(?:[-@](?:20\d\d-?\d\d-?\d\d|\d{4}|latest))+$")
+
+_TOKEN_KEYS = {
+    "input_mtok": "input",
+    "output_mtok": "output",
+    "cache_read_mtok": "cache_read",
+    "cache_write_mtok": "cache_write",
+    "cache_write_5m_mtok": "cache_write",
+    "cache_write_1h_mtok": "cache_write_1h",
+    "output_reasoning_mtok": "reasoning",
+}
+
+
+def _bundled_snapshot() -> DataSnapshot:
+    """genai-prices' bundled data only (never a snapshot fetched by ``UpdatePrices``)."""
+    global _SNAPSHOT
+    if _SNAPSHOT is None:
+        from genai_prices.data import providers
+        from genai_prices.data_snapshot import DataSnapshot
+
+        _SNAPSHOT = DataSnapshot(providers=providers, from_auto_update=False)
+    return _SNAPSHOT
+
+
+_SNAPSHOT: DataSnapshot | None = None
+
+
+def _model_refs(model: str) -> Iterator[str]:
+    """The names to try, most specific first: as given, without a ``models/`` or
+    provider prefix, without a date / version suffix (``-20250514``, ``@20250514``)."""
+    seen: set[str] = set()
+    candidates = [model]
+    if model.startswith("models/"):
+        candidates.append(model[len("models/"):])
+    if "/" in model:
+        candidates.append(model.rsplit("/", 1)[1])
+    for ref in list(candidates):
+        stripped = _DATE_SUFFIX.sub("", ref)
+        if stripped and stripped != ref:
+            candidates.append(stripped)
+    for ref in candidates:
+        if ref and ref not in seen:
+            seen.add(ref)
+            yield ref
+
+
+def _find_model(provider: str, model: str) -> Any | None:
+    """genai-prices' ModelInfo for a tollway (provider, model), or None."""
+    provider_id = _PROVIDER_IDS.get(provider, _UNLISTED)
+    if provider_id is _UNLISTED:
+        return None
+    if provider_id is None and ":" in model:
+        return None  # "deepseek-r1:7b" is a local build's tag, not the hosted model
+    snapshot = _bundled_snapshot()
+    attempts: list[tuple[str, str | None]] = []
+    if provider_id is not None:
+        attempts.extend((ref, provider_id) for ref in _model_refs(model))  # type: ignore[misc]
+    if provider_id in ("litellm", None):
+        attempts.extend((ref, None) for ref in _model_refs(model))
+    for ref, pid in attempts:
+        try:
+            _, info = snapshot.find_provider_model(ref, None, pid, None)
+        except LookupError:
+            continue
+        return info
+    return None
+
+
+def _convert(prices: Any, context_window: int | None) -> ModelPrice | None:
+    """A genai-prices ModelPrice (Decimal, possibly tiered per key) as integers."""
+    from genai_prices.types import TieredPrices
+
+    flat: dict[str, Decimal] = {}
+    tiered: dict[str, Any] = {}
+    per_request = 0
+    units: dict[str, int] = {}
+    for key, value in vars(prices).items():
+        if value is None or key.startswith("_"):
+            continue
+        base = value.base if isinstance(value, TieredPrices) else value
+        if key in _TOKEN_KEYS:
+            name = _TOKEN_KEYS[key]
+            if name in flat and key == "cache_write_5m_mtok":
+                continue  # an explicit cache_write_mtok wins
+            flat[name] = base
+            if isinstance(value, TieredPrices):
+                tiered[name] = value
+        elif key == "requests_kcount":
+            per_request = usd_to_nanos(base / 1000)
+        elif (key.endswith("_kcount") and "search" in key) or key == "code_executions_kcount":
+            units[_unit_name(key[: -len("_kcount")])] = usd_to_nanos(base / 1000)
+    if "input" not in flat and "output" not in flat and not per_request:
+        return None  # not priced per token or per request (images, audio seconds...)
+    ints: dict[str, Any] = {name: usd_to_nanos(v) for name, v in flat.items()}
+    ints.setdefault("input", 0)
+    ints.setdefault("output", 0)
+    base_price = ModelPrice(
+        **ints,
+        per_request=per_request,
+        units=MappingProxyType(units) if units else _EMPTY_UNITS,
+        context_window=context_window,
+    )
+    starts = sorted({tier.start for v in tiered.values() for tier in v.tiers})
+    tiers = []
+    for start in starts:
+        changes: dict[str, Any] = {}
+        for name, value in tiered.items():
+            applicable = value.base
+            for tier in value.tiers:  # sorted ascending by genai-prices
+                if tier.start <= start:
+                    applicable = tier.price
+            changes[name] = usd_to_nanos(applicable)
+        tiers.append((start, replace(base_price, **changes)))
+    if tiers:
+        base_price = replace(base_price, tiers=tuple(tiers))
+    return base_price
+
+
+def _resolve_genai(provider: str, model: str) -> ModelPrice | _Schedule | None:
+    info = _find_model(provider, model)
+    if info is None:
+        return None
+    from genai_prices.types import StartDateConstraint, TimeOfDateConstraint
+
+    window = info.context_window
+    prices = info.prices
+    if not isinstance(prices, list):
+        return _convert(prices, window)
+    entries: list[tuple[str, int, int, ModelPrice]] = []
+    default: ModelPrice | None = None
+    for conditional in prices:
+        converted = _convert(conditional.prices, window)
+        if converted is None:
+            continue
+        default = default or converted
+        constraint = conditional.constraint
+        if constraint is None:
+            entries.append(("always", 0, 0, converted))
+        elif isinstance(constraint, StartDateConstraint):
+            start = datetime.combine(constraint.start_date, datetime.min.time(), UTC)
+            entries.append(("since", int(start.timestamp()), 0, converted))
+        elif isinstance(constraint, TimeOfDateConstraint):
+            entries.append(
+                ("daily", _utc_seconds(constraint.start_time), _utc_seconds(constraint.end_time),
+                 converted)
+            )
+    if default is None:
+        return None
+    if not entries:
+        return default
+    entries.reverse()  # genai-prices: the last active price takes precedence
+    return _Schedule(tuple(entries), default)
+
+
+def _utc_seconds(value: Any) -> int:
+    moment = datetime.combine(date(2000, 1, 3), value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.hour * 3600 + moment.minute * 60 + moment.second
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+@cache
+def _price_config() -> type[Any]:
+    """The pydantic model of one price in config form, built on first use: pydantic is
+    only imported when overrides are given (the no-config path stays light)."""
+    from typing import Annotated
+
+    from pydantic import BaseModel, ConfigDict, Field
+
+    rate = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
+
+    class TierConfig(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        above_input_tokens: int = Field(ge=0)
+        input: rate | None = None
+        output: rate | None = None
+        cache_read: rate | None = None
+        cache_write: rate | None = None
+        cache_write_1h: rate | None = None
+        reasoning: rate | None = None
+
+    class PriceConfig(BaseModel):
+        """USD per million tokens (numbers or strings); ``per_request`` / ``units`` in
+        USD per request / per unit; ``tiers`` by input size; known limits."""
+
+        model_config = ConfigDict(extra="forbid")
+
+        input: rate | None = None
+        output: rate | None = None
+        cache_read: rate | None = None
+        cache_write: rate | None = None
+        cache_write_1h: rate | None = None
+        reasoning: rate | None = None
+        per_request: rate | None = None
+        units: dict[str, rate] = Field(default_factory=dict)
+        tiers: list[TierConfig] | None = None
+        max_output_tokens: int | None = Field(default=None, gt=0)
+        context_window: int | None = Field(default=None, gt=0)
+
+    return PriceConfig
+
+
+_RATE_FIELDS = ("input", "output", "cache_read", "cache_write", "cache_write_1h", "reasoning")
+
+
+@dataclass(frozen=True, slots=True)
+class _Override:
+    """A validated override: a full price (``price``), or a patch onto genai-prices'."""
+
+    complete: bool
+    config: Any
+
+    def apply(self, base: ModelPrice | None) -> ModelPrice | None:
+        cfg = self.config
+        if self.complete:
+            start = ModelPrice(
+                input=usd_to_nanos(cfg.input or 0), output=usd_to_nanos(cfg.output or 0)
+            )
+        elif base is None:
+            return None
+        else:
+            start = base
+        changes: dict[str, Any] = {}
+        for name in _RATE_FIELDS:
+            value = getattr(cfg, name)
+            if value is not None:
+                changes[name] = usd_to_nanos(value)
+        if cfg.per_request is not None:
+            changes["per_request"] = usd_to_nanos(cfg.per_request)
+        if cfg.units:
+            units = dict(start.units)
+            units.update({_unit_name(k): usd_to_nanos(v) for k, v in cfg.units.items()})
+            changes["units"] = MappingProxyType(units)
+        if cfg.max_output_tokens is not None:
+            changes["max_output_tokens"] = cfg.max_output_tokens
+        if cfg.context_window is not None:
+            changes["context_window"] = cfg.context_window
+        price = replace(start, tiers=(), **changes)
+        if cfg.tiers is not None:
+            tiers = []
+            for tier in sorted(cfg.tiers, key=lambda t: t.above_input_tokens):
+                rates: dict[str, Any] = {
+                    name: usd_to_nanos(getattr(tier, name))
+                    for name in _RATE_FIELDS
+                    if getattr(tier, name) is not None
+                }
+                tiers.append((tier.above_input_tokens, replace(price, **rates)))
+            price = replace(price, tiers=tuple(tiers))
+        elif not self.complete and start.tiers:
+            # A patch keeps genai-prices' published tier rates; patched rates apply below
+            # the first threshold, patched limits (max_output_tokens...) everywhere.
+            keep = {k: v for k, v in changes.items() if k not in _RATE_FIELDS}
+            price = replace(price, tiers=tuple((t, replace(p, **keep)) for t, p in start.tiers))
+        return price
+
+
+def _parse_overrides(overrides: Mapping[str, Mapping[str, Any]] | None) -> dict[str, _Override]:
+    parsed: dict[str, _Override] = {}
+    if not overrides:
+        return parsed
+    from pydantic import ValidationError
+
+    schema = _price_config()
+    for key, raw in overrides.items():
+        if not isinstance(raw, Mapping):
+            raise ConfigError(
+                "a price must be a mapping like {input: 0.15, output: 0.6} (USD per million "
+                f"tokens); got {type(raw).__name__}",
+                key=f"prices.{key}",
+            )
+        try:
+            cfg = schema.model_validate(dict(raw))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise ConfigError(
+                f"{err['msg']} (got {err.get('input')!r}); prices are USD per million tokens "
+                "as non-negative numbers, e.g. {input: 0.15, output: 0.6}",
+                key=f"prices.{key}.{where}" if where else f"prices.{key}",
+            ) from None
+        has_in, has_out = cfg.input is not None, cfg.output is not None
+        if has_in != has_out:
+            raise ConfigError(
+                "give both 'input' and 'output' (a full price) or neither (a patch of the "
+                "known price, e.g. only cache_read or max_output_tokens)",
+                key=f"prices.{key}",
+            )
+        parsed[str(key)] = _Override(complete=has_in, config=cfg)
+    return parsed
+
+
+# --------------------------------------------------------------------------- PriceBook
+
+
+_MISSING = object()
+_Entry = ModelPrice | _Schedule | None
+
+
+class PriceBook:
+    """Prices calls. ``overrides`` map ``"provider/model"``, a bare model / alias /
+    deployment name, or ``"provider/*"`` to a price in config form (see
+    ``PriceConfig`` in :func:`_price_config`); they win over genai-prices.
+    Thread-safe."""
+
+    def __init__(self, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        self._overrides = _parse_overrides(overrides)
+        self._cache: dict[tuple[str, str, str | None], _Entry] = {}
+        """Hot path: the price as of now (a plain ModelPrice unless it still depends on
+        the clock)."""
+        self._history: dict[tuple[str, str, str | None], _Schedule] = {}
+        """Every dated price of a model, for pricing at a given past time."""
+        self._lock = threading.Lock()
+        self._warned: set[tuple[str, str]] = set()
+
+    def price(
+        self,
+        provider: str,
+        model: str,
+        usage: Usage,
+        *,
+        deployment: str | None = None,
+        at: datetime | None = None,
+    ) -> int | None:
+        """The cost of a call in nano-USD, or None when the model has no known price
+        (warned once per (provider, model); never a silent 0). ``at``: price as of
+        that time (default: now), e.g. to re-price old ledger rows."""
+        if at is not None:
+            price = self.model_price(provider, model, deployment=deployment, at=at)
+            return None if price is None else price.cost_nanos(usage)
+        entry: Any = self._cache.get((provider, model, deployment), _MISSING)
+        if entry is _MISSING:
+            entry = self._resolve(provider, model, deployment)
+        if entry is None:
+            return None
+        if entry.__class__ is ModelPrice:
+            return entry.cost_nanos(usage)
+        return entry.at(time.time()).cost_nanos(usage)
+
+    def model_price(
+        self,
+        provider: str,
+        model: str,
+        *,
+        deployment: str | None = None,
+        at: datetime | None = None,
+    ) -> ModelPrice | None:
+        """The model's prices (as of ``at``, default now), or None when unknown."""
+        key = (provider, model, deployment)
+        entry: Any = self._cache.get(key, _MISSING)
+        if entry is _MISSING:
+            entry = self._resolve(provider, model, deployment)
+        if at is not None and key in self._history:
+            return self._history[key].at(at.timestamp())
+        if entry is None or entry.__class__ is ModelPrice:
+            return entry
+        return entry.at(time.time())
+
+    def _resolve(self, provider: str, model: str, deployment: str | None) -> _Entry:
+        with self._lock:
+            key = (provider, model, deployment)
+            if key in self._cache:
+                return self._cache[key]
+            entry = self._lookup(provider, model, deployment)
+            if isinstance(entry, _Schedule):
+                self._history[key] = entry
+                entry = entry.current(time.time())
+            self._cache[key] = entry
+            if entry is None and (provider, model) not in self._warned:
+                self._warned.add((provider, model))
+                warnings.warn(
+                    f"no price known for {provider}/{model}: its calls are recorded with cost "
+                    f"unknown. Add a price under 'prices' in tollway.yaml, e.g. "
+                    f"'{provider}/{model}': {{input: <USD per 1M tokens>, output: ...}}",
+                    UnpricedModelWarning,
+                    stacklevel=3,
+                )
+            return entry
+
+    def _lookup(self, provider: str, model: str, deployment: str | None) -> _Entry:
+        names = [f"{provider}/{model}", model, f"{provider}/*"]
+        if deployment:
+            names.insert(0, deployment)
+        override = next((self._overrides[n] for n in names if n in self._overrides), None)
+        if override is not None and override.complete:
+            return override.apply(None)
+        base = _resolve_genai(provider, model)
+        if override is None:
+            return base
+        if isinstance(base, _Schedule):
+            return _Schedule(
+                tuple((k, a, b, override.apply(p)) for k, a, b, p in base.entries),  # type: ignore[misc]
+                override.apply(base.default),  # type: ignore[arg-type]
+            )
+        return override.apply(base)
+
+
+_DEFAULT: PriceBook | None = None
+
+
+def default_pricebook() -> PriceBook:
+    """The process-wide PriceBook without overrides (genai-prices only), shared so every
+    Model resolves each model's price once."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = PriceBook()
+    return _DEFAULT

@@ -1,0 +1,279 @@
+"""Spend: the ledger summed by any attribution key, over a time range.
+
+``spend(group_by=("org", "project"), since="2026-11-01")`` returns one SpendRow per
+group with calls, tokens and cost (nano-USD sums of the known costs, and how many calls
+had no price, so an unknown cost is never mistaken for a free one). Both stores run the
+same GROUP BY, built here from a small per-store :class:`SQLDialect`; ordering is done
+here too, so SQLite and PostgreSQL give identical results.
+
+Times are UTC; ``since`` is inclusive, ``until`` exclusive; a bare date means midnight
+UTC (``since=2026-11-01, until=2026-12-01`` is November).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from tollway.core.errors import ConfigError
+from tollway.core.types import NANOS_PER_USD
+
+if TYPE_CHECKING:
+    import os
+
+    from tollway.core.cost.ledger import Ledger
+
+__all__ = ["GROUP_KEYS", "SQLDialect", "SpendQuery", "SpendRow", "parse_time", "spend"]
+
+GROUP_KEYS = (
+    "org", "project", "user", "key", "model", "provider", "deployment", "alias",
+    "framework", "agent", "node", "status", "kind", "day", "month",
+)
+"""Keys to group or filter by; also ``tag:<name>`` for one tag's value."""
+
+_COLUMN_KEYS = frozenset(GROUP_KEYS) - {"day", "month"}
+_TAG_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
+_RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+METRICS = (
+    "calls", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+    "reasoning_tokens", "cost_nanos", "unpriced_calls",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SpendRow:
+    """One group's totals. ``calls`` counts every row (failed calls and MCP tool calls
+    included: group or filter by ``status`` / ``kind`` to split them); ``cost_nanos``
+    sums the known costs; ``unpriced_calls`` counts successful model calls whose price
+    was unknown (their cost is unknown, not zero)."""
+
+    group: Mapping[str, str | None]
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_nanos: int = 0
+    unpriced_calls: int = 0
+
+    @property
+    def cost(self) -> Decimal:
+        """Known cost in USD (exact: integer nanos over 10^9)."""
+        return Decimal(self.cost_nanos) / NANOS_PER_USD
+
+    def as_dict(self) -> dict[str, Any]:
+        """Group values then metrics, ``cost`` as an exact decimal string."""
+        out: dict[str, Any] = dict(self.group)
+        for name in METRICS:
+            out[name] = getattr(self, name)
+        out["cost"] = format(self.cost, "f")
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class SpendQuery:
+    """A validated spend query (what a store's ``query`` receives)."""
+
+    group_by: tuple[str, ...] = ("model",)
+    since: datetime | None = None
+    until: datetime | None = None
+    filters: tuple[tuple[str, tuple[str | None, ...]], ...] = ()
+
+    @classmethod
+    def build(
+        cls,
+        group_by: Sequence[str] | str = ("model",),
+        since: datetime | date | str | None = None,
+        until: datetime | date | str | None = None,
+        filters: Mapping[str, Any] | None = None,
+    ) -> SpendQuery:
+        keys = _split(group_by)
+        for key in keys:
+            _check_key(key, "group_by")
+        parsed: list[tuple[str, tuple[str | None, ...]]] = []
+        for key, value in (filters or {}).items():
+            _check_key(key, "filters")
+            if value is None or isinstance(value, (str, int)):
+                values: tuple[str | None, ...] = (None if value is None else str(value),)
+            else:
+                values = tuple(None if v is None else str(v) for v in value)
+            if not values:
+                raise ConfigError(f"filter {key!r} has no values", key="filters")
+            parsed.append((key, values))
+        return cls(
+            group_by=tuple(keys),
+            since=parse_time(since, "since"),
+            until=parse_time(until, "until"),
+            filters=tuple(parsed),
+        )
+
+
+def _split(value: Sequence[str] | str) -> list[str]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    keys = [k.strip() for k in items if k and k.strip()]
+    if len(set(keys)) != len(keys):
+        raise ConfigError(f"group_by lists a key twice: {keys}", key="group_by")
+    return keys
+
+
+def _check_key(key: str, where: str) -> None:
+    if key in GROUP_KEYS:
+        return
+    if key.startswith("tag:") and _TAG_NAME.match(key[4:]):
+        return
+    raise ConfigError(
+        f"cannot {'group' if where == 'group_by' else 'filter'} by {key!r}: use one of "
+        f"{', '.join(GROUP_KEYS)} or tag:<name> (letters, digits, _ . : -)",
+        key=where,
+    )
+
+
+def parse_time(value: datetime | date | str | None, name: str = "time") -> datetime | None:
+    """A UTC datetime from a datetime, a date (midnight UTC), an ISO string, or a
+    relative ``30m`` / ``12h`` / ``7d`` / ``2w`` (that long before now)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    text = str(value).strip()
+    relative = _RELATIVE.match(text)
+    if relative:
+        delta = timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
+        return datetime.now(UTC) - delta
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(
+            f"{text!r} is not a time: use 2026-11-01, 2026-11-01T08:00:00+01:00 or 7d / 12h",
+            key=name,
+        ) from None
+    return parse_time(parsed, name)
+
+
+# --------------------------------------------------------------------------- SQL
+
+
+@dataclass(frozen=True, slots=True)
+class SQLDialect:
+    """What differs between the stores' SQL: placeholders, the table, day / month
+    buckets (UTC), tag extraction, and how a time bound is passed."""
+
+    table: str
+    placeholder: str
+    day: str
+    month: str
+    tag: Callable[[str], tuple[str, Any]]
+    """tag name -> (SQL expression with one placeholder, its parameter)."""
+    time_param: Callable[[datetime], Any]
+    quote: Callable[[str], str] = field(default=lambda name: f'"{name}"')
+
+
+def build_sql(query: SpendQuery, dialect: SQLDialect) -> tuple[str, list[Any]]:
+    """The aggregate SELECT for ``query``: one row per group, group values first (in
+    ``group_by`` order) then :data:`METRICS`."""
+    ph = dialect.placeholder
+    q = dialect.quote
+    params: list[Any] = []
+
+    def expr(key: str) -> str:
+        if key == "day":
+            return dialect.day
+        if key == "month":
+            return dialect.month
+        if key.startswith("tag:"):
+            sql, param = dialect.tag(key[4:])
+            params.append(param)
+            return sql
+        return q(key)
+
+    select = [f"{expr(key)} AS {q(key)}" for key in query.group_by]
+    select += [
+        "COUNT(*)",
+        f"COALESCE(SUM({q('input_tokens')}), 0)",
+        f"COALESCE(SUM({q('output_tokens')}), 0)",
+        f"COALESCE(SUM({q('cache_read_tokens')}), 0)",
+        f"COALESCE(SUM({q('cache_write_tokens')}), 0)",
+        f"COALESCE(SUM({q('reasoning_tokens')}), 0)",
+        f"COALESCE(SUM({q('cost_nanos')}), 0)",
+        f"COALESCE(SUM(CASE WHEN {q('cost_nanos')} IS NULL AND {q('kind')} = 'model' "
+        f"AND {q('status')} = 'ok' THEN 1 ELSE 0 END), 0)",
+    ]
+    where: list[str] = []
+    if query.since is not None:
+        where.append(f"{q('time')} >= {ph}")
+        params.append(dialect.time_param(query.since))
+    if query.until is not None:
+        where.append(f"{q('time')} < {ph}")
+        params.append(dialect.time_param(query.until))
+    for key, values in query.filters:
+        present = [v for v in values if v is not None]
+        ors = []
+        if present:  # expr() appends a tag's parameter, so call it once per use
+            ors.append(f"{expr(key)} IN ({', '.join([ph] * len(present))})")
+            params.extend(present)
+        if len(present) != len(values):
+            ors.append(f"{expr(key)} IS NULL")
+        where.append("(" + " OR ".join(ors) + ")")
+    sql = f"SELECT {', '.join(select)} FROM {dialect.table}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    if query.group_by:
+        sql += " GROUP BY " + ", ".join(str(i + 1) for i in range(len(query.group_by)))
+    return sql, params
+
+
+def rows_from_sql(query: SpendQuery, rows: Sequence[Sequence[Any]]) -> list[SpendRow]:
+    """SpendRows from :func:`build_sql` results, most expensive first, then by group
+    (None last): the same order on every store."""
+    n = len(query.group_by)
+    out = []
+    for row in rows:
+        metrics = [int(v or 0) for v in row[n:]]
+        if n == 0 and metrics[0] == 0:
+            continue  # an aggregate over no rows
+        group = {
+            key: None if row[i] is None else str(row[i]) for i, key in enumerate(query.group_by)
+        }
+        out.append(SpendRow(group, *metrics))
+    out.sort(key=lambda r: (
+        -r.cost_nanos,
+        -r.calls,
+        tuple((v is None, v or "") for v in r.group.values()),
+    ))
+    return out
+
+
+# --------------------------------------------------------------------------- API
+
+
+def spend(
+    ledger_or_target: Ledger | str | os.PathLike[str] | None = None,
+    *,
+    group_by: Sequence[str] | str = ("model",),
+    since: datetime | date | str | None = None,
+    until: datetime | date | str | None = None,
+    filters: Mapping[str, Any] | None = None,
+) -> list[SpendRow]:
+    """Spend grouped by ``group_by`` (any of :data:`GROUP_KEYS` or ``tag:<name>``) over
+    ``[since, until)``, keeping rows whose ``filters`` keys equal the given value (or
+    one of the given values; None matches unset). ``ledger_or_target`` is a Ledger or
+    anything :func:`open_ledger` takes (None: the default ledger)."""
+    from tollway.core.cost.ledger import Ledger, open_ledger
+
+    query = SpendQuery.build(group_by, since, until, filters)
+    if isinstance(ledger_or_target, Ledger):
+        return ledger_or_target.query(query)
+    ledger = open_ledger(ledger_or_target)
+    try:
+        return ledger.query(query)
+    finally:
+        ledger.close()
