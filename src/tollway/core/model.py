@@ -142,6 +142,20 @@ class Model:
         ctx = self._context(build_request(messages, **params), stream=True)
         return AsyncResponseStream(self, ctx)
 
+    def run_tools(self, messages: Any, /, **options: Any) -> Any:
+        """Run the MCP tool loop (``tollway.mcp``): call the model with the tools of
+        ``mcp=`` (a SyncMCPClient), run the calls it asks for, repeat until it answers.
+        Returns a ``tollway.mcp.ToolLoopResult``; see ``tollway.mcp.loop.run_tools``."""
+        from tollway.mcp.loop import run_tools
+
+        return run_tools(self, messages, **options)
+
+    async def arun_tools(self, messages: Any, /, **options: Any) -> Any:
+        """The async tool loop (``mcp=`` an MCPClient); see ``tollway.mcp.loop.arun_tools``."""
+        from tollway.mcp.loop import arun_tools
+
+        return await arun_tools(self, messages, **options)
+
     @property
     def deployments(self) -> list[Deployment]:
         return list(getattr(self._route, "deployments", []))
@@ -187,6 +201,15 @@ class Model:
             self._prices = default_pricebook()
         return self._prices
 
+    def _transport_for(self, dep: Deployment) -> Transport:
+        """HTTP for every provider but in-process ones (``local/``), which answer the
+        same OpenAI-format requests without a socket."""
+        if dep.provider.transport == "http":
+            return self._transport
+        from tollway.local.transport import local_transport
+
+        return local_transport()  # type: ignore[return-value]
+
     def _reserve(self, ctx: CallContext, dep: Deployment) -> list[Hold]:
         holds: list[Hold] = []
         try:
@@ -221,7 +244,9 @@ class Model:
         response.attempts = ctx.attempts
         response.attribution = ctx.attribution.as_dict()
         response.response_format = ctx.request.response_format
-        response.cost_nanos = self.prices.price(dep.provider.name, dep.model, response.usage)
+        response.cost_nanos = self.prices.price(
+            dep.provider.name, dep.model, response.usage, deployment=dep.name
+        )
         record = self._record(ctx, dep, t0, status="ok")
         record.request_id = response.id or None
         record.usage = response.usage
@@ -283,7 +308,7 @@ class Model:
             raise
         try:
             http = dep.dialect.build_request(ctx.request, dep.model, stream=False)
-            raw = self._transport.post(dep, http)
+            raw = self._transport_for(dep).post(dep, http)
             response = _parse(dep, ctx.request, raw.status, raw.headers, raw.body)
         except BaseException as exc:
             for hold in holds:
@@ -305,7 +330,7 @@ class Model:
             raise
         try:
             http = dep.dialect.build_request(ctx.request, dep.model, stream=False)
-            raw = await self._transport.apost(dep, http)
+            raw = await self._transport_for(dep).apost(dep, http)
             response = _parse(dep, ctx.request, raw.status, raw.headers, raw.body)
         except BaseException as exc:
             for hold in holds:
@@ -419,7 +444,7 @@ class _LiveStream:
             raise
         try:
             http = self.dep.dialect.build_request(self.ctx.request, self.dep.model, stream=True)
-            self._cm = self.model._transport.stream(self.dep, http)
+            self._cm = self.model._transport_for(self.dep).stream(self.dep, http)
             body = self._cm.__enter__()
             if body.status >= 400:
                 raise _stream_error(self.dep, body.status, body.headers, body.read())
@@ -499,7 +524,9 @@ def _settle_partial(model: Model, state: _StreamState, holds: list[Hold], record
         for hold in holds:
             hold.release()
         return
-    cost = model.prices.price(state.dep.provider.name, state.dep.model, usage)
+    cost = model.prices.price(
+        state.dep.provider.name, state.dep.model, usage, deployment=state.dep.name
+    )
     record.usage = usage
     record.cost_nanos = cost
     for hold in holds:
@@ -575,7 +602,7 @@ class _AsyncLiveStream:
             raise
         try:
             http = self.dep.dialect.build_request(self.ctx.request, self.dep.model, stream=True)
-            self._cm = self.model._transport.astream(self.dep, http)
+            self._cm = self.model._transport_for(self.dep).astream(self.dep, http)
             body = await self._cm.__aenter__()
             if body.status >= 400:
                 raise _stream_error(self.dep, body.status, body.headers, await body.read())
@@ -640,7 +667,9 @@ class _AsyncLiveStream:
             for hold in self.holds:
                 await hold.arelease()
         else:
-            cost = self.model.prices.price(self.dep.provider.name, self.dep.model, usage)
+            cost = self.model.prices.price(
+                self.dep.provider.name, self.dep.model, usage, deployment=self.dep.name
+            )
             record.usage, record.cost_nanos = usage, cost
             for hold in self.holds:
                 await hold.asettle(usage, cost)
@@ -702,8 +731,11 @@ class AsyncResponseStream:
 
 
 def _resolve_target(target: str, config: Any, **options: Any) -> tuple[Route, str | None, tuple[Guard, ...], Any, Any]:
-    """A direct ``provider/model`` target, or an alias from tollway.yaml (routing)."""
-    if "/" in target and config is _UNSET:
+    """Route, alias, guards, ledger and prices for ``target``. The config is ALWAYS
+    consulted (``config=`` object/path/mapping, else $TOLLWAY_CONFIG, else
+    ./tollway.yaml; ``config=False`` for none): an alias becomes a Router, a direct
+    ``provider/model`` still gets the config's guards, ledger and prices."""
+    if config is False:
         return SingleDeployment(resolve_deployment(target, **options)), None, (), None, None
     from tollway.core.routing import resolve_route
 

@@ -113,8 +113,7 @@ class Transport:
             # pending async generators before closing the loop, so this one's
             # ``finally`` runs in the loop and closes the client cleanly.
             closer = _close_with_loop(client)
-            self._closers[loop] = closer
-            loop.create_task(closer.__anext__())
+            self._closers[loop] = (closer, loop.create_task(closer.__anext__()))
         return client
 
     def close(self) -> None:
