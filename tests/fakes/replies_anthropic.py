@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tests.fakes.server import Reply, sse
+from tollway.core.types import Usage
 
 DEFAULT_MODEL = "claude-sonnet-4-5-20250929"
 
@@ -63,10 +64,26 @@ def _tokens(text: str) -> int:
     return max(1, (len(text) + 3) // 4)
 
 
+def from_usage(usage: Usage) -> dict[str, Any]:
+    """The Anthropic wire usage for a canonical Usage (so other tests can pin numbers the
+    same way for every dialect): Anthropic's ``input_tokens`` excludes cache traffic."""
+    return wire_usage(
+        usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens,
+        usage.output_tokens,
+        cache_read=usage.cache_read_tokens,
+        cache_write=usage.cache_write_tokens,
+        cache_write_1h=usage.cache_write_1h_tokens,
+        thinking_tokens=usage.reasoning_tokens,
+        web_searches=usage.units.get("web_search", 0),
+    )
+
+
 def _usage_for(
-    usage: Mapping[str, Any] | None, output_text: str, thinking_text: str = ""
+    usage: Mapping[str, Any] | Usage | None, output_text: str, thinking_text: str = ""
 ) -> dict[str, Any]:
-    if usage is not None:
+    if isinstance(usage, Usage):
+        out = from_usage(usage)
+    elif usage is not None:
         out = dict(usage)
     else:
         out = wire_usage(thinking_tokens=_tokens(thinking_text) if thinking_text else 0)
@@ -102,7 +119,7 @@ def _message(
 def text_reply(
     text: str,
     *,
-    usage: Mapping[str, Any] | None = None,
+    usage: Mapping[str, Any] | Usage | None = None,
     model: str = DEFAULT_MODEL,
     thinking: str | None = None,
     signature: str = "EqQBCkYIBxgCKkBthinking-signature-for-tests==",
@@ -121,7 +138,7 @@ def text_reply(
 def tool_call_reply(
     calls: Sequence[tuple[str, Mapping[str, Any]]],
     *,
-    usage: Mapping[str, Any] | None = None,
+    usage: Mapping[str, Any] | Usage | None = None,
     model: str = DEFAULT_MODEL,
     text: str | None = None,
 ) -> Reply:
@@ -198,7 +215,7 @@ def _text_block(pieces: Sequence[str]) -> list[dict[str, Any]]:
 def text_stream(
     text_pieces: Sequence[str],
     *,
-    usage: Mapping[str, Any] | None = None,
+    usage: Mapping[str, Any] | Usage | None = None,
     model: str = DEFAULT_MODEL,
     thinking: Sequence[str] | None = None,
     signature: str = "EqQBCkYIBxgCKkBthinking-signature-for-tests==",
@@ -232,7 +249,7 @@ def text_stream(
 def tool_call_stream(
     calls: Sequence[tuple[str, Mapping[str, Any]]],
     *,
-    usage: Mapping[str, Any] | None = None,
+    usage: Mapping[str, Any] | Usage | None = None,
     model: str = DEFAULT_MODEL,
     text: str | None = None,
     ping: bool = True,
