@@ -110,6 +110,7 @@ class FakeProvider:
 def _make_handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # small writes would otherwise wait ~40 ms
 
         def log_message(self, format: str, *args: Any) -> None:  # silence the console
             return

@@ -13,6 +13,7 @@ decide on retries without knowing httpx.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
 import threading
@@ -306,4 +307,5 @@ def default_transport() -> Transport:
     global _default
     if _default is None:
         _default = Transport()
+        atexit.register(_default.close)
     return _default
