@@ -41,6 +41,12 @@ _EXPORTS: dict[str, str] = {
     "attribute": "tollway.core.cost.attribution",
     "current_attribution": "tollway.core.cost.attribution",
     "spend": "tollway.core.cost.spend",
+    "Budgets": "tollway.core.cost.budgets",
+    "budget_status": "tollway.core.cost.budgets",
+    "BudgetPolicy": "tollway.core.cost.policy",
+    "HoursPolicy": "tollway.core.cost.policy",
+    "RateLimitPolicy": "tollway.core.cost.policy",
+    "load_config": "tollway.core.config",
     "trace": "tollway.core.tracing",
     "errors": "tollway.core.errors",
 }
@@ -77,6 +83,12 @@ __all__ = sorted([*_EXPORTS, *_ERROR_NAMES, "__version__"])
 if TYPE_CHECKING:
     from tollway.core.cost.attribution import attribute as attribute
     from tollway.core.cost.attribution import current_attribution as current_attribution
+    from tollway.core.config import load_config as load_config
+    from tollway.core.cost.budgets import Budgets as Budgets
+    from tollway.core.cost.budgets import budget_status as budget_status
+    from tollway.core.cost.policy import BudgetPolicy as BudgetPolicy
+    from tollway.core.cost.policy import HoursPolicy as HoursPolicy
+    from tollway.core.cost.policy import RateLimitPolicy as RateLimitPolicy
     from tollway.core.cost.spend import spend as spend
     from tollway.core.errors import *  # noqa: F403
     from tollway.core.model import AsyncResponseStream as AsyncResponseStream

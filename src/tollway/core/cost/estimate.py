@@ -1,0 +1,180 @@
+"""The upper bound of a call, before it is made: what budgets reserve.
+
+A reservation must be at least what the call will cost, or concurrent calls could
+overshoot a budget; and it should not be wildly more, or a budget denies calls it could
+afford. The rules (documented in the README, pinned by tests):
+
+Input tokens (no tokenizer is loaded; this runs in microseconds):
+
+- text (message text, thinking, tool-call arguments, tool results, tool definitions
+  and the response-format schema as JSON): ASCII characters at 4 per token, rounded
+  up, plus one token per other character (CJK and most non-Latin scripts tokenize at
+  about one token per character, so they are never undercounted 4x);
+- :data:`MESSAGE_OVERHEAD` tokens per message and :data:`REQUEST_OVERHEAD` per request
+  (role markers and the reply primer every chat template adds);
+- each image :data:`IMAGE_TOKENS`, each audio clip or non-text file
+  :data:`MEDIA_TOKENS` (fixed amounts: the real count depends on the provider's
+  resizing / page rendering, which is not known here); a text file counts as text.
+
+Output tokens: the request's ``max_tokens`` when given (every provider stops there,
+reasoning included); else the model's known ``max_output_tokens`` (from the price
+table or a price override); else ``default_max_output_tokens``
+(:data:`DEFAULT_MAX_OUTPUT_TOKENS`, configurable) plus any reasoning ``budget_tokens``.
+A call that generates more than its bound still settles at its real cost; only the
+reservation was short. Set ``max_tokens`` to make the bound exact.
+
+Cost: the model's price of (estimated input, output bound); when the model bills
+reasoning at a higher rate than output, the dearer of the two.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tollway.core.types import (
+    Audio,
+    File,
+    Image,
+    Message,
+    Request,
+    Text,
+    Thinking,
+    ToolCall,
+    ToolResult,
+    Usage,
+)
+
+if TYPE_CHECKING:
+    from tollway.core.cost.pricing import ModelPrice
+
+__all__ = [
+    "DEFAULT_MAX_OUTPUT_TOKENS",
+    "IMAGE_TOKENS",
+    "MEDIA_TOKENS",
+    "MESSAGE_OVERHEAD",
+    "REQUEST_OVERHEAD",
+    "Bound",
+    "estimate_input_tokens",
+    "output_bound",
+    "upper_bound",
+]
+
+CHARS_PER_TOKEN = 4
+MESSAGE_OVERHEAD = 4
+REQUEST_OVERHEAD = 3
+IMAGE_TOKENS = 1_600
+"""About the most a single image costs on the major APIs at default detail (Anthropic
+~1,600 for a 1.15-megapixel image; OpenAI high detail 1,105 for 1024x1024; Gemini 258)."""
+MEDIA_TOKENS = 4_000
+"""An audio clip or a binary document (PDF): a fixed allowance, not a measurement."""
+DEFAULT_MAX_OUTPUT_TOKENS = 4_096
+TOOL_OVERHEAD = 8
+
+
+def _text_tokens(text: str) -> int:
+    if not text:
+        return 0
+    if text.isascii():
+        return -(-len(text) // CHARS_PER_TOKEN)
+    other = len(text) - len(text.encode("ascii", "ignore"))
+    return -(-(len(text) - other) // CHARS_PER_TOKEN) + other
+
+
+def _json_tokens(value: Any) -> int:
+    try:
+        return _text_tokens(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str))
+    except (TypeError, ValueError):
+        return _text_tokens(str(value))
+
+
+def _part_tokens(part: Any) -> int:
+    kind = part.__class__
+    if kind is Text:
+        return _text_tokens(part.text)
+    if kind is ToolCall:
+        return _text_tokens(part.name) + _text_tokens(part.arguments_json) + TOOL_OVERHEAD
+    if kind is ToolResult:
+        content = part.content
+        if isinstance(content, str):
+            return _text_tokens(content) + TOOL_OVERHEAD
+        return sum(_part_tokens(p) for p in content) + TOOL_OVERHEAD
+    if kind is Thinking:
+        return _text_tokens(part.text) + _text_tokens(part.signature or "") // 4
+    if kind is Image:
+        return IMAGE_TOKENS
+    if kind is File:
+        if part.data is not None and (part.media_type or "").startswith("text/"):
+            return _text_tokens(part.data.decode("utf-8", "replace"))
+        return MEDIA_TOKENS
+    if kind is Audio:
+        return MEDIA_TOKENS
+    return _text_tokens(str(getattr(part, "text", "")))
+
+
+def _message_tokens(message: Message) -> int:
+    total = MESSAGE_OVERHEAD
+    for part in message.parts:
+        total += _part_tokens(part)
+    return total
+
+
+def estimate_input_tokens(request: Request) -> int:
+    """Input tokens of ``request`` by the rules in the module docstring."""
+    total = REQUEST_OVERHEAD
+    for message in request.messages:
+        total += _message_tokens(message)
+    for tool in request.tools:
+        total += TOOL_OVERHEAD + _text_tokens(tool.name) + _text_tokens(tool.description)
+        total += _json_tokens(tool.parameters)
+    fmt = request.response_format
+    if fmt is not None and fmt.schema is not None:
+        total += TOOL_OVERHEAD + _json_tokens(fmt.schema)
+    return total
+
+
+def output_bound(
+    request: Request, price: ModelPrice | None, default_max_output_tokens: int
+) -> int:
+    """The most output tokens the call can produce (rules in the module docstring)."""
+    if request.max_tokens is not None:
+        return request.max_tokens
+    known = price.max_output_tokens if price is not None else None
+    if known:
+        return known
+    reasoning = request.reasoning
+    extra = reasoning.budget_tokens if reasoning is not None and reasoning.budget_tokens else 0
+    return default_max_output_tokens + extra
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """A call's reservation: estimated input tokens, output bound, cost bound (nano-USD,
+    None when the model has no known price)."""
+
+    input_tokens: int
+    output_tokens: int
+    cost_nanos: int | None
+
+
+def upper_bound(
+    request: Request,
+    price: ModelPrice | None,
+    *,
+    default_max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS,
+    input_tokens: int | None = None,
+) -> Bound:
+    """The call's upper bound; ``input_tokens`` may be passed when already estimated."""
+    est_in = estimate_input_tokens(request) if input_tokens is None else input_tokens
+    out = output_bound(request, price, default_max_output_tokens)
+    if price is None:
+        return Bound(est_in, out, None)
+    cost = price.cost_nanos(Usage(input_tokens=est_in, output_tokens=out))
+    rates = price.rates_for(est_in)
+    if rates.reasoning is not None and rates.reasoning > rates.output:
+        cost = max(
+            cost,
+            price.cost_nanos(Usage(input_tokens=est_in, output_tokens=out, reasoning_tokens=out)),
+        )
+    return Bound(est_in, out, cost)

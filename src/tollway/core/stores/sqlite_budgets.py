@@ -1,0 +1,299 @@
+"""Budget counters in a SQLite file: exact across every process on one machine.
+
+Each operation is one ``BEGIN IMMEDIATE`` transaction: it takes SQLite's single write
+lock up front, so check-and-reserve on all counters of a call is atomic against every
+other process and thread (no read-then-upgrade race, no deadlock). WAL journal mode
+lets ``tollway budgets`` read while calls reserve; ``synchronous=NORMAL`` survives a
+killed process (only an OS crash could lose the last commits, which the TTL sweep and
+the ledger make harmless). The sync path waits for the lock with SQLite's busy
+timeout; the async path never blocks its event loop: it tries the lock without waiting
+and, when another process holds it, yields with ``asyncio.sleep`` before retrying.
+
+Connections are per thread (and reopened after a fork); the file is created on first
+use, with its parent directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tollway.core.cost.budgets import COUNTER_RETENTION, Charge, CounterState, Denial
+from tollway.core.errors import ConfigError
+
+__all__ = ["SQLiteBudgetStore"]
+
+T = TypeVar("T")
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS budget_counters (
+        key TEXT PRIMARY KEY,
+        budget TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        period_start INTEGER NOT NULL,
+        period_end INTEGER,
+        lim INTEGER NOT NULL,
+        spent INTEGER NOT NULL DEFAULT 0,
+        reserved INTEGER NOT NULL DEFAULT 0,
+        reserved_total INTEGER NOT NULL DEFAULT 0,
+        released_total INTEGER NOT NULL DEFAULT 0,
+        overrun_total INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS budget_holds (
+        hold_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        amount INTEGER NOT NULL,
+        expires REAL NOT NULL,
+        PRIMARY KEY (hold_id, key)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS budget_holds_expires ON budget_holds (expires)",
+)
+
+_COLUMNS = (
+    "key, budget, scope, period_start, period_end, lim, spent, reserved, reserved_total, "
+    "released_total, overrun_total"
+)
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
+
+class SQLiteBudgetStore:
+    """The single-machine :class:`~tollway.core.cost.budgets.BudgetStore`."""
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._schema_ready = False
+        self._next_cleanup = 0.0
+
+    # ------------------------------------------------------------------ connections
+
+    def _connect(self, *, wait: bool) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path, timeout=self.busy_timeout, isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(
+                f"cannot open the budget store {str(self.path)!r}: {exc}; check the path "
+                "under budget_store.path (or $TOLLWAY_BUDGETS_DB)", key="budget_store.path"
+            ) from None
+        conn.execute("PRAGMA synchronous=NORMAL")
+        if not self._schema_ready:
+            self._run(conn, lambda c: [c.execute(statement) for statement in _SCHEMA])
+            self._schema_ready = True
+        if not wait:
+            conn.execute("PRAGMA busy_timeout=0")
+        return conn
+
+    def _conn(self, *, wait: bool) -> sqlite3.Connection:
+        """This thread's connection: ``wait`` ones use the busy timeout, the async path's
+        ones fail fast so the event loop can yield instead."""
+        local = self._local
+        name = "sync" if wait else "nowait"
+        pid = os.getpid()
+        if getattr(local, "pid", None) != pid:
+            local.__dict__.clear()
+            local.pid = pid
+        conn = local.__dict__.get(name)
+        if conn is None:
+            conn = self._connect(wait=wait)
+            local.__dict__[name] = conn
+        return conn
+
+    def _run(self, conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], T]) -> T:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = body(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    def _sync(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        return self._run(self._conn(wait=True), body)
+
+    async def _async(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._conn(wait=False)
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.0005
+        while True:
+            try:
+                return self._run(conn, body)
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.02)
+
+    # ------------------------------------------------------------------ transactions
+
+    def _sweep(self, conn: sqlite3.Connection, now: float) -> None:
+        expired = conn.execute(
+            "SELECT key, SUM(amount) FROM budget_holds WHERE expires <= ? GROUP BY key", (now,)
+        ).fetchall()
+        if expired:
+            conn.executemany(
+                "UPDATE budget_counters SET reserved = reserved - ?, "
+                "released_total = released_total + ? WHERE key = ?",
+                [(amount, amount, key) for key, amount in expired],
+            )
+            conn.execute("DELETE FROM budget_holds WHERE expires <= ?", (now,))
+        if now >= self._next_cleanup:
+            self._next_cleanup = now + 60
+            conn.execute(
+                "DELETE FROM budget_counters WHERE period_end IS NOT NULL AND period_end < ? "
+                "AND reserved = 0",
+                (now - COUNTER_RETENTION,),
+            )
+
+    def _reserve(
+        self, hold_id: str, charges: Sequence[Charge], expires_at: float, now: float
+    ) -> Callable[[sqlite3.Connection], Denial | None]:
+        def body(conn: sqlite3.Connection) -> Denial | None:
+            self._sweep(conn, now)
+            conn.executemany(
+                "INSERT OR IGNORE INTO budget_counters "
+                "(key, budget, scope, period_start, period_end, lim) VALUES (?, ?, ?, ?, ?, ?)",
+                [(c.key, c.budget, c.scope, c.period_start, c.period_end, c.limit)
+                 for c in charges],
+            )
+            marks = ",".join("?" * len(charges))
+            rows = conn.execute(
+                f"SELECT key, spent, reserved FROM budget_counters WHERE key IN ({marks})",
+                [c.key for c in charges],
+            ).fetchall()
+            found = {key: (spent, reserved) for key, spent, reserved in rows}
+            for index, charge in enumerate(charges):
+                spent, reserved = found[charge.key]
+                if spent + reserved + charge.amount > charge.limit:
+                    return Denial(index, spent, reserved)
+            conn.executemany(
+                "UPDATE budget_counters SET reserved = reserved + ?, "
+                "reserved_total = reserved_total + ?, lim = ? WHERE key = ?",
+                [(c.amount, c.amount, c.limit, c.key) for c in charges],
+            )
+            conn.executemany(
+                "INSERT INTO budget_holds (hold_id, key, amount, expires) VALUES (?, ?, ?, ?)",
+                [(hold_id, c.key, c.amount, expires_at) for c in charges],
+            )
+            return None
+
+        return body
+
+    def _settle(
+        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int]
+    ) -> Callable[[sqlite3.Connection], list[int]]:
+        def body(conn: sqlite3.Connection) -> list[int]:
+            held = dict(conn.execute(
+                "SELECT key, amount FROM budget_holds WHERE hold_id = ?", (hold_id,)
+            ).fetchall())
+            if held:
+                conn.execute("DELETE FROM budget_holds WHERE hold_id = ?", (hold_id,))
+            spent: list[int] = []
+            for charge, actual in zip(charges, actuals, strict=True):
+                amount = held.get(charge.key)
+                if amount is None:
+                    reserved_delta, released, overrun = 0, 0, actual
+                else:
+                    used = min(actual, amount)
+                    reserved_delta, released, overrun = amount, amount - used, actual - used
+                conn.execute(
+                    "INSERT OR IGNORE INTO budget_counters "
+                    "(key, budget, scope, period_start, period_end, lim) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (charge.key, charge.budget, charge.scope, charge.period_start,
+                     charge.period_end, charge.limit),
+                )
+                row = conn.execute(
+                    "UPDATE budget_counters SET spent = spent + ?, reserved = reserved - ?, "
+                    "released_total = released_total + ?, overrun_total = overrun_total + ? "
+                    "WHERE key = ? RETURNING spent",
+                    (actual, reserved_delta, released, overrun, charge.key),
+                ).fetchone()
+                spent.append(int(row[0]))
+            return spent
+
+        return body
+
+    def _release(self, hold_id: str) -> Callable[[sqlite3.Connection], None]:
+        def body(conn: sqlite3.Connection) -> None:
+            held = conn.execute(
+                "DELETE FROM budget_holds WHERE hold_id = ? RETURNING key, amount", (hold_id,)
+            ).fetchall()
+            if held:
+                conn.executemany(
+                    "UPDATE budget_counters SET reserved = reserved - ?, "
+                    "released_total = released_total + ? WHERE key = ?",
+                    [(amount, amount, key) for key, amount in held],
+                )
+
+        return body
+
+    def _counters(self, now: float) -> Callable[[sqlite3.Connection], list[CounterState]]:
+        def body(conn: sqlite3.Connection) -> list[CounterState]:
+            self._sweep(conn, now)
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM budget_counters "
+                "WHERE period_end IS NULL OR period_end > ?",
+                (now,),
+            ).fetchall()
+            return [CounterState(*row) for row in rows]
+
+        return body
+
+    # ------------------------------------------------------------------ contract
+
+    def reserve(
+        self, hold_id: str, charges: Sequence[Charge], expires_at: float, now: float
+    ) -> Denial | None:
+        return self._sync(self._reserve(hold_id, charges, expires_at, now))
+
+    def settle(
+        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int], now: float
+    ) -> list[int]:
+        return self._sync(self._settle(hold_id, charges, actuals))
+
+    def release(self, hold_id: str, charges: Sequence[Charge], now: float) -> None:
+        self._sync(self._release(hold_id))
+
+    def counters(self, now: float) -> list[CounterState]:
+        return self._sync(self._counters(now))
+
+    async def areserve(
+        self, hold_id: str, charges: Sequence[Charge], expires_at: float, now: float
+    ) -> Denial | None:
+        return await self._async(self._reserve(hold_id, charges, expires_at, now))
+
+    async def asettle(
+        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int], now: float
+    ) -> list[int]:
+        return await self._async(self._settle(hold_id, charges, actuals))
+
+    async def arelease(self, hold_id: str, charges: Sequence[Charge], now: float) -> None:
+        await self._async(self._release(hold_id))
+
+    async def acounters(self, now: float) -> list[CounterState]:
+        return await self._async(self._counters(now))
+
+    def close(self) -> None:
+        """Close this thread's connections (other threads' close when they exit)."""
+        local: Any = self._local
+        for name in ("sync", "nowait"):
+            conn = local.__dict__.pop(name, None)
+            if conn is not None:
+                conn.close()
