@@ -1,0 +1,241 @@
+"""TollwayModel: a Pydantic AI model whose requests go through a tollway Model.
+
+``Agent(TollwayModel("smart"))`` routes, prices, budget-checks and records every request
+of the agent, with the agent's name and run id in the ledger. Function tools, output
+tools and the native / prompted / tool output modes map onto tollway's canonical
+request; every dialect (OpenAI, Anthropic, Gemini) then speaks its own wire format.
+
+Provider failures are raised as Pydantic AI's ``ModelAPIError`` family (so
+``FallbackModel`` and retries work), with tollway's error as ``__cause__``;
+``BudgetExceededError`` and ``OutsideAllowedHoursError`` surface unchanged (see
+:mod:`.errors`). MCP toolsets plug in through Pydantic AI's own ``toolsets=``: their
+tools arrive here as function tools like any other.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic_ai.messages import InstructionPart, ModelMessage, ModelResponse
+from pydantic_ai.models import (
+    Model,
+    ModelRequestParameters,
+    StreamedResponse,
+    check_allow_model_requests,
+)
+from pydantic_ai.profiles import ModelProfile, ModelProfileSpec
+from pydantic_ai.settings import ModelSettingName, ModelSettings
+from pydantic_ai.tools import RunContext
+
+import tollway.core.model as core_model
+from tollway.adapters.pydantic_ai.convert import build, to_messages, to_model_response
+from tollway.adapters.pydantic_ai.errors import mapped_errors
+from tollway.adapters.pydantic_ai.stream import TollwayStreamedResponse
+from tollway.core.cost.attribution import Attribution, attribute, current_attribution
+from tollway.core.errors import ConfigError
+from tollway.core.tracing import current_trace_id, trace
+from tollway.core.types import Request
+
+
+@dataclass(init=False)
+class TollwayModel(Model):
+    """``TollwayModel("smart")`` (an alias from tollway.yaml), ``TollwayModel(
+    "anthropic/claude-sonnet-4-5", api_key=..., org="acme")``, or
+    ``TollwayModel(client=tollway.Model(...))`` to share one configured Model.
+
+    ``org`` / ``project`` / ``user`` / ``tags`` / ``attribution`` are recorded with every
+    request (an enclosing ``tollway.attribute(...)`` scope overrides them); the agent name
+    and run id are added automatically.
+    """
+
+    _unsupported_file_inputs = frozenset({"video"})
+    _relocates_tool_files = True
+    """Tool results go out as text; files a tool returned follow as user content."""
+    unsupported_settings: ClassVar[frozenset[ModelSettingName]] = frozenset({
+        "top_k", "presence_penalty", "frequency_penalty", "logit_bias", "service_tier",
+        "timeout", "max_retries",
+    })
+    """Not portable across dialects (use ``extra_body``); timeouts and retries are
+    tollway's (tollway.yaml / the Model's ``timeout``)."""
+
+    _target: str = field(repr=False)
+    _client: core_model.Model = field(repr=False)
+    _defaults: Attribution = field(repr=False)
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        client: core_model.Model | None = None,
+        api_base: str | None = None,
+        api_key: Any = None,
+        timeout: Any = None,
+        ledger: Any = None,
+        guards: Sequence[Any] = (),
+        org: str | None = None,
+        project: str | None = None,
+        user: str | None = None,
+        tags: Mapping[str, str] | Sequence[str] | None = None,
+        attribution: Mapping[str, Any] | None = None,
+        settings: ModelSettings | None = None,
+        profile: ModelProfileSpec | None = None,
+        **client_options: Any,
+    ) -> None:
+        if client is None:
+            if not model:
+                raise ConfigError(
+                    "TollwayModel needs a model ('<alias>' or 'provider/model') or "
+                    "client=tollway.Model(...)"
+                )
+            options = dict(client_options)
+            for name, value in (("api_base", api_base), ("api_key", api_key),
+                                ("timeout", timeout), ("ledger", ledger)):
+                if value is not None:
+                    options[name] = value
+            if guards:
+                options["guards"] = tuple(guards)
+            client = core_model.Model(model, **options)
+        elif not isinstance(client, core_model.Model):
+            raise ConfigError(f"client must be a tollway.Model, got {type(client).__name__}")
+        self._client = client
+        self._target = model or client.target
+        self._defaults = Attribution.of(attribution, org=org, project=project, user=user,
+                                        tags=tags)
+        super().__init__(settings=settings, profile=profile)
+
+    # ------------------------------------------------------------------ identity
+
+    @property
+    def client(self) -> core_model.Model:
+        """The tollway Model this model calls (share it with other frameworks or MCP)."""
+        return self._client
+
+    @property
+    def model_name(self) -> str:
+        """The configured target: an alias or ``provider/model``."""
+        return self._target
+
+    @property
+    def system(self) -> str:
+        deployments = self._client.deployments
+        return deployments[0].provider.name if deployments else "tollway"
+
+    @property
+    def base_url(self) -> str | None:
+        deployments = self._client.deployments
+        return deployments[0].api_base if deployments else None
+
+    def _provider_model_profile(self) -> ModelProfile:
+        """What every tollway dialect supports: tools, forced tool choice, JSON-schema
+        structured output and JSON mode (Anthropic without native support gets a synthetic
+        tool from its dialect), and thinking."""
+        return ModelProfile(
+            supports_tools=True,
+            supports_json_schema_output=True,
+            supports_json_object_output=True,
+            default_structured_output_mode="tool",
+            supports_thinking=True,
+            supports_forced_tool_choice=True,
+        )
+
+    # ------------------------------------------------------------------ requests
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        check_allow_model_requests()
+        request = self._request(messages, model_settings, model_request_parameters)
+        with self._scope(None), mapped_errors(self._target):
+            response = await self._client.acomplete(request)
+        return to_model_response(response, self._url_of(response.deployment))
+
+    @asynccontextmanager
+    async def request_stream(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+        run_context: RunContext[Any] | None = None,
+    ) -> AsyncGenerator[StreamedResponse]:
+        check_allow_model_requests()
+        request = self._request(messages, model_settings, model_request_parameters)
+        with self._scope(run_context):
+            stream = self._client.astream(request)
+        with mapped_errors(self._target):
+            await stream.__aenter__()  # routes and primes the stream up to its first token
+        try:
+            deployments = self._client.deployments
+            yield TollwayStreamedResponse(
+                model_request_parameters=model_request_parameters,
+                _model_name=deployments[0].model if deployments else self._target,
+                _provider_name=self.system,
+                _provider_url=self.base_url,
+                _stream=stream,
+            )
+        finally:
+            await stream.aclose()
+
+    def _request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        params: ModelRequestParameters,
+    ) -> Request:
+        model_settings, params = self.prepare_request(model_settings, params)
+        parts = self._get_instruction_parts(messages, params)
+        instructions = InstructionPart.join(parts) if parts else None
+        return build(to_messages(messages, instructions), model_settings, params)
+
+    @contextmanager
+    def _scope(self, run_context: RunContext[Any] | None) -> Iterator[None]:
+        """Attribution for one request: this model's defaults, overridden by the caller's
+        ``tollway.attribute(...)`` scope, overridden by the agent run (framework, agent
+        name, run id). Requests of one agent run share a trace id (the run id), unless
+        the caller opened a ``tollway.trace()``."""
+        ctx = run_context or _current_run_context()
+        fields: dict[str, Any] = {"framework": "pydantic_ai"}
+        run_id: str | None = None
+        if ctx is not None:
+            agent = getattr(ctx, "agent", None)
+            if agent is not None and getattr(agent, "name", None):
+                fields["agent"] = agent.name
+            run_id = getattr(ctx, "run_id", None)
+            if run_id:
+                fields["run_id"] = run_id
+            conversation = getattr(ctx, "conversation_id", None)
+            if conversation:
+                fields["conversation_id"] = conversation
+        scope = self._defaults.merge(current_attribution()).merge(fields)
+        with attribute(scope), trace(current_trace_id() or _trace_id(run_id)):
+            yield
+
+    def _url_of(self, deployment: str | None) -> str | None:
+        for dep in self._client.deployments:
+            if dep.name == deployment:
+                return dep.api_base
+        return self.base_url
+
+
+def _current_run_context() -> RunContext[Any] | None:
+    """Pydantic AI's current run context (set around every model request of a run)."""
+    try:
+        from pydantic_ai._run_context import get_current_run_context
+    except ImportError:  # pragma: no cover - older / newer layouts
+        return None
+    return get_current_run_context()
+
+
+def _trace_id(run_id: str | None) -> str | None:
+    if not run_id:
+        return None
+    try:
+        return uuid.UUID(str(run_id)).hex
+    except ValueError:
+        return None
