@@ -81,9 +81,9 @@ __all__ = sorted([*_EXPORTS, *_ERROR_NAMES, "__version__"])
 
 
 if TYPE_CHECKING:
+    from tollway.core.config import load_config as load_config
     from tollway.core.cost.attribution import attribute as attribute
     from tollway.core.cost.attribution import current_attribution as current_attribution
-    from tollway.core.config import load_config as load_config
     from tollway.core.cost.budgets import Budgets as Budgets
     from tollway.core.cost.budgets import budget_status as budget_status
     from tollway.core.cost.policy import BudgetPolicy as BudgetPolicy
