@@ -56,7 +56,10 @@ def aper_call(fn: Callable[[], Any], calls: int) -> tuple[float, float]:
         cpu0, t0 = time.process_time(), time.perf_counter()
         for _ in range(calls):
             await fn()
-        return (time.perf_counter() - t0) / calls, (time.process_time() - cpu0) / calls
+        result = (time.perf_counter() - t0) / calls, (time.process_time() - cpu0) / calls
+        for session in getattr(fn, "session", ()):
+            await session.close()
+        return result
 
     return asyncio.run(run())
 
@@ -75,7 +78,10 @@ def throughput(make: Callable[[], Callable[[], Any]], total: int, concurrency: i
         await asyncio.gather(*(one() for _ in range(concurrency)))  # warm up the pool
         t0 = time.perf_counter()
         await asyncio.gather(*(one() for _ in range(total)))
-        return total / (time.perf_counter() - t0)
+        rate = total / (time.perf_counter() - t0)
+        for session in getattr(fn, "session", ()):
+            await session.close()
+        return rate
 
     return asyncio.run(run())
 
@@ -153,14 +159,15 @@ def main() -> None:
         # async sequential
         async_cases: dict[str, Callable[[], Callable[[], Any]]] = {
             "raw httpx": lambda: _raw_async(target, raw_body),
+            "raw aiohttp": lambda: _raw_aiohttp(target, raw_body),
             "tollway": lambda: (lambda: model.acomplete(PROMPT)),
         }
         asamples: dict[str, list[float]] = {n: [] for n in async_cases}
         for _ in range(rounds):
             for name, make in async_cases.items():
                 asamples[name].append(aper_call(make(), calls)[0])
-        abase = statistics.median(asamples["raw httpx"])
-        print("\nasync sequential, median per call:")
+        abase = min(statistics.median(asamples["raw httpx"]), statistics.median(asamples["raw aiohttp"]))
+        print("\nasync sequential, median per call (added = vs the faster raw client):")
         results["async"] = {}
         for name in async_cases:
             med = statistics.median(asamples[name])
@@ -238,34 +245,51 @@ def _raw_aiohttp(target: str, body: bytes) -> Callable[[], Any]:
         async with session[0].post(target, data=body, headers=HEADERS) as resp:
             return json.loads(await resp.read())
 
+    call.session = session  # type: ignore[attr-defined]
     return call
 
 
 def _budget_cases(url: str, tmp: str) -> dict[str, Callable[[], Any]]:
-    """Budgets on (memory / sqlite / redis) once the budgets module exists."""
-    try:
-        from tollway.core.cost import budgets as budgets_mod
-    except ImportError:
-        return {}
+    """Budgets on: two budgets per call (a per-user daily USD budget and a project
+    monthly one), reserve before and settle after every call, per store."""
+    import uuid
+
     import tollway
+    from tollway.core.cost.budgets import Budgets
+    from tollway.core.stores.memory_budgets import MemoryBudgetStore
+    from tollway.core.stores.sqlite_budgets import SQLiteBudgetStore
 
+    policies = [
+        {"scope": {"user": "each"}, "limit": 1_000_000, "period": "day"},
+        {"scope": {"project": "bench"}, "limit": 1_000_000, "period": "month"},
+    ]
+    stores: dict[str, Callable[[], Any]] = {
+        "memory": MemoryBudgetStore,
+        "sqlite": lambda: SQLiteBudgetStore(str(Path(tmp) / "budgets.db")),
+    }
+    redis_url = os.environ.get("TOLLWAY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+    def redis_store() -> Any:
+        from tollway.core.stores.redis_budgets import RedisBudgetStore
+
+        store = RedisBudgetStore(redis_url, prefix=f"{{tollway-bench-{uuid.uuid4().hex[:8]}}}:")
+        return store
+
+    stores["redis"] = redis_store
     cases: dict[str, Callable[[], Any]] = {}
-    for store_name, factory in _budget_stores(budgets_mod, tmp).items():
+    for name, make_store in stores.items():
         try:
-            guard = factory()
+            guard = Budgets(policies, store=make_store())
+            model = tollway.Model(
+                "openai/gpt-4o-mini", api_base=url, ledger=False, guards=[guard],
+                attribution={"user": "alice", "project": "bench"},
+            )
+            model.complete(PROMPT)
         except Exception as exc:  # e.g. redis not running
-            print(f"(budgets on ({store_name}) skipped: {exc})")
+            print(f"(budgets on ({name}) skipped: {type(exc).__name__}: {exc})")
             continue
-        m = tollway.Model("openai/gpt-4o-mini", api_base=url, ledger=False, guards=[guard])
-        cases[f"tollway + budgets ({store_name})"] = lambda m=m: m.complete(PROMPT)
+        cases[f"tollway + budgets ({name})"] = lambda m=model: m.complete(PROMPT)
     return cases
-
-
-def _budget_stores(budgets_mod: Any, tmp: str) -> dict[str, Callable[[], Any]]:
-    factory = getattr(budgets_mod, "benchmark_guards", None)
-    if factory is None:
-        return {}
-    return factory(tmp)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """The ONLY module that does HTTP: pooled clients, streaming, timeouts, error mapping.
 
 One sync ``httpx.Client`` per process (thread-safe, shared by every deployment) and one
-async client per event loop (async clients are bound to their loop). The async backend
-is httpx's own pool or, when the ``aiohttp`` extra is installed, ``httpx-aiohttp``:
-under 256 concurrent calls aiohttp's connector is many times faster here (see
-benchmarks/). ``TOLLWAY_ASYNC_TRANSPORT=httpx|aiohttp`` forces one.
+async backend per event loop (async pools are bound to their loop). The async backend
+is aiohttp when it is installed (``_transport_aiohttp.py``): under 256 concurrent calls
+it serves several times httpx's async throughput here (see benchmarks/); else httpx's
+own pool. ``TOLLWAY_ASYNC_TRANSPORT=httpx|aiohttp`` forces one.
 
 Network failures become tollway errors (TimeoutError, ConnectionError) so the router can
 decide on retries without knowing httpx.
@@ -19,7 +19,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +40,7 @@ def encode_json(body: Any) -> bytes:
 @dataclass(slots=True)
 class RawResponse:
     status: int
-    headers: httpx.Headers
+    headers: Mapping[str, str]
     body: bytes
 
 
@@ -68,7 +68,7 @@ def _async_backend() -> str:
     if choice in ("httpx", "aiohttp"):
         return choice
     try:
-        import httpx_aiohttp  # noqa: F401
+        import aiohttp  # noqa: F401
     except ImportError:
         return "httpx"
     return "aiohttp"
@@ -80,7 +80,7 @@ class Transport:
     def __init__(self) -> None:
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
-        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
         self._closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
@@ -99,23 +99,24 @@ class Transport:
                 client = self._client
         return client
 
-    def async_client(self) -> httpx.AsyncClient:
+    def async_backend(self) -> Any:
+        """The async backend of the running loop (created on first use)."""
         loop = asyncio.get_running_loop()
-        client = self._async_clients.get(loop)
-        if client is None:
+        backend = self._async_clients.get(loop)
+        if backend is None:
             if _async_backend() == "aiohttp":
-                from httpx_aiohttp import HttpxAiohttpClient
+                from tollway.core._transport_aiohttp import AiohttpBackend
 
-                client = HttpxAiohttpClient(limits=_LIMITS, timeout=None)
+                backend = AiohttpBackend()
             else:
-                client = httpx.AsyncClient(limits=_LIMITS, timeout=None)
-            self._async_clients[loop] = client
+                backend = _HttpxAsyncBackend()
+            self._async_clients[loop] = backend
             # Close the pool when its loop shuts down: asyncio.run / Runner finalize
             # pending async generators before closing the loop, so this one's
-            # ``finally`` runs in the loop and closes the client cleanly.
-            closer = _close_with_loop(client)
+            # ``finally`` runs in the loop and closes the pool cleanly.
+            closer = _close_with_loop(backend)
             self._closers[loop] = (closer, loop.create_task(closer.__anext__()))
-        return client
+        return backend
 
     def close(self) -> None:
         if self._client is not None:
@@ -148,28 +149,10 @@ class Transport:
         headers = dep.request_headers()
         if req.headers:
             headers = {**headers, **req.headers}
-        client = self.async_client()
-        total = dep.timeouts.total
-        try:
-            if total is None:
-                resp = await client.request(
-                    req.method, dep.url(req.path), content=encode_json(req.json),
-                    headers=headers, timeout=_timeout(dep.timeouts),
-                )
-            else:
-                async with asyncio.timeout(total):
-                    resp = await client.request(
-                        req.method, dep.url(req.path), content=encode_json(req.json),
-                        headers=headers, timeout=_timeout(dep.timeouts),
-                    )
-        except TimeoutError as exc:
-            raise errors.TimeoutError(
-                f"no complete answer within the total timeout of {total}s",
-                provider=dep.provider.name, model=dep.model, deployment=dep.name,
-            ) from exc
-        except Exception as exc:
-            raise _map_error(exc, dep) from exc
-        return RawResponse(resp.status_code, resp.headers, resp.content)
+        status, resp_headers, body = await self.async_backend().post(
+            dep, dep.url(req.path), encode_json(req.json), headers
+        )
+        return RawResponse(status, resp_headers, body)
 
     @contextmanager
     def stream(self, dep: Deployment, req: HttpRequest) -> Iterator[ByteStream]:
@@ -191,14 +174,47 @@ class Transport:
             resp.close()
 
     @asynccontextmanager
-    async def astream(self, dep: Deployment, req: HttpRequest) -> AsyncIterator[AsyncByteStream]:
+    async def astream(self, dep: Deployment, req: HttpRequest) -> AsyncIterator[Any]:
         headers = dep.request_headers()
         if req.headers:
             headers = {**headers, **req.headers}
-        client = self.async_client()
+        async with self.async_backend().stream(
+            dep, dep.url(req.path), encode_json(req.json), headers
+        ) as stream:
+            yield stream
+
+
+class _HttpxAsyncBackend:
+    """httpx's own async pool (used when aiohttp is not installed)."""
+
+    def __init__(self) -> None:
+        self._client = httpx.AsyncClient(limits=_LIMITS, timeout=None)
+
+    async def post(
+        self, dep: Deployment, url: str, body: bytes, headers: Mapping[str, str]
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        total = dep.timeouts.total
+        try:
+            async with asyncio.timeout(total):
+                resp = await self._client.post(
+                    url, content=body, headers=headers, timeout=_timeout(dep.timeouts)
+                )
+        except TimeoutError as exc:
+            raise errors.TimeoutError(
+                f"no complete answer within the total timeout of {total}s",
+                provider=dep.provider.name, model=dep.model, deployment=dep.name,
+            ) from exc
+        except Exception as exc:
+            raise _map_error(exc, dep) from exc
+        return resp.status_code, resp.headers, resp.content
+
+    @asynccontextmanager
+    async def stream(
+        self, dep: Deployment, url: str, body: bytes, headers: Mapping[str, str]
+    ) -> AsyncIterator[AsyncByteStream]:
+        client = self._client
         request = client.build_request(
-            req.method, dep.url(req.path), content=encode_json(req.json), headers=headers,
-            timeout=_timeout(dep.timeouts),
+            "POST", url, content=body, headers=headers, timeout=_timeout(dep.timeouts)
         )
         try:
             resp = await client.send(request, stream=True)
@@ -209,8 +225,11 @@ class Transport:
         finally:
             await resp.aclose()
 
+    async def aclose(self) -> None:
+        await self._client.aclose()
 
-async def _close_with_loop(client: httpx.AsyncClient) -> AsyncIterator[None]:
+
+async def _close_with_loop(client: Any) -> AsyncIterator[None]:
     try:
         yield
     finally:
