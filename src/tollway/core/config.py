@@ -18,7 +18,7 @@ import difflib
 import os
 import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import UnionType
 from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
@@ -158,6 +158,9 @@ class TollwaySettings:
         self._env = env
         self._lock = threading.RLock()
         self._guards: tuple[Guard, ...] | None = None
+        self.clock: Callable[[], float] | None = None
+        """The clock budgets and allowed hours read (epoch seconds); None = real time.
+        Set it before the first Model is built (tests, ``tollway demo``'s demo clock)."""
         self._price_book: Any = _UNBUILT
         self._board: HealthBoard | None = None
 
@@ -231,13 +234,14 @@ class TollwaySettings:
         return spec.url
 
     def price_overrides(self) -> dict[str, dict[str, Any]]:
-        """``prices:`` plus every deployment's ``price:`` (keyed ``provider/model``; a
-        deployment's own price wins)."""
+        """``prices:`` plus every deployment's ``price:``, keyed by the deployment's
+        ``name`` when it has one (two deployments of one model may be priced apart), else
+        by ``provider/model``; a deployment's own price wins."""
         overrides = {key: dict(value) for key, value in self.prices.items()}
         for deployments in self.models.values():
             for dep in deployments:
                 if dep.price is not None:
-                    overrides[dep.model] = dict(dep.price)
+                    overrides[dep.name or dep.model] = dict(dep.price)
         return overrides
 
     def price_book(self) -> PriceBook | None:

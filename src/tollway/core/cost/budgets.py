@@ -477,7 +477,9 @@ class Budgets:
         return rules, charges
 
     def _bound(self, ctx: CallContext, dep: Deployment) -> Bound:
-        price: ModelPrice | None = self.prices.model_price(dep.provider.name, dep.model)
+        price: ModelPrice | None = self.prices.model_price(
+            dep.provider.name, dep.model, deployment=dep.name
+        )
         return upper_bound(
             ctx.request, price, default_max_output_tokens=self.default_max_output_tokens
         )
@@ -859,8 +861,12 @@ def _pricebook_from(settings: Any) -> PriceBook | None:
     return None
 
 
-def budgets_from_config(settings: Any, *, clock: Callable[[], float] = time.time) -> Budgets | None:
-    """The Budgets guard tollway.yaml describes (None when it configures none)."""
+def budgets_from_config(
+    settings: Any, *, clock: Callable[[], float] | None = None
+) -> Budgets | None:
+    """The Budgets guard tollway.yaml describes (None when it configures none). The
+    clock is ``clock``, else the settings' own ``clock``, else real time."""
+    clock = clock or getattr(settings, "clock", None) or time.time
     policies = _validated(settings, "budgets", BudgetPolicy)
     hours = _validated(settings, "hours", HoursPolicy)
     limits = _validated(settings, "rate_limits", RateLimitPolicy)
