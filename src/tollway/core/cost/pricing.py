@@ -229,8 +229,9 @@ _PROVIDER_IDS: Mapping[str, str | None] = MappingProxyType({
     "openai_compatible": None,
 })
 """tollway provider -> genai-prices provider id; ``None`` = find the provider from the
-model name. Providers absent here (ollama, vllm, local) have no public price: they are
-unpriced unless configured (``"ollama/*": {"input": 0, "output": 0}``)."""
+model name. Providers absent here (ollama, vllm) have no public price: they are unpriced unless
+configured (``"ollama/*": {"input": 0, "output": 0}``); in-process ``local`` models
+cost 0 unless configured."""
 
 _UNLISTED = object()
 _DATE_SUFFIX = re.compile(r"(?:[-@](?:20\d\d-?\d\d-?\d\d|\d{4}|latest))+$")
@@ -622,7 +623,7 @@ class PriceBook:
         override = next((self._overrides[n] for n in names if n in self._overrides), None)
         if override is not None and override.complete:
             return override.apply(None)
-        base = _resolve_genai(provider, model)
+        base = FREE if provider in IN_PROCESS_PROVIDERS else _resolve_genai(provider, model)
         if override is None:
             return base
         if isinstance(base, _Schedule):
@@ -632,6 +633,11 @@ class PriceBook:
             )
         return override.apply(base)
 
+
+IN_PROCESS_PROVIDERS = frozenset({"local"})
+"""Providers that run on this machine: no one bills them, so they cost 0 unless a price
+is configured (unlike ollama / vllm servers, which may be someone's paid endpoint)."""
+FREE = ModelPrice(input=0, output=0)
 
 _DEFAULT: PriceBook | None = None
 
