@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from tollway.core._routing_errors import DEFAULT_FALLBACK_ON, error_types
 from tollway.core.providers import PROVIDERS
@@ -88,10 +88,14 @@ class DeploymentSpec(_Section):
 
     @field_validator("api_base")
     @classmethod
-    def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
-        return value
+    def _url(cls, value: str, info: ValidationInfo) -> str:
+        if value.startswith(("http://", "https://")):
+            return value
+        provider = str(info.data.get("model", "")).partition("/")[0]
+        spec = PROVIDERS.get(provider)
+        if spec is not None and spec.transport == "local":
+            return value  # 'local://', a file:// URL or a path to a .gguf file
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
 
     @property
     def provider(self) -> str:
