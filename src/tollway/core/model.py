@@ -244,8 +244,11 @@ class Model:
         response.attempts = ctx.attempts
         response.attribution = ctx.attribution.as_dict()
         response.response_format = ctx.request.response_format
+        priced_model = dep.model
+        if dep.provider.price_by_reported_model and response.model:
+            priced_model = response.model
         response.cost_nanos = self.prices.price(
-            dep.provider.name, dep.model, response.usage, deployment=dep.name
+            dep.provider.name, priced_model, response.usage, deployment=dep.name
         )
         record = self._record(ctx, dep, t0, status="ok")
         record.request_id = response.id or None

@@ -32,6 +32,9 @@ class ProviderSpec:
     dialect_options: tuple[tuple[str, Any], ...] = ()
     query: tuple[tuple[str, str], ...] = ()
     docs: str = ""
+    price_by_reported_model: bool = False
+    """Price by the model the provider reports (Azure: the target names a deployment the
+    user chose, the response names the real model)."""
     transport: Literal["http", "local"] = "http"
     """``local``: served in-process (llama.cpp) by ``tollway.local`` instead of HTTP."""
 
@@ -47,7 +50,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
     for spec in (
         _row("openai", "openai_chat", "https://api.openai.com/v1", key_env=("OPENAI_API_KEY",),
              base_url_env=("OPENAI_BASE_URL",), docs="OpenAI"),
-        _row("azure", "openai_chat", None, auth="api-key",
+        _row("azure", "openai_chat", None, auth="api-key", price_by_reported_model=True,
              key_env=("AZURE_OPENAI_API_KEY", "AZURE_API_KEY"),
              base_url_env=("AZURE_OPENAI_ENDPOINT", "AZURE_API_BASE"),
              docs="Azure OpenAI: azure/<deployment>; base is the resource endpoint"),
