@@ -50,7 +50,7 @@ def _timeout(t: Timeouts) -> httpx.Timeout:
 
 
 def _map_error(exc: Exception, dep: Deployment) -> errors.ProviderError:
-    where = {"provider": dep.provider.name, "model": dep.model, "deployment": dep.name}
+    where: dict[str, Any] = {"provider": dep.provider.name, "model": dep.model, "deployment": dep.name}
     if isinstance(exc, httpx.TimeoutException):
         kind = type(exc).__name__.replace("Timeout", " timeout").strip().lower()
         return errors.TimeoutError(f"no answer within the timeout ({kind})", **where)
@@ -115,7 +115,7 @@ class Transport:
             # pending async generators before closing the loop, so this one's
             # ``finally`` runs in the loop and closes the pool cleanly.
             closer = _close_with_loop(backend)
-            self._closers[loop] = (closer, loop.create_task(closer.__anext__()))
+            self._closers[loop] = (closer, loop.create_task(_start(closer)))
         return backend
 
     def close(self) -> None:
@@ -227,6 +227,10 @@ class _HttpxAsyncBackend:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+async def _start(closer: AsyncIterator[None]) -> None:
+    await closer.__anext__()
 
 
 async def _close_with_loop(client: Any) -> AsyncIterator[None]:

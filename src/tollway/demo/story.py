@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
@@ -36,6 +36,12 @@ OFFICE_HOURS = datetime(2026, 11, 27, 10, 15, tzinfo=BERLIN)  # a Friday morning
 SATURDAY_NIGHT = datetime(2026, 11, 28, 23, 30, tzinfo=BERLIN)
 SHORT = 48
 """max_tokens of bob's repeated questions (the budget is worth about 2.5 of them)."""
+
+
+class GraphState(TypedDict):
+    question: str
+    plan: str
+    answer: str
 
 
 class Ticket(BaseModel):
@@ -122,25 +128,18 @@ class Story:
         planner = TollwayChatModel(client=self.model("fast"), max_tokens=120)
         writer = TollwayChatModel(client=self.model("smart"), max_tokens=120)
 
-        def plan(state: dict[str, str]) -> dict[str, str]:
+        def plan(state: GraphState) -> dict[str, str]:
             msg = planner.invoke(f"List two steps to answer: {state['question']}")
             return {"plan": msg.text}
 
-        def write(state: dict[str, str]) -> dict[str, str]:
+        def write(state: GraphState) -> dict[str, str]:
             msg = writer.invoke(
                 f"Answer the customer in two sentences.\nQuestion: {state['question']}\n"
                 f"Plan: {state['plan']}"
             )
             return {"answer": msg.text}
 
-        from typing import TypedDict
-
-        class State(TypedDict):
-            question: str
-            plan: str
-            answer: str
-
-        graph = StateGraph(State)
+        graph = StateGraph(GraphState)
         graph.add_node("planner", plan)
         graph.add_node("writer", write)
         graph.add_edge(START, "planner")

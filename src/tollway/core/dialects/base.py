@@ -51,7 +51,10 @@ class StreamParser(Protocol):
 class Dialect(Protocol):
     """One wire format (OpenAI chat completions, Anthropic Messages, Gemini)."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The key of this dialect's ``provider_data`` (``"openai_chat"``...)."""
+        ...
 
     def build_request(self, request: Request, model: str, *, stream: bool) -> HttpRequest: ...
 
