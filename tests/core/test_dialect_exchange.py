@@ -88,13 +88,12 @@ async def test_tool_exchange_with_astream(name: str, fake: FakeProvider) -> None
     _tool_result_in(fake.requests[1].json, name)
 
 
-@pytest.mark.parametrize("source", list(DIALECTS))
-@pytest.mark.parametrize("target", list(DIALECTS))
+@pytest.mark.parametrize(
+    ("source", "target"), [(a, b) for a in DIALECTS for b in DIALECTS if a != b]
+)
 def test_history_from_one_provider_continues_on_another(source: str, target: str) -> None:
     """Tool calls, results and thinking made by ``source`` are sent to ``target``:
     foreign signatures are dropped, ids and names survive."""
-    if source == target:
-        pytest.skip("same provider")
     with FakeProvider() as first_server, FakeProvider() as second_server:
         _, src_replies = DIALECTS[source]
         _, dst_replies = DIALECTS[target]
