@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from functools import cache
 from typing import Any
 
 import aiohttp
@@ -20,8 +21,19 @@ from tollway.core import errors
 from tollway.core.providers import Deployment, Timeouts
 
 
-def _client_timeout(t: Timeouts) -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(total=t.total, sock_connect=t.connect, sock_read=t.read)
+@cache
+def _call_timeout(t: Timeouts) -> aiohttp.ClientTimeout:
+    """A non-streamed call: one deadline for the whole exchange (``read``, capped by
+    ``total``). A per-read timeout would re-arm a timer on every packet."""
+    deadline = t.read if t.total is None else min(t.read, t.total)
+    return aiohttp.ClientTimeout(total=deadline, sock_connect=t.connect)
+
+
+@cache
+def _stream_timeout(t: Timeouts) -> aiohttp.ClientTimeout:
+    """A stream: ``read`` bounds the idle time between chunks; ``total`` is checked per
+    chunk by :class:`AiohttpStream`."""
+    return aiohttp.ClientTimeout(sock_connect=t.connect, sock_read=t.read)
 
 
 def _where(dep: Deployment) -> dict[str, Any]:
@@ -54,7 +66,7 @@ class AiohttpBackend:
     ) -> tuple[int, Mapping[str, str], bytes]:
         try:
             async with self._session.post(
-                url, data=body, headers=headers, timeout=_client_timeout(dep.timeouts)
+                url, data=body, headers=headers, timeout=_call_timeout(dep.timeouts)
             ) as resp:
                 return resp.status, resp.headers, await resp.read()
         except Exception as exc:
@@ -64,10 +76,10 @@ class AiohttpBackend:
     async def stream(
         self, dep: Deployment, url: str, body: bytes, headers: Mapping[str, str]
     ) -> AsyncIterator[AiohttpStream]:
-        timeouts = dep.timeouts
-        timeout = aiohttp.ClientTimeout(sock_connect=timeouts.connect, sock_read=timeouts.read)
         try:
-            resp = await self._session.post(url, data=body, headers=headers, timeout=timeout)
+            resp = await self._session.post(
+                url, data=body, headers=headers, timeout=_stream_timeout(dep.timeouts)
+            )
         except Exception as exc:
             raise map_aiohttp_error(exc, dep) from exc
         try:

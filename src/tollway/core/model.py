@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from tollway.core import errors
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tollway")
 
 _CONTENT_EVENTS = (TextDelta, ThinkingDelta, ToolCallDelta)
+_utcnow = partial(datetime.now, UTC)
 
 
 class SingleDeployment:
@@ -175,7 +177,7 @@ class Model:
             stream=stream,
             alias=self.alias,
             started=time.perf_counter(),
-            started_at=datetime.now(UTC),
+            started_at=_utcnow(),
         )
 
     @property
@@ -234,8 +236,9 @@ class Model:
 
     def _finish(
         self, ctx: CallContext, dep: Deployment, response: Response, t0: float, ttft: float | None
-    ) -> CallRecord:
-        """Fill the Response's tollway fields and build its ledger row."""
+    ) -> CallRecord | None:
+        """Fill the Response's tollway fields and build its ledger row (None without a
+        ledger: nothing to write, nothing to build)."""
         response.provider = dep.provider.name
         response.deployment = dep.name
         response.latency = time.perf_counter() - t0
@@ -250,6 +253,8 @@ class Model:
         response.cost_nanos = self.prices.price(
             dep.provider.name, priced_model, response.usage, deployment=dep.name
         )
+        if self.ledger is None:
+            return None
         record = self._record(ctx, dep, t0, status="ok")
         record.request_id = response.id or None
         record.usage = response.usage
@@ -282,18 +287,18 @@ class Model:
         record.error = errors.scrub(str(exc), 300)
         return record
 
-    def _write(self, record: CallRecord) -> None:
+    def _write(self, record: CallRecord | None) -> None:
         ledger = self.ledger
-        if ledger is None:
+        if ledger is None or record is None:
             return
         try:
             ledger.record(record)
         except Exception:  # a lost ledger must never turn a paid answer into an error
             log.exception("tollway: could not write the ledger row for trace %s", record.trace_id)
 
-    async def _awrite(self, record: CallRecord) -> None:
+    async def _awrite(self, record: CallRecord | None) -> None:
         ledger = self.ledger
-        if ledger is None:
+        if ledger is None or record is None:
             return
         try:
             await ledger.arecord(record)

@@ -174,6 +174,9 @@ class SQLiteLedger:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
+            # The ledger is written, rarely read here: a small page cache keeps a
+            # long-running process's memory flat (the default grows to 2 MB).
+            conn.execute("PRAGMA cache_size = -256")
             _migrate(conn)
         except BaseException:
             conn.close()
