@@ -5,6 +5,11 @@ microseconds and is never the bottleneck: ``measure_capacity`` prints its own ra
 throughput. Non-streamed requests get a fixed chat.completion; requests with
 ``"stream":true`` get ``STREAM_CHUNKS`` content chunks, a finish chunk, a usage chunk
 and ``[DONE]``. A path starting with ``/fail`` answers 500 (for failover benchmarks).
+
+The server counts the requests it answered, so a benchmark can tell how many calls
+really reached the "provider" (budget overshoot, failover): ``GET /count`` answers
+``{"ok": n, "fail": n, "stream": n}`` and ``POST /reset`` zeroes the counters
+(:func:`server_count` / :func:`server_reset` do both from a client).
 """
 
 from __future__ import annotations
@@ -83,6 +88,17 @@ STREAM_RESPONSE = (
 )
 
 
+_COUNTS = {"ok": 0, "fail": 0, "stream": 0}
+"""Requests answered since the last ``POST /reset`` (the server is one process, one loop)."""
+
+
+def _small_json(status: bytes, payload: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\ncontent-length: "
+        + str(len(payload)).encode() + b"\r\n\r\n" + payload
+    )
+
+
 class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
         self.buffer = b""
@@ -110,10 +126,19 @@ class _Protocol(asyncio.Protocol):
             self.buffer = self.buffer[total:]
             assert self.transport is not None
             if head.startswith(b"POST /fail"):
+                _COUNTS["fail"] += 1
                 self.transport.write(FAIL_RESPONSE)
-            elif b'"stream":true' in body:
+            elif head.startswith(b"GET /count"):
+                self.transport.write(_small_json(b"200 OK", json.dumps(_COUNTS).encode()))
+            elif head.startswith(b"POST /reset"):
+                for name in _COUNTS:
+                    _COUNTS[name] = 0
+                self.transport.write(_small_json(b"200 OK", b"{}"))
+            elif b'"stream":true' in body or b'"stream": true' in body:
+                _COUNTS["stream"] += 1
                 self.transport.write(STREAM_RESPONSE)
             else:
+                _COUNTS["ok"] += 1
                 self.transport.write(OK_RESPONSE)
 
 
@@ -200,3 +225,31 @@ def measure_capacity(url: str, seconds: float = 1.5, connections: int = 32) -> f
         return sum(counts) / seconds
 
     return asyncio.run(main())
+
+
+def server_count(url: str) -> dict[str, int]:
+    """The server's request counters (``GET /count``), over a fresh raw socket."""
+    return json.loads(_raw_call(url, b"GET /count"))  # type: ignore[no-any-return]
+
+
+def server_reset(url: str) -> None:
+    """Zero the server's request counters (``POST /reset``)."""
+    _raw_call(url, b"POST /reset")
+
+
+def _raw_call(url: str, line: bytes) -> bytes:
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(line + b" HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n")
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(65536)
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = 0
+        for header in head.split(b"\r\n")[1:]:
+            name, _, value = header.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        while len(body) < length:
+            body += sock.recv(65536)
+        return body[:length]
