@@ -32,9 +32,10 @@ from tollway.core.dialects.base import HttpRequest
 from tollway.core.providers import Deployment, Timeouts
 
 _LIMITS = httpx.Limits(max_connections=1024, max_keepalive_connections=512, keepalive_expiry=30)
-_ASYNC_LIMITS = httpx.Limits(max_connections=1024, max_keepalive_connections=64, keepalive_expiry=30)
+_ASYNC_LIMITS = httpx.Limits(max_connections=1024, max_keepalive_connections=20, keepalive_expiry=30)
 """httpcore's async pool collapses (hundreds of times slower) once hundreds of idle
-keep-alive connections sit in it under 256 concurrent calls; 64 keeps it healthy."""
+keep-alive connections sit in it under 256 concurrent calls; 20 (its default) keeps
+it healthy."""
 
 
 def encode_json(body: Any) -> bytes:
