@@ -20,10 +20,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
+from tollway.core.dialects._retry_after import retry_after_seconds
 from tollway.core.errors import (
     AuthenticationError,
     BadRequestError,
@@ -77,31 +76,6 @@ def _class_for_status(status: int | None) -> type[ProviderError]:
     if status >= 500:
         return ServerError
     return ProviderError
-
-
-def retry_after_seconds(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
-    lower = {key.lower(): value for key, value in headers.items()}
-    millis = lower.get("retry-after-ms")
-    if millis:
-        try:
-            return max(0.0, float(millis) / 1000.0)
-        except ValueError:
-            pass
-    value = lower.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def _error_fields(payload: Any) -> tuple[str | None, str | None]:

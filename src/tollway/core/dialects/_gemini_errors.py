@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from tollway.core import errors
+from tollway.core.dialects._retry_after import retry_after_seconds
 from tollway.core.errors import ProviderError
 
 PROVIDER = "gemini"
@@ -116,18 +115,9 @@ def _payload(text: str) -> Mapping[str, Any] | None:
 
 
 def _retry_after(headers: Mapping[str, str], details: list[Any], message: str) -> float | None:
-    lowered = {k.lower(): v for k, v in headers.items()}
-    ms = lowered.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    value = lowered.get("retry-after")
-    if value:
-        seconds = _seconds_or_date(value)
-        if seconds is not None:
-            return seconds
+    seconds = retry_after_seconds(headers)
+    if seconds is not None:
+        return seconds
     for detail in details:
         if isinstance(detail, Mapping) and str(detail.get("@type", "")).endswith("RetryInfo"):
             seconds = parse_duration(detail.get("retryDelay"))
@@ -135,20 +125,6 @@ def _retry_after(headers: Mapping[str, str], details: list[Any], message: str) -
                 return seconds
     match = _RETRY_IN_MESSAGE.search(message)
     return float(match.group(1)) if match else None
-
-
-def _seconds_or_date(value: str) -> float | None:
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def parse_duration(value: Any) -> float | None:

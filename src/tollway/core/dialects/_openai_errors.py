@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
+from tollway.core.dialects._retry_after import retry_after_seconds
 from tollway.core.errors import (
     AuthenticationError,
     BadRequestError,
@@ -75,40 +74,6 @@ def error_from_payload(payload: Mapping[str, Any], raw: str) -> ProviderError:
     if code is not None and code.isdigit() and 400 <= int(code) <= 599:
         status = int(code)
     return _classify(status, message or "the provider reported an error", code, raw, {})
-
-
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP
-    date, measured against the response's ``date`` header when it has one)."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    millis = lowered.get("retry-after-ms")
-    if millis is not None:
-        try:
-            return max(float(millis) / 1000.0, 0.0)
-        except ValueError:
-            pass
-    value = lowered.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    now = datetime.now(UTC)
-    if "date" in lowered:
-        try:
-            now = parsedate_to_datetime(lowered["date"])
-        except (TypeError, ValueError):
-            pass
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
-    return max((when - now).total_seconds(), 0.0)
 
 
 def _describe(text: str) -> tuple[str | None, str | None]:
