@@ -496,7 +496,7 @@ def test_check_config_prints_the_resolved_view_with_secrets_masked(
             - cheap
             - {to: cheap, on: context_window}
         budgets:
-          - {scope: org, limit_usd: 5}
+          - {name: org-cap, scope: {org: acme}, limit: 5, period: month}
         ledger: {url: "postgresql://tollway:hunter2@db/ledger"}
     """)
     assert cli_main(["check-config", "--config", str(path)]) == 0
@@ -511,7 +511,7 @@ def test_check_config_prints_the_resolved_view_with_secrets_masked(
     assert "headers: Authorization: ***, X-Team: blue" in out
     assert "strategy: latency" in out and "retries: 1" in out
     assert "smart -> cheap on context_window" in out
-    assert "budgets: 1 configured" in out
+    assert "budgets: 1\n  org-cap" in out
     assert "ledger: postgresql://tollway:***@db/ledger" in out
     for secret in (SECRET, "tok-very-secret-value", "hunter2"):
         assert secret not in out

@@ -106,9 +106,7 @@ def describe(settings: Any) -> str:
         for rule in rules:
             out.append(f"  {alias} -> {rule.to} on {', '.join(rule.on)}")
     out.append("")
-    out.append(f"budgets: {_count(settings.budgets)}")
-    out.append(f"hours: {_count(settings.hours)}")
-    out.append(f"rate_limits: {_count(settings.rate_limits)}")
+    out += _policies(settings)
     if settings.budget_store is not None:
         out.append(f"budget_store: {_store(settings.budget_store)}")
     out.append(f"ledger: {_ledger(settings.ledger_target)}")
@@ -119,6 +117,21 @@ def describe(settings: Any) -> str:
         out.append(f"attribution defaults: {shown}")
     out += ["", "OK"]
     return "\n".join(out)
+
+
+def _policies(settings: Any) -> list[str]:
+    """Budgets, hours and rate limits, validated (a bad field is a ConfigError naming
+    its line) and listed one per line, without opening any budget store."""
+    from tollway.core.cost.budgets import _validated
+    from tollway.core.cost.policy import BudgetPolicy, HoursPolicy, RateLimitPolicy
+
+    out: list[str] = []
+    for section, model in (("budgets", BudgetPolicy), ("hours", HoursPolicy),
+                           ("rate_limits", RateLimitPolicy)):
+        policies = _validated(settings, section, model)
+        out.append(f"{section}: {len(policies)}" if policies else f"{section}: (none)")
+        out += [f"  {policy.id}" for policy in policies]
+    return out
 
 
 def _key_source(spec: Any, provider: Any) -> str:
