@@ -157,17 +157,23 @@ class Deployment:
     price: Mapping[str, Any] | None = None
     alias: str | None = None
     _static_headers: dict[str, str] | None = field(default=None, repr=False)
+    _urls: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.dialect is None:
             self.dialect = dialect_for(self.provider.dialect, self.provider.dialect_options)
 
     def url(self, path: str) -> str:
-        base = self.api_base.rstrip("/")
-        url = base + path
-        if self.query:
-            joiner = "&" if "?" in url else "?"
-            url += joiner + "&".join(f"{k}={v}" for k, v in self.query.items())
+        """The full URL of ``path`` (built once per path: the same few paths recur)."""
+        urls = self._urls
+        url = urls.get(path)
+        if url is None:
+            url = self.api_base.rstrip("/") + path
+            if self.query:
+                joiner = "&" if "?" in url else "?"
+                url += joiner + "&".join(f"{k}={v}" for k, v in self.query.items())
+            if len(urls) < 64:
+                urls[path] = url
         return url
 
     def request_headers(self) -> dict[str, str]:

@@ -112,6 +112,8 @@ class Attribution:
     def as_dict(self) -> dict[str, Any]:
         """The set fields only; ``extra`` keys are flattened in, so
         ``Attribution.of(a.as_dict()) == a``."""
+        if self is _EMPTY_ATTRIBUTION:  # the common case outside any scope: no work
+            return {}
         out: dict[str, Any] = {
             name: value for name in FIELDS if (value := getattr(self, name)) is not None
         }

@@ -48,17 +48,18 @@ def usage_from_openai(usage: Mapping[str, Any] | None) -> Usage:
     ``prompt_cache_hit_tokens`` instead of ``prompt_tokens_details.cached_tokens``."""
     if not usage:
         return Usage()
-    prompt_details = usage.get("prompt_tokens_details") or {}
-    completion_details = usage.get("completion_tokens_details") or {}
+    prompt_details = usage.get("prompt_tokens_details") or _NO_DETAILS
+    completion_details = usage.get("completion_tokens_details") or _NO_DETAILS
     cache_read = _int(prompt_details.get("cached_tokens"))
     if not cache_read:
         cache_read = _int(usage.get("prompt_cache_hit_tokens"))
     return Usage(
-        input_tokens=_int(usage.get("prompt_tokens")),
-        output_tokens=_int(usage.get("completion_tokens")),
-        cache_read_tokens=cache_read,
-        cache_write_tokens=_int(prompt_details.get("cache_write_tokens")),
-        reasoning_tokens=_int(completion_details.get("reasoning_tokens")),
+        _int(usage.get("prompt_tokens")),
+        _int(usage.get("completion_tokens")),
+        cache_read,
+        _int(prompt_details.get("cache_write_tokens")),
+        0,
+        _int(completion_details.get("reasoning_tokens")),
     )
 
 
@@ -77,5 +78,9 @@ def usage_to_openai(usage: Usage) -> dict[str, Any]:
     }
 
 
+_NO_DETAILS: Mapping[str, Any] = {}
+
+
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    """A token count; anything that is not a plain int (None, a bool, a string) is 0."""
+    return value if value.__class__ is int else 0
