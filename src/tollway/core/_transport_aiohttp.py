@@ -9,7 +9,6 @@ tollway drives aiohttp directly. Errors are mapped to tollway's here, timeouts t
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from functools import cache
@@ -19,6 +18,7 @@ import aiohttp
 
 from tollway.core import errors
 from tollway.core.providers import Deployment, Timeouts
+from tollway.core.transport import check_deadline, stream_deadline
 
 
 @cache
@@ -99,8 +99,7 @@ class AiohttpStream:
     def __init__(self, resp: aiohttp.ClientResponse, dep: Deployment) -> None:
         self._resp = resp
         self._dep = dep
-        total = dep.timeouts.total
-        self._deadline = None if total is None else time.monotonic() + total
+        self._deadline = stream_deadline(dep)
 
     @property
     def status(self) -> int:
@@ -117,14 +116,9 @@ class AiohttpStream:
             raise map_aiohttp_error(exc, self._dep) from exc
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        deadline = self._deadline
         try:
             async for chunk in self._resp.content.iter_any():
-                if deadline is not None and time.monotonic() > deadline:
-                    raise errors.TimeoutError(
-                        f"stream exceeded the total timeout of {self._dep.timeouts.total}s",
-                        **_where(self._dep),
-                    )
+                check_deadline(self._deadline, self._dep)
                 yield chunk
         except errors.TollwayError:
             raise

@@ -34,6 +34,7 @@ from tollway.core.types import (
     TextDelta,
     ThinkingDelta,
     ToolCallDelta,
+    Usage,
     build_request,
 )
 
@@ -247,12 +248,7 @@ class Model:
         response.attempts = ctx.attempts
         response.attribution = ctx.attribution.as_dict()
         response.response_format = ctx.request.response_format
-        priced_model = dep.model
-        if dep.provider.price_by_reported_model and response.model:
-            priced_model = response.model
-        response.cost_nanos = self.prices.price(
-            dep.provider.name, priced_model, response.usage, deployment=dep.name
-        )
+        response.cost_nanos = self._price(dep, response.usage, response.model)
         if self.ledger is None:
             return None
         record = self._record(ctx, dep, t0, status="ok")
@@ -261,6 +257,14 @@ class Model:
         record.cost_nanos = response.cost_nanos
         record.ttft_ms = None if ttft is None else ttft * 1000.0
         return record
+
+    def _price(self, dep: Deployment, usage: Usage, reported_model: str | None = None) -> int | None:
+        """nano-USD for ``usage`` on ``dep``; by the model the provider reports when the
+        provider row says its target names a deployment (Azure)."""
+        model = dep.model
+        if dep.provider.price_by_reported_model and reported_model:
+            model = reported_model
+        return self.prices.price(dep.provider.name, model, usage, deployment=dep.name)
 
     def _record(self, ctx: CallContext, dep: Deployment, t0: float, *, status: str) -> CallRecord:
         record = CallRecord(
@@ -522,23 +526,27 @@ class _Cancelled(Exception):
     pass
 
 
-def _settle_partial(model: Model, state: _StreamState, holds: list[Hold], record: CallRecord) -> None:
-    """After a stream failed or was closed early: settle what the provider reported (it
-    bills tokens already generated), else release."""
-    usage = state.acc.usage
+def _partial_charge(model: Model, state: _StreamState, record: CallRecord) -> tuple[Usage, int | None] | None:
+    """After a stream failed or was closed early: what the provider reported so far (it
+    bills tokens already generated), written into the ledger row; None when it reported
+    nothing, so the reservation is released instead."""
     ttft = state.ttft()
     record.ttft_ms = None if ttft is None else ttft * 1000.0
+    usage = state.acc.usage
     if usage is None:
-        for hold in holds:
-            hold.release()
-        return
-    cost = model.prices.price(
-        state.dep.provider.name, state.dep.model, usage, deployment=state.dep.name
-    )
+        return None
     record.usage = usage
-    record.cost_nanos = cost
+    record.cost_nanos = model._price(state.dep, usage, state.acc.model)
+    return usage, record.cost_nanos
+
+
+def _settle_partial(model: Model, state: _StreamState, holds: list[Hold], record: CallRecord) -> None:
+    charge = _partial_charge(model, state, record)
     for hold in holds:
-        hold.settle(usage, cost)
+        if charge is None:
+            hold.release()
+        else:
+            hold.settle(*charge)
 
 
 class ResponseStream:
@@ -670,17 +678,12 @@ class _AsyncLiveStream:
         self.done = True
         await self._close_http()
         record = self.model._failure(self.ctx, self.dep, exc, self.t0)
-        usage = self.state.acc.usage
-        if usage is None:
-            for hold in self.holds:
+        charge = _partial_charge(self.model, self.state, record)
+        for hold in self.holds:
+            if charge is None:
                 await hold.arelease()
-        else:
-            cost = self.model.prices.price(
-                self.dep.provider.name, self.dep.model, usage, deployment=self.dep.name
-            )
-            record.usage, record.cost_nanos = usage, cost
-            for hold in self.holds:
-                await hold.asettle(usage, cost)
+            else:
+                await hold.asettle(*charge)
         await self.model._awrite(record)
 
     async def cancel(self) -> None:

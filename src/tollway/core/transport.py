@@ -246,16 +246,31 @@ async def _close_with_loop(client: Any) -> AsyncIterator[None]:
         await client.aclose()
 
 
-class ByteStream:
-    """An open streaming response: check ``status``; iterate bytes; errors mapped."""
+def stream_deadline(dep: Deployment) -> float | None:
+    """When a stream opened now must have ended (``timeouts.total``), or None."""
+    total = dep.timeouts.total
+    return None if total is None else time.monotonic() + total
+
+
+def check_deadline(deadline: float | None, dep: Deployment) -> None:
+    """Raise TimeoutError once a stream has run past its total timeout (checked per
+    chunk; ``read`` already bounds the idle time between chunks)."""
+    if deadline is not None and time.monotonic() > deadline:
+        raise errors.TimeoutError(
+            f"stream exceeded the total timeout of {dep.timeouts.total}s",
+            provider=dep.provider.name, model=dep.model, deployment=dep.name,
+        )
+
+
+class _HttpxStream:
+    """An open httpx streaming response: ``status``, ``headers``; errors mapped."""
 
     __slots__ = ("_deadline", "_dep", "_resp")
 
     def __init__(self, resp: httpx.Response, dep: Deployment) -> None:
         self._resp = resp
         self._dep = dep
-        total = dep.timeouts.total
-        self._deadline = None if total is None else time.monotonic() + total
+        self._deadline = stream_deadline(dep)
 
     @property
     def status(self) -> int:
@@ -264,6 +279,10 @@ class ByteStream:
     @property
     def headers(self) -> httpx.Headers:
         return self._resp.headers
+
+
+class ByteStream(_HttpxStream):
+    __slots__ = ()
 
     def read(self) -> bytes:
         try:
@@ -272,15 +291,9 @@ class ByteStream:
             raise _map_error(exc, self._dep) from exc
 
     def __iter__(self) -> Iterator[bytes]:
-        deadline = self._deadline
         try:
             for chunk in self._resp.iter_bytes():
-                if deadline is not None and time.monotonic() > deadline:
-                    raise errors.TimeoutError(
-                        f"stream exceeded the total timeout of {self._dep.timeouts.total}s",
-                        provider=self._dep.provider.name, model=self._dep.model,
-                        deployment=self._dep.name,
-                    )
+                check_deadline(self._deadline, self._dep)
                 yield chunk
         except errors.TollwayError:
             raise
@@ -288,22 +301,8 @@ class ByteStream:
             raise _map_error(exc, self._dep) from exc
 
 
-class AsyncByteStream:
-    __slots__ = ("_deadline", "_dep", "_resp")
-
-    def __init__(self, resp: httpx.Response, dep: Deployment) -> None:
-        self._resp = resp
-        self._dep = dep
-        total = dep.timeouts.total
-        self._deadline = None if total is None else time.monotonic() + total
-
-    @property
-    def status(self) -> int:
-        return self._resp.status_code
-
-    @property
-    def headers(self) -> httpx.Headers:
-        return self._resp.headers
+class AsyncByteStream(_HttpxStream):
+    __slots__ = ()
 
     async def read(self) -> bytes:
         try:
@@ -312,15 +311,9 @@ class AsyncByteStream:
             raise _map_error(exc, self._dep) from exc
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        deadline = self._deadline
         try:
             async for chunk in self._resp.aiter_bytes():
-                if deadline is not None and time.monotonic() > deadline:
-                    raise errors.TimeoutError(
-                        f"stream exceeded the total timeout of {self._dep.timeouts.total}s",
-                        provider=self._dep.provider.name, model=self._dep.model,
-                        deployment=self._dep.name,
-                    )
+                check_deadline(self._deadline, self._dep)
                 yield chunk
         except errors.TollwayError:
             raise

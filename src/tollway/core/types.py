@@ -517,6 +517,11 @@ class StreamAccumulator:
         return self._usage
 
     @property
+    def model(self) -> str | None:
+        """The model the provider reported at the start of the stream, if it did."""
+        return self._model
+
+    @property
     def text(self) -> str:
         return "".join(p.text for p in self._parts if isinstance(p, Text))
 
