@@ -6,11 +6,13 @@ other process and thread (no read-then-upgrade race, no deadlock). WAL journal m
 lets ``tollway budgets`` read while calls reserve; ``synchronous=NORMAL`` survives a
 killed process (only an OS crash could lose the last commits, which the TTL sweep and
 the ledger make harmless). The sync path waits for the lock with SQLite's busy
-timeout; the async path never blocks its event loop: it tries the lock without waiting
-and, when another process holds it, yields with ``asyncio.sleep`` before retrying.
+timeout and retries the refusals SQLite returns without waiting (``_sqlite``); the
+async path never blocks its event loop: it tries the lock without waiting and, when
+another process holds it, yields with ``asyncio.sleep`` before retrying.
 
 Connections are per thread (and reopened after a fork); the file is created on first
-use, with its parent directory.
+use, with its parent directory. Opening rides out the same refusals, which many
+processes opening a new file at once meet.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any, TypeVar
 
 from tollway.core.cost.budgets import COUNTER_RETENTION, Charge, CounterState, Denial
 from tollway.core.errors import ConfigError
+from tollway.core.stores._sqlite import is_busy, open_connection, retry_while_busy
 
 __all__ = ["SQLiteBudgetStore"]
 
@@ -61,11 +64,6 @@ _COLUMNS = (
 )
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc)
-    return "locked" in text or "busy" in text
-
-
 class SQLiteBudgetStore:
     """The single-machine :class:`~tollway.core.cost.budgets.BudgetStore`."""
 
@@ -79,25 +77,28 @@ class SQLiteBudgetStore:
     # ------------------------------------------------------------------ connections
 
     def _connect(self, *, wait: bool) -> sqlite3.Connection:
+        def setup(conn: sqlite3.Connection) -> None:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            if not self._schema_ready:
+                self._run(conn, lambda c: [c.execute(statement) for statement in _SCHEMA])
+                self._schema_ready = True
+            if not wait:
+                conn.execute("PRAGMA busy_timeout=0")
+
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self.path, timeout=self.busy_timeout, isolation_level=None,
-                check_same_thread=False,
+            return retry_while_busy(
+                lambda: open_connection(
+                    str(self.path), busy_timeout=self.busy_timeout, setup=setup
+                ),
+                retry_for=self.busy_timeout,
             )
-            conn.execute("PRAGMA journal_mode=WAL")
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(
                 f"cannot open the budget store {str(self.path)!r}: {exc}; check the path "
                 "under budget_store.path (or $TOLLWAY_BUDGETS_DB)", key="budget_store.path"
             ) from None
-        conn.execute("PRAGMA synchronous=NORMAL")
-        if not self._schema_ready:
-            self._run(conn, lambda c: [c.execute(statement) for statement in _SCHEMA])
-            self._schema_ready = True
-        if not wait:
-            conn.execute("PRAGMA busy_timeout=0")
-        return conn
 
     def _conn(self, *, wait: bool) -> sqlite3.Connection:
         """This thread's connection: ``wait`` ones use the busy timeout, the async path's
@@ -115,17 +116,26 @@ class SQLiteBudgetStore:
         return conn
 
     def _run(self, conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], T]) -> T:
+        """``body`` in one write transaction; on any failure (a refused COMMIT included)
+        it is rolled back, so running it again is safe."""
         conn.execute("BEGIN IMMEDIATE")
         try:
             result = body(conn)
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
         return result
 
     def _sync(self, body: Callable[[sqlite3.Connection], T]) -> T:
-        return self._run(self._conn(wait=True), body)
+        conn = self._conn(wait=True)
+        try:
+            return self._run(conn, body)
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+        return retry_while_busy(lambda: self._run(conn, body), retry_for=self.busy_timeout)
 
     async def _async(self, body: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._conn(wait=False)
@@ -135,7 +145,7 @@ class SQLiteBudgetStore:
             try:
                 return self._run(conn, body)
             except sqlite3.OperationalError as exc:
-                if not _is_busy(exc) or time.monotonic() >= deadline:
+                if not is_busy(exc) or time.monotonic() >= deadline:
                     raise
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.02)

@@ -20,19 +20,19 @@ threads under a lock: SQLite serialises writers anyway, and a record takes ~25 u
 from __future__ import annotations
 
 import os
-import random
 import sqlite3
 import threading
-import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tollway.core.cost.ledger import COLUMNS, format_time, record_from_values, row_values
 from tollway.core.cost.spend import SQLDialect, build_sql, rows_from_sql
 from tollway.core.errors import ConfigError
+from tollway.core.stores._sqlite import is_busy, open_connection, retry_while_busy
 
 if TYPE_CHECKING:
     from tollway.core.cost.records import CallRecord
@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 __all__ = ["SQLiteLedger"]
 
 TABLE = "calls"
+T = TypeVar("T")
+
 _COLUMN_LIST = ", ".join(f'"{c.name}"' for c in COLUMNS)
 _INSERT = (
     f'INSERT INTO "{TABLE}" ({_COLUMN_LIST}) VALUES ({", ".join("?" for _ in COLUMNS)})'
@@ -70,11 +72,6 @@ _DIALECT = SQLDialect(
     tag=lambda name: ('json_extract("tags", ?)', f'$."{name}"'),
     time_param=format_time,
 )
-
-
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
 
 
 _OPEN: weakref.WeakSet[SQLiteLedger] = weakref.WeakSet()
@@ -164,43 +161,21 @@ class SQLiteLedger:
             return self._conn
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            self.path,
-            timeout=self.busy_timeout,
-            isolation_level=None,  # autocommit: each INSERT is one committed transaction
-            check_same_thread=False,
-        )
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+
+        def setup(conn: sqlite3.Connection) -> None:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
             # The ledger is written, rarely read here: a small page cache keeps a
             # long-running process's memory flat (the default grows to 2 MB).
             conn.execute("PRAGMA cache_size = -256")
             _migrate(conn)
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
-        return conn
 
-    def _retrying(self, action: Any) -> Any:
+        self._conn = open_connection(self.path, busy_timeout=self.busy_timeout, setup=setup)
+        return self._conn
+
+    def _retrying(self, action: Callable[[], T]) -> T:
         """Run ``action`` (lock held), retrying while SQLite reports the file busy."""
-        deadline = 0.0
-        delay = 0.002
-        while True:
-            try:
-                return action()
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc):
-                    raise
-                now = time.monotonic()
-                if not deadline:
-                    deadline = now + self.retry_for
-                elif now > deadline:
-                    raise
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 0.2)
+        return retry_while_busy(action, retry_for=self.retry_for)
 
     # ------------------------------------------------------------------ Ledger
 
@@ -212,7 +187,7 @@ class SQLiteLedger:
                 (self._conn or self._connection()).execute(_INSERT, values)
                 return
             except sqlite3.OperationalError as exc:
-                if not _is_busy(exc):
+                if not is_busy(exc):
                     raise
             self._retrying(lambda: self._connection().execute(_INSERT, values))
 
