@@ -31,6 +31,7 @@ StreamResult = tuple[int, int]
 
 LABELS = {
     "httpx": "raw httpx",
+    "httpcore": "raw httpcore",
     "httpx-pool1024": "raw httpx (pool 1024/512)",
     "aiohttp": "raw aiohttp",
     "httpx-aiohttp": "httpx-aiohttp",
@@ -58,8 +59,8 @@ def family(client: str) -> str:
         return "tollway"
     if client == "httpx-aiohttp":
         return "httpx_aiohttp"
-    if client.startswith("httpx"):
-        return "httpx"
+    if client.startswith("httpx") or client == "httpcore":
+        return "httpx"  # httpcore comes with httpx
     return client
 
 
@@ -126,7 +127,8 @@ class TollwayOptions:
     budgets: str | None = None
     """Budget store: memory | sqlite | redis (None: no budgets)."""
     transport: str | None = None
-    """Async transport forced through TOLLWAY_ASYNC_TRANSPORT (None: tollway's default)."""
+    """Transport forced through TOLLWAY_ASYNC_TRANSPORT (None: tollway's defaults);
+    ``httpx`` forces the sync one too (TOLLWAY_SYNC_TRANSPORT)."""
 
     @classmethod
     def parse(cls, client: str) -> TollwayOptions:
@@ -196,6 +198,8 @@ def tollway_model(client: str, url: str, tmp: Path, **model_options: Any) -> Any
     opts = TollwayOptions.parse(client)
     if opts.transport:
         os.environ["TOLLWAY_ASYNC_TRANSPORT"] = opts.transport
+        if opts.transport == "httpx":
+            os.environ["TOLLWAY_SYNC_TRANSPORT"] = "httpx"
     guards = [budget_guard(opts.budgets, tmp, GENEROUS_BUDGET)] if opts.budgets else []
     ledger: Any = str(tmp / f"ledger-{os.getpid()}.db") if opts.ledger else False
     return tollway.Model(
@@ -226,6 +230,14 @@ def sync_call(client: str, url: str, tmp: Path) -> SyncCall:
         http = httpx.Client()
         body = _encoded(BODY)
         return lambda: json.loads(http.post(target, content=body, headers=HEADERS).content)
+    if client == "httpcore":
+        import httpcore
+
+        pool = httpcore.ConnectionPool()
+        core_url, core_headers, core_body = httpcore.URL(target), list(HEADERS.items()), _encoded(BODY)
+        return lambda: json.loads(
+            pool.request("POST", core_url, headers=core_headers, content=core_body).content
+        )
     if client == "openai":
         import openai
 

@@ -4,6 +4,7 @@ One call after another on one connection (the pool keeps it alive), so the figur
 are each library's own work per call on top of the same loopback round trip. The
 tollway rows include the ledger (SQLite) and budgets (memory, SQLite, Redis) on,
 which DESIGN.md budgets separately (<= 40 us added with both off, <= 100 us on).
+Sync rows also show raw httpcore, the stack tollway's sync transport drives directly.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from _measure import asequential, sequential
 from _report import latency_table
 
 SYNC_CLIENTS = [
-    "httpx", "openai", "litellm", "tollway", "tollway+ledger", "tollway+budgets-memory",
-    "tollway+budgets-sqlite", "tollway+budgets-redis", "tollway+ledger+budgets-sqlite",
+    "httpx", "httpcore", "openai", "litellm", "tollway", "tollway-httpx", "tollway+ledger",
+    "tollway+budgets-memory", "tollway+budgets-sqlite", "tollway+budgets-redis",
+    "tollway+ledger+budgets-sqlite",
 ]
 ASYNC_CLIENTS = [
     "httpx", "aiohttp", "httpx-aiohttp", "openai", "litellm", "tollway", "tollway-httpx",
@@ -60,7 +62,11 @@ def jobs(cfg: dict[str, Any], env: dict[str, Any]) -> list[dict[str, Any]]:
 def summarize(results: list[dict[str, Any]], env: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
     skipped = [f"{c}: skipped ({env['skip'][c]})" for c in SYNC_CLIENTS if c in env["skip"]]
     sync_table, sync_data = latency_table(
-        "sync sequential non-streamed calls", results, "sync", "httpx", notes=skipped)
+        "sync sequential non-streamed calls", results, "sync", "httpx",
+        notes=[*skipped, "tollway's sync transport drives httpcore's pool directly (httpx's "
+               "Client layer is skipped); raw httpcore is that stack bare, so tollway minus "
+               "raw httpcore is tollway's own code. tollway [httpx transport]: "
+               "TOLLWAY_SYNC_TRANSPORT=httpx (what proxies get)"])
     transport = env.get("tollway_transport", "httpx")
     async_table, async_data = latency_table(
         "async sequential non-streamed calls", results, "async", "httpx",

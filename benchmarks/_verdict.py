@@ -56,6 +56,7 @@ def verdict(output: dict[str, Any]) -> tuple[Table, list[dict[str, Any]]]:
         seq = _get(cases, "sequential", case) or {}
         for client, limit, what in (
             ("tollway", 40.0, "ledger and budgets off"),
+            ("tollway+ledger", 100.0, "ledger on (sqlite)"),
             ("tollway+ledger+budgets-sqlite", 100.0, "ledger + budgets on (sqlite)"),
         ):
             row = seq.get(client) or {}
@@ -63,6 +64,16 @@ def verdict(output: dict[str, Any]) -> tuple[Table, list[dict[str, Any]]]:
             check(f"added per call, {title}, {what}", f"<= {limit:.0f} us", cpu, limit,
                   shown=f"{cpu:+.1f} us CPU" if cpu is not None else "",
                   wall=f"{wall:+.1f} us wall p50" if wall is not None else "")
+
+    sync = _get(cases, "sequential", "sync") or {}
+    core_cpu = _get(sync, "httpcore", "cpu_us")
+    for client, what in (("tollway", "off"), ("tollway+ledger", "ledger on")):
+        cpu = _get(sync, client, "cpu_us")
+        own = None if cpu is None or core_cpu is None else cpu - core_cpu
+        checks.append({"budget": f"tollway's own code, sync, {what} (info)",
+                       "limit": "vs raw httpcore, its transport",
+                       "measured": f"{own:+.1f} us CPU" if own is not None else "-",
+                       "wall": "", "status": "info", "value": own})
 
     for case in ("stream-sync", "stream-async"):
         row = _get(cases, "streaming", case, "tollway") or {}

@@ -111,6 +111,16 @@ def main() -> None:
         def raw_sync() -> Any:
             return json.loads(client.post(target, content=raw_body, headers=HEADERS).content)
 
+        import httpcore
+
+        pool = httpcore.ConnectionPool()
+        core_url = httpcore.URL(target)
+        core_headers = list(HEADERS.items())
+
+        def raw_httpcore() -> Any:
+            resp = pool.request("POST", core_url, headers=core_headers, content=raw_body)
+            return json.loads(resp.content)
+
         def raw_stream() -> Any:
             body = json.dumps({**BODY, "stream": True}, separators=(",", ":")).encode()
             out = []
@@ -124,6 +134,7 @@ def main() -> None:
         tmp = tempfile.mkdtemp(prefix="tollway-bench-")
         cases: dict[str, Callable[[], Any]] = {
             "raw httpx": raw_sync,
+            "raw httpcore": raw_httpcore,
             "tollway": lambda: model.complete(PROMPT),
         }
         try:
@@ -146,15 +157,20 @@ def main() -> None:
                 samples[name].append(wall)
                 cpu[name].append(cpu_s)
         base = statistics.median(samples["raw httpx"])
-        print(f"\nsync sequential ({calls} calls x {rounds} rounds), median per call:")
+        core = statistics.median(samples["raw httpcore"])
+        print(f"\nsync sequential ({calls} calls x {rounds} rounds), median per call "
+              "(added = vs raw httpx, the budget's baseline; own = vs raw httpcore, the "
+              "transport tollway drives):")
         results["sync"] = {}
         for name in cases:
             med = statistics.median(samples[name])
             row = {"us_per_call": med * 1e6, "added_us": (med - base) * 1e6,
+                   "own_us": (med - core) * 1e6,
                    "cpu_us_per_call": statistics.median(cpu[name]) * 1e6, "ratio": med / base}
             results["sync"][name] = row
             print(f"  {name:32s} {row['us_per_call']:8.1f} us  added {row['added_us']:+7.1f} us"
-                  f"  cpu {row['cpu_us_per_call']:7.1f} us  x{row['ratio']:.2f}")
+                  f"  own {row['own_us']:+7.1f} us  cpu {row['cpu_us_per_call']:7.1f} us"
+                  f"  x{row['ratio']:.2f}")
 
         # async sequential
         async_cases: dict[str, Callable[[], Callable[[], Any]]] = {

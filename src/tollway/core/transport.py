@@ -1,10 +1,14 @@
 """The ONLY module that does HTTP: pooled clients, streaming, timeouts, error mapping.
 
-One sync ``httpx.Client`` per process (thread-safe, shared by every deployment) and one
-async backend per event loop (async pools are bound to their loop). The async backend
-is aiohttp when it is installed (``_transport_aiohttp.py``): under 256 concurrent calls
-it serves several times httpx's async throughput here (see benchmarks/); else httpx's
-own pool. ``TOLLWAY_ASYNC_TRANSPORT=httpx|aiohttp`` forces one.
+One sync backend per process (thread-safe, shared by every deployment) and one async
+backend per event loop (async pools are bound to their loop). The sync backend is
+httpcore's pool driven directly (``_transport_httpcore.py``): httpx's Client layer above
+it costs more per call than all of tollway's own code; when the environment names a
+proxy it is ``httpx.Client``, which honours it. The async backend is aiohttp when it is
+installed (``_transport_aiohttp.py``): under 256 concurrent calls it serves several
+times httpx's async throughput here (see benchmarks/); else httpx's own pool.
+``TOLLWAY_SYNC_TRANSPORT=httpx|httpcore`` and ``TOLLWAY_ASYNC_TRANSPORT=httpx|aiohttp``
+force one.
 
 Network failures become tollway errors (TimeoutError, ConnectionError) so the router can
 decide on retries without knowing httpx.
@@ -20,11 +24,12 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+import httpcore
 import httpx
 
 from tollway.core import errors
@@ -57,16 +62,26 @@ def _timeout(t: Timeouts) -> httpx.Timeout:
 
 def _map_error(exc: Exception, dep: Deployment) -> errors.ProviderError:
     where: dict[str, Any] = {"provider": dep.provider.name, "model": dep.model, "deployment": dep.name}
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, httpx.TimeoutException | httpcore.TimeoutException):
         kind = type(exc).__name__.replace("Timeout", " timeout").strip().lower()
         return errors.TimeoutError(f"no answer within the timeout ({kind})", **where)
-    if isinstance(exc, httpx.RemoteProtocolError):
+    if isinstance(exc, httpx.RemoteProtocolError | httpcore.RemoteProtocolError):
         return errors.ConnectionError(f"the connection was closed mid-response: {exc}", **where)
-    if isinstance(exc, httpx.HTTPError | OSError):
+    if isinstance(exc, httpx.HTTPError | httpcore.NetworkError | httpcore.ProtocolError
+                  | httpcore.UnsupportedProtocol | OSError):
         return errors.ConnectionError(
             f"could not reach {dep.api_base}: {type(exc).__name__}: {exc}", **where
         )
     raise exc
+
+
+def _sync_backend() -> str:
+    choice = os.environ.get("TOLLWAY_SYNC_TRANSPORT", "").lower()
+    if choice in ("httpx", "httpcore"):
+        return choice
+    from urllib.request import getproxies
+
+    return "httpx" if getproxies() else "httpcore"
 
 
 def _async_backend() -> str:
@@ -84,7 +99,7 @@ class Transport:
     """Pooled HTTP for every deployment; safe to share across threads and event loops."""
 
     def __init__(self) -> None:
-        self._client: httpx.Client | None = None
+        self._sync: Any = None
         self._lock = threading.Lock()
         self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
@@ -95,15 +110,20 @@ class Transport:
 
     # ------------------------------------------------------------------ clients
 
-    @property
-    def client(self) -> httpx.Client:
-        client = self._client
-        if client is None:
+    def sync_backend(self) -> Any:
+        """The process's sync backend (created on first use)."""
+        backend = self._sync
+        if backend is None:
             with self._lock:
-                if self._client is None:
-                    self._client = httpx.Client(limits=_LIMITS, timeout=None)
-                client = self._client
-        return client
+                if self._sync is None:
+                    if _sync_backend() == "httpcore":
+                        from tollway.core._transport_httpcore import HttpcoreBackend
+
+                        self._sync = HttpcoreBackend()
+                    else:
+                        self._sync = _HttpxSyncBackend()
+                backend = self._sync
+        return backend
 
     def async_backend(self) -> Any:
         """The async backend of the running loop (created on first use)."""
@@ -125,9 +145,10 @@ class Transport:
         return backend
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        with self._lock:
+            backend, self._sync = self._sync, None
+        if backend is not None:
+            backend.close()
 
     async def aclose(self) -> None:
         loop = asyncio.get_running_loop()
@@ -143,13 +164,12 @@ class Transport:
         if req.headers:
             headers = {**headers, **req.headers}
         try:
-            resp = self.client.request(
-                req.method, dep.url(req.path), content=encode_json(req.json), headers=headers,
-                timeout=_timeout(dep.timeouts),
+            status, resp_headers, body = (self._sync or self.sync_backend()).post(
+                dep, dep.url(req.path), encode_json(req.json), headers
             )
         except Exception as exc:
             raise _map_error(exc, dep) from exc
-        return RawResponse(resp.status_code, resp.headers, resp.content)
+        return RawResponse(status, resp_headers, body)
 
     async def apost(self, dep: Deployment, req: HttpRequest) -> RawResponse:
         headers = dep.request_headers()
@@ -165,19 +185,15 @@ class Transport:
         headers = dep.request_headers()
         if req.headers:
             headers = {**headers, **req.headers}
-        client = self.client
-        request = client.build_request(
-            req.method, dep.url(req.path), content=encode_json(req.json), headers=headers,
-            timeout=_timeout(dep.timeouts),
-        )
-        try:
-            resp = client.send(request, stream=True)
-        except Exception as exc:
-            raise _map_error(exc, dep) from exc
-        try:
+        backend = self._sync or self.sync_backend()
+        with ExitStack() as stack:
+            try:
+                resp = stack.enter_context(
+                    backend.stream(dep, dep.url(req.path), encode_json(req.json), headers)
+                )
+            except Exception as exc:
+                raise _map_error(exc, dep) from exc
             yield ByteStream(resp, dep)
-        finally:
-            resp.close()
 
     @asynccontextmanager
     async def astream(self, dep: Deployment, req: HttpRequest) -> AsyncIterator[Any]:
@@ -188,6 +204,59 @@ class Transport:
             dep, dep.url(req.path), encode_json(req.json), headers
         ) as stream:
             yield stream
+
+
+class _HttpxSyncBackend:
+    """``httpx.Client``: the sync backend when the environment names a proxy."""
+
+    def __init__(self) -> None:
+        self._client = httpx.Client(limits=_LIMITS, timeout=None)
+
+    def post(
+        self, dep: Deployment, url: str, body: bytes, headers: Mapping[str, str]
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        resp = self._client.post(url, content=body, headers=headers, timeout=_timeout(dep.timeouts))
+        return resp.status_code, resp.headers, resp.content
+
+    @contextmanager
+    def stream(
+        self, dep: Deployment, url: str, body: bytes, headers: Mapping[str, str]
+    ) -> Iterator[_HttpxSyncStream]:
+        client = self._client
+        request = client.build_request(
+            "POST", url, content=body, headers=headers, timeout=_timeout(dep.timeouts)
+        )
+        resp = client.send(request, stream=True)
+        try:
+            yield _HttpxSyncStream(resp)
+        finally:
+            resp.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class _HttpxSyncStream:
+    """An httpx streamed response seen through the sync backends' one interface."""
+
+    __slots__ = ("_resp",)
+
+    def __init__(self, resp: httpx.Response) -> None:
+        self._resp = resp
+
+    @property
+    def status(self) -> int:
+        return self._resp.status_code
+
+    @property
+    def headers(self) -> httpx.Headers:
+        return self._resp.headers
+
+    def read(self) -> bytes:
+        return self._resp.read()
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        return self._resp.iter_bytes()
 
 
 class _HttpxAsyncBackend:
@@ -263,7 +332,7 @@ def check_deadline(deadline: float | None, dep: Deployment) -> None:
 
 
 class _HttpxStream:
-    """An open httpx streaming response: ``status``, ``headers``; errors mapped."""
+    """An open httpx async streaming response: ``status``, ``headers``; errors mapped."""
 
     __slots__ = ("_deadline", "_dep", "_resp")
 
@@ -281,8 +350,24 @@ class _HttpxStream:
         return self._resp.headers
 
 
-class ByteStream(_HttpxStream):
-    __slots__ = ()
+class ByteStream:
+    """An open sync streamed response (either backend's): ``status``, ``headers``,
+    ``read()``, bytes; errors mapped, the total timeout checked per chunk."""
+
+    __slots__ = ("_deadline", "_dep", "_resp")
+
+    def __init__(self, resp: Any, dep: Deployment) -> None:
+        self._resp = resp
+        self._dep = dep
+        self._deadline = stream_deadline(dep)
+
+    @property
+    def status(self) -> int:
+        return int(self._resp.status)
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._resp.headers
 
     def read(self) -> bytes:
         try:
