@@ -58,44 +58,10 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS budget_holds_expires ON budget_holds (expires)",
 )
 
-_SWEEP_EVERY = 1.0
-"""Seconds between sweeps of expired holds on the reserve path. A reservation that
-finds no room always sweeps first and tries again, so a dead holder's expired hold
-never causes a denial; between denials, sweeping once a second keeps the holds table
-short without a sweep query on every call."""
-
-_TAKE = (
-    "INSERT INTO budget_counters (key, budget, scope, period_start, period_end, lim, "
-    "reserved, reserved_total) SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE ? <= ? "
-    "ON CONFLICT (key) DO UPDATE SET reserved = reserved + excluded.reserved, "
-    "reserved_total = reserved_total + excluded.reserved, lim = excluded.lim "
-    "WHERE spent + reserved + excluded.reserved <= excluded.lim RETURNING 1"
-)
-"""Take ``amount`` on a counter if it has room (creating the counter when the amount
-fits its limit); returns a row only when it did."""
-
-_SETTLE = (
-    "INSERT INTO budget_counters (key, budget, scope, period_start, period_end, lim, "
-    "spent, reserved, released_total, overrun_total) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (key) DO UPDATE SET spent = spent + excluded.spent, "
-    "reserved = reserved + excluded.reserved, "
-    "released_total = released_total + excluded.released_total, "
-    "overrun_total = overrun_total + excluded.overrun_total RETURNING spent"
-)
-"""Move a settled call's hold to spent (the deltas as the inserted values)."""
-
 _COLUMNS = (
     "key, budget, scope, period_start, period_end, lim, spent, reserved, reserved_total, "
     "released_total, overrun_total"
 )
-
-
-class _Denied(Exception):
-    """A charge found no room: unwinds (and rolls back) the reservation."""
-
-    def __init__(self, denial: Denial) -> None:
-        super().__init__(denial)
-        self.denial = denial
 
 
 class SQLiteBudgetStore:
@@ -107,7 +73,6 @@ class SQLiteBudgetStore:
         self._local = threading.local()
         self._schema_ready = False
         self._next_cleanup = 0.0
-        self._next_sweep = 0.0
 
     # ------------------------------------------------------------------ connections
 
@@ -188,8 +153,6 @@ class SQLiteBudgetStore:
     # ------------------------------------------------------------------ transactions
 
     def _sweep(self, conn: sqlite3.Connection, now: float) -> None:
-        """Give back expired holds (their holders died or hung) and drop old counters."""
-        self._next_sweep = now + _SWEEP_EVERY
         expired = conn.execute(
             "SELECT key, SUM(amount) FROM budget_holds WHERE expires <= ? GROUP BY key", (now,)
         ).fetchall()
@@ -209,30 +172,36 @@ class SQLiteBudgetStore:
             )
 
     def _reserve(
-        self, hold_id: str, charges: Sequence[Charge], expires_at: float, now: float,
-        *, sweep: bool,
-    ) -> Callable[[sqlite3.Connection], None]:
-        """Reserve on every counter or on none: each charge is one conditional upsert
-        (room checked and taken in the same statement); the first that finds no room
-        raises :class:`_Denied`, which rolls the transaction back."""
-
-        def body(conn: sqlite3.Connection) -> None:
-            if sweep or now >= self._next_sweep:
-                self._sweep(conn, now)
-            for index, c in enumerate(charges):
-                taken = conn.execute(
-                    _TAKE, (c.key, c.budget, c.scope, c.period_start, c.period_end, c.limit,
-                            c.amount, c.amount, c.amount, c.limit),
-                ).fetchone()
-                if taken is None:
-                    row = conn.execute(
-                        "SELECT spent, reserved FROM budget_counters WHERE key = ?", (c.key,)
-                    ).fetchone()
-                    raise _Denied(Denial(index, *(row or (0, 0))))
+        self, hold_id: str, charges: Sequence[Charge], expires_at: float, now: float
+    ) -> Callable[[sqlite3.Connection], Denial | None]:
+        def body(conn: sqlite3.Connection) -> Denial | None:
+            self._sweep(conn, now)
+            conn.executemany(
+                "INSERT OR IGNORE INTO budget_counters "
+                "(key, budget, scope, period_start, period_end, lim) VALUES (?, ?, ?, ?, ?, ?)",
+                [(c.key, c.budget, c.scope, c.period_start, c.period_end, c.limit)
+                 for c in charges],
+            )
+            marks = ",".join("?" * len(charges))
+            rows = conn.execute(
+                f"SELECT key, spent, reserved FROM budget_counters WHERE key IN ({marks})",
+                [c.key for c in charges],
+            ).fetchall()
+            found = {key: (spent, reserved) for key, spent, reserved in rows}
+            for index, charge in enumerate(charges):
+                spent, reserved = found[charge.key]
+                if spent + reserved + charge.amount > charge.limit:
+                    return Denial(index, spent, reserved)
+            conn.executemany(
+                "UPDATE budget_counters SET reserved = reserved + ?, "
+                "reserved_total = reserved_total + ?, lim = ? WHERE key = ?",
+                [(c.amount, c.amount, c.limit, c.key) for c in charges],
+            )
             conn.executemany(
                 "INSERT INTO budget_holds (hold_id, key, amount, expires) VALUES (?, ?, ?, ?)",
                 [(hold_id, c.key, c.amount, expires_at) for c in charges],
             )
+            return None
 
         return body
 
@@ -241,21 +210,30 @@ class SQLiteBudgetStore:
     ) -> Callable[[sqlite3.Connection], list[int]]:
         def body(conn: sqlite3.Connection) -> list[int]:
             held = dict(conn.execute(
-                "DELETE FROM budget_holds WHERE hold_id = ? RETURNING key, amount", (hold_id,)
+                "SELECT key, amount FROM budget_holds WHERE hold_id = ?", (hold_id,)
             ).fetchall())
+            if held:
+                conn.execute("DELETE FROM budget_holds WHERE hold_id = ?", (hold_id,))
             spent: list[int] = []
             for charge, actual in zip(charges, actuals, strict=True):
                 amount = held.get(charge.key)
-                if amount is None:  # released or swept already: count the spend only
+                if amount is None:
                     reserved_delta, released, overrun = 0, 0, actual
                 else:
                     used = min(actual, amount)
                     reserved_delta, released, overrun = amount, amount - used, actual - used
-                row = conn.execute(
-                    _SETTLE,
+                conn.execute(
+                    "INSERT OR IGNORE INTO budget_counters "
+                    "(key, budget, scope, period_start, period_end, lim) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
                     (charge.key, charge.budget, charge.scope, charge.period_start,
-                     charge.period_end, charge.limit, actual, -reserved_delta, released,
-                     overrun),
+                     charge.period_end, charge.limit),
+                )
+                row = conn.execute(
+                    "UPDATE budget_counters SET spent = spent + ?, reserved = reserved - ?, "
+                    "released_total = released_total + ?, overrun_total = overrun_total + ? "
+                    "WHERE key = ? RETURNING spent",
+                    (actual, reserved_delta, released, overrun, charge.key),
                 ).fetchone()
                 spent.append(int(row[0]))
             return spent
@@ -278,7 +256,7 @@ class SQLiteBudgetStore:
 
     def _counters(self, now: float) -> Callable[[sqlite3.Connection], list[CounterState]]:
         def body(conn: sqlite3.Connection) -> list[CounterState]:
-            self._sweep(conn, now)  # exact figures: expired holds are given back first
+            self._sweep(conn, now)
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM budget_counters "
                 "WHERE period_end IS NULL OR period_end > ?",
@@ -293,14 +271,7 @@ class SQLiteBudgetStore:
     def reserve(
         self, hold_id: str, charges: Sequence[Charge], expires_at: float, now: float
     ) -> Denial | None:
-        try:
-            self._sync(self._reserve(hold_id, charges, expires_at, now, sweep=False))
-        except _Denied:  # never deny before expired holds are given back
-            try:
-                self._sync(self._reserve(hold_id, charges, expires_at, now, sweep=True))
-            except _Denied as denied:
-                return denied.denial
-        return None
+        return self._sync(self._reserve(hold_id, charges, expires_at, now))
 
     def settle(
         self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int], now: float
@@ -316,14 +287,7 @@ class SQLiteBudgetStore:
     async def areserve(
         self, hold_id: str, charges: Sequence[Charge], expires_at: float, now: float
     ) -> Denial | None:
-        try:
-            await self._async(self._reserve(hold_id, charges, expires_at, now, sweep=False))
-        except _Denied:
-            try:
-                await self._async(self._reserve(hold_id, charges, expires_at, now, sweep=True))
-            except _Denied as denied:
-                return denied.denial
-        return None
+        return await self._async(self._reserve(hold_id, charges, expires_at, now))
 
     async def asettle(
         self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int], now: float
