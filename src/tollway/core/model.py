@@ -18,6 +18,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from tollway.core import errors
+from tollway.core.cost.attribution import current_attribution
 from tollway.core.cost.records import CallRecord
 from tollway.core.hooks import CallContext, Guard, Hold, Route
 from tollway.core.providers import Deployment, resolve_deployment
@@ -166,8 +167,6 @@ class Model:
     # ------------------------------------------------------------------ shared steps
 
     def _context(self, request: Request, *, stream: bool) -> CallContext:
-        from tollway.core.cost.attribution import current_attribution
-
         attribution = current_attribution()
         if self._defaults is not None:
             attribution = self._defaults.merge(attribution)

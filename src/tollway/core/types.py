@@ -629,7 +629,9 @@ def to_messages(value: str | Message | Mapping[str, Any] | Iterable[Any]) -> lis
         return [message_from_openai(value)]
     out: list[Message] = []
     for item in value:
-        if isinstance(item, Message):
+        if type(item) is dict:  # the common case, without the ABC check
+            out.append(message_from_openai(item))
+        elif isinstance(item, Message):
             out.append(item)
         elif isinstance(item, Mapping):
             out.append(message_from_openai(item))
@@ -827,9 +829,9 @@ def build_request(
         reasoning = Reasoning(**reasoning)
     return Request(
         messages=to_messages(messages),
-        tools=[to_tool(t) for t in tools or ()],
-        tool_choice=to_tool_choice(tool_choice),
-        response_format=to_response_format(response_format),
+        tools=[to_tool(t) for t in tools] if tools else [],
+        tool_choice=None if tool_choice is None else to_tool_choice(tool_choice),
+        response_format=None if response_format is None else to_response_format(response_format),
         temperature=temperature,
         top_p=top_p,
         max_tokens=max_tokens,
@@ -837,6 +839,6 @@ def build_request(
         seed=seed,
         parallel_tool_calls=parallel_tool_calls,
         reasoning=reasoning,
-        extra=dict(extra or {}),
-        extra_headers=dict(extra_headers or {}),
+        extra=dict(extra) if extra else {},
+        extra_headers=dict(extra_headers) if extra_headers else {},
     )

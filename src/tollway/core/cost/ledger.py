@@ -119,7 +119,7 @@ def format_time(value: datetime) -> str:
         value = value.replace(tzinfo=UTC)
     elif value.utcoffset():
         value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    return value.isoformat(timespec="microseconds")  # YYYY-MM-DDTHH:MM:SS.ffffff+00:00
 
 
 def _json(value: Mapping[str, Any]) -> str | None:

@@ -56,6 +56,10 @@ def encode_messages(messages: Sequence[Message], options: EncodeOptions) -> list
     out: list[dict[str, Any]] = []
     attachments: list[dict[str, Any]] = []  # tool-returned media, sent after the tool run
     for message in messages:
+        plain = _plain_text(message, options)
+        if plain is not None and not attachments:
+            out.append(plain)
+            continue
         results = [p for p in message.parts if isinstance(p, ToolResult)]
         others = [p for p in message.parts if not isinstance(p, ToolResult)]
         for result in results:
@@ -76,6 +80,20 @@ def encode_messages(messages: Sequence[Message], options: EncodeOptions) -> list
     if attachments:
         out.append({"role": "user", "content": attachments})
     return out
+
+
+def _plain_text(message: Message, options: EncodeOptions) -> dict[str, Any] | None:
+    """The message as ``{"role", "content": str}`` when it is one plain Text part and
+    nothing else (most messages): what the general path below produces for it, without
+    its part lists and merges."""
+    parts = message.parts
+    if len(parts) != 1 or message.name or message.provider_data:
+        return None
+    part = parts[0]
+    role = message.role
+    if type(part) is not Text or part.provider_data or role == "tool":
+        return None
+    return {"role": options.system_role if role == "system" else role, "content": part.text}
 
 
 def _message(message: Message, parts: Sequence[Part], options: EncodeOptions) -> dict[str, Any]:

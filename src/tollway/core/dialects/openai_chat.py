@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
 
 from tollway.core.dialects._openai_errors import error_from_http, error_from_payload
@@ -67,6 +68,12 @@ __all__ = [
 _META_KEYS = ("system_fingerprint", "service_tier", "created")
 
 
+@cache
+def _encode_options(name: str, system_role: str, echo_reasoning: bool) -> EncodeOptions:
+    """One EncodeOptions per dialect configuration, not one per call."""
+    return EncodeOptions(name, system_role, echo_reasoning)
+
+
 @dataclass(frozen=True, slots=True)
 class OpenAIChatDialect:
     """OpenAI chat completions; options cover the compatible servers (module docstring)."""
@@ -82,7 +89,7 @@ class OpenAIChatDialect:
     def build_request(self, request: Request, model: str, *, stream: bool) -> HttpRequest:
         """``POST /chat/completions`` with the body for ``request``. ``request.extra`` is
         deep-merged last, so it can add or override any field."""
-        options = EncodeOptions(self.name, self.system_role, self.echo_reasoning)
+        options = _encode_options(self.name, self.system_role, self.echo_reasoning)
         body: dict[str, Any] = {
             "model": model,
             "messages": encode_messages(request.messages, options),
@@ -124,9 +131,14 @@ class OpenAIChatDialect:
         if body.get("error"):
             raise error_from_payload(body, _dump(body))
         choices = body.get("choices")
-        choice = next(
-            (c for c in choices or () if isinstance(c, Mapping) and c.get("index", 0) == 0), None
-        )
+        first = choices[0] if type(choices) is list and choices else None
+        if type(first) is dict and first.get("index", 0) == 0:
+            choice: Mapping[str, Any] | None = first  # the usual shape, found directly
+        else:
+            choice = next(
+                (c for c in choices or () if isinstance(c, Mapping) and c.get("index", 0) == 0),
+                None,
+            )
         if choice is None:
             raise ServerError(
                 "the response has no choices (the provider returned no answer)",
