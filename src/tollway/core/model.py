@@ -68,6 +68,8 @@ class SingleDeployment:
 
 
 _UNSET: Any = object()
+_NO_HOLDS: list[Hold] = []
+"""The holds of a Model without guards (never appended to: holds lists are only read)."""
 
 
 class Model:
@@ -335,7 +337,7 @@ class Model:
     async def _aattempt(self, ctx: CallContext, dep: Deployment) -> Response:
         t0 = time.perf_counter()
         try:
-            holds = await self._areserve(ctx, dep)
+            holds = await self._areserve(ctx, dep) if self._guards else _NO_HOLDS
         except errors.TollwayError as exc:
             await self._awrite(self._failure(ctx, dep, exc, t0))
             raise
@@ -351,7 +353,8 @@ class Model:
         record = self._finish(ctx, dep, response, t0, None)
         for hold in holds:
             await hold.asettle(response.usage, response.cost_nanos)
-        await self._awrite(record)
+        if record is not None:
+            await self._awrite(record)
         return response
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 import pytest
 
 from tests.core.budgets.store_contract import StoreContract
+from tollway.core.cost.budgets import Charge
+from tollway.core.cost.budgets import _new_hold_id as new_hold_id
 from tollway.core.stores.memory_budgets import MemoryBudgetStore
 from tollway.core.stores.sqlite_budgets import SQLiteBudgetStore
 
@@ -21,6 +24,32 @@ class TestMemoryStore(StoreContract):
     @pytest.fixture
     def store_spec(self) -> None:
         return None
+
+    def test_settled_holds_do_not_pile_up_in_the_expiry_heap(self, store: MemoryBudgetStore) -> None:
+        charge = Charge("b|all|0", "b", "all", 0, None, 10**12, 5)
+        for n in range(10_000):
+            assert store.reserve(f"h{n}", [charge], 1e12, 0.0) is None
+            store.settle(f"h{n}", [charge], [3], 0.0)
+        # Only calls in flight need an entry: 10,000 settled calls leave a handful.
+        assert len(store._expiry) <= 64 + 2
+        (state,) = store.counters(0.0)
+        assert (state.spent, state.reserved, state.released_total) == (30_000, 0, 20_000)
+
+
+def test_hold_ids_are_unique_and_differ_in_a_forked_child() -> None:
+    ids = {new_hold_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report one id, then leave without running pytest's exit
+        os.write(write, new_hold_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child_id = os.read(read, 200).decode()
+    os.close(read)
+    parent_prefix = new_hold_id().rsplit("-", 1)[0]
+    assert child_id.rsplit("-", 1)[0] != parent_prefix
 
 
 class TestSQLiteStore(StoreContract):

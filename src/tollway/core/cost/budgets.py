@@ -27,6 +27,7 @@ Units: USD counters hold integer nano-USD, token and request counters whole coun
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -337,6 +338,27 @@ def _coerce(items: Iterable[Any], model: type[Any]) -> list[Any]:
     return [item if isinstance(item, model) else model.model_validate(item) for item in items]
 
 
+class _HoldIds:
+    """Hold ids unique across every process sharing a store: 12 random bytes drawn once
+    per process (again in a forked child) and a counter. ``secrets.token_hex`` per call
+    would cost a system call on every reservation."""
+
+    def __init__(self) -> None:
+        self.reset()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self.prefix = secrets.token_hex(12)
+        self.counter = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self.prefix}-{next(self.counter)}"
+
+
+_new_hold_id = _HoldIds()
+
+
 class Budgets:
     """A Guard enforcing budgets, rate limits and allowed hours (see the module doc).
 
@@ -401,7 +423,7 @@ class Budgets:
         rules, charges = self._charges(ctx, deployment, now)
         if not charges:
             return _NO_HOLD
-        hold_id = secrets.token_hex(12)
+        hold_id = _new_hold_id()
         denial = self.store.reserve(hold_id, charges, now + self.reservation_ttl, now)
         if denial is not None:
             raise self._denied(rules[denial.index], charges[denial.index], denial, now)
@@ -414,7 +436,7 @@ class Budgets:
         rules, charges = self._charges(ctx, deployment, now)
         if not charges:
             return _NO_HOLD
-        hold_id = secrets.token_hex(12)
+        hold_id = _new_hold_id()
         denial = await self.store.areserve(hold_id, charges, now + self.reservation_ttl, now)
         if denial is not None:
             raise self._denied(rules[denial.index], charges[denial.index], denial, now)

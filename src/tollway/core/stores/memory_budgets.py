@@ -3,7 +3,8 @@
 One plain lock guards everything: each operation is a few dict updates, far shorter
 than any contention a finer scheme could avoid. Async methods run the same code inline
 (no thread hop, nothing to await). Expired holds are found through a heap ordered by
-expiry, so the sweep costs nothing when none has expired.
+expiry, so the sweep costs nothing when none has expired; entries of holds already
+settled are compacted away, so the heap stays the size of the calls in flight.
 
 Counters vanish with the process; use the SQLite store to share budgets between
 processes on one machine, Redis or PostgreSQL between machines.
@@ -79,8 +80,16 @@ class MemoryBudgetStore:
                 state.reserved += charge.amount
                 state.reserved_total += charge.amount
                 entries[charge.key] = entries.get(charge.key, 0) + charge.amount
-            self._holds[hold_id] = entries
-            heapq.heappush(self._expiry, (expires_at, hold_id))
+            holds = self._holds
+            holds[hold_id] = entries
+            expiry = self._expiry
+            heapq.heappush(expiry, (expires_at, hold_id))
+            if len(expiry) > 2 * len(holds) + 64:
+                # Settled and released holds leave their heap entries behind; drop them
+                # once they outnumber the live ones (amortized O(1), the heap stays small).
+                live = [entry for entry in expiry if entry[1] in holds]
+                heapq.heapify(live)
+                self._expiry = live
             return None
 
     def settle(
