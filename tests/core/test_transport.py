@@ -244,6 +244,23 @@ def test_with_a_proxy_in_the_environment_calls_go_through_the_proxy(
         assert proxy.requests[0][0] == "POST http://provider.invalid/v1/chat/completions HTTP/1.1"
 
 
+async def test_with_a_proxy_in_the_environment_async_calls_go_through_the_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("TOLLWAY_ASYNC_TRANSPORT", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with RawServer() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        transport = Transport()
+        try:
+            model = _model("http://provider.invalid/v1", transport)
+            assert (await model.acomplete("hi")).text == "The answer is 42."
+            assert type(transport.async_backend()).__name__ == "_HttpxAsyncBackend"
+        finally:
+            await transport.aclose()
+        assert proxy.requests[0][0] == "POST http://provider.invalid/v1/chat/completions HTTP/1.1"
+
+
 def test_the_default_backend_sends_every_call_from_many_threads(backend: Transport) -> None:
     with RawServer() as server:
         model = _model(server.url, backend)

@@ -6,7 +6,8 @@ httpcore's pool driven directly (``_transport_httpcore.py``): httpx's Client lay
 it costs more per call than all of tollway's own code; when the environment names a
 proxy it is ``httpx.Client``, which honours it. The async backend is aiohttp when it is
 installed (``_transport_aiohttp.py``): under 256 concurrent calls it serves several
-times httpx's async throughput here (see benchmarks/); else httpx's own pool.
+times httpx's async throughput here (see benchmarks/); else, or when a proxy is
+configured, httpx's own pool.
 ``TOLLWAY_SYNC_TRANSPORT=httpx|httpcore`` and ``TOLLWAY_ASYNC_TRANSPORT=httpx|aiohttp``
 force one.
 
@@ -75,19 +76,27 @@ def _map_error(exc: Exception, dep: Deployment) -> errors.ProviderError:
     raise exc
 
 
+def _proxies_configured() -> bool:
+    """True when the environment names a proxy: httpx honours those variables (and
+    NO_PROXY), so both sync and async calls then go through httpx."""
+    from urllib.request import getproxies
+
+    return bool(getproxies())
+
+
 def _sync_backend() -> str:
     choice = os.environ.get("TOLLWAY_SYNC_TRANSPORT", "").lower()
     if choice in ("httpx", "httpcore"):
         return choice
-    from urllib.request import getproxies
-
-    return "httpx" if getproxies() else "httpcore"
+    return "httpx" if _proxies_configured() else "httpcore"
 
 
 def _async_backend() -> str:
     choice = os.environ.get("TOLLWAY_ASYNC_TRANSPORT", "").lower()
     if choice in ("httpx", "aiohttp"):
         return choice
+    if _proxies_configured():
+        return "httpx"
     try:
         import aiohttp  # noqa: F401
     except ImportError:
