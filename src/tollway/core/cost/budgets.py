@@ -388,6 +388,8 @@ class Budgets:
         self.rate_limits: list[RateLimitPolicy] = _coerce(rate_limits, RateLimitPolicy)
         self.hours: list[HoursPolicy] = _coerce(hours, HoursPolicy)
         self._rules = _rules_of(self.policies, self.rate_limits)
+        self._soft = any(rule.soft is not None for rule in self._rules)
+        """Whether any rule has a soft threshold (settles skip the check otherwise)."""
         self._hours = [_HoursRule(h) for h in self.hours]
         if store is None:
             from tollway.core.stores.memory_budgets import MemoryBudgetStore
@@ -619,6 +621,8 @@ class BudgetHold:
         self._done = False
 
     def _actuals(self, usage: Usage, cost_nanos: int | None) -> list[int]:
+        if len(self.rules) == 1:
+            return [self.rules[0].actual(self.charges[0], usage, cost_nanos)]
         return [
             rule.actual(charge, usage, cost_nanos)
             for rule, charge in zip(self.rules, self.charges, strict=True)
@@ -631,7 +635,8 @@ class BudgetHold:
         guard = self.guard
         actuals = self._actuals(usage, cost_nanos)
         spent = guard.store.settle(self.hold_id, self.charges, actuals, guard._clock())
-        guard._settled(self.rules, self.charges, actuals, spent)
+        if guard._soft:
+            guard._settled(self.rules, self.charges, actuals, spent)
 
     def release(self) -> None:
         if self._done:
@@ -646,7 +651,8 @@ class BudgetHold:
         guard = self.guard
         actuals = self._actuals(usage, cost_nanos)
         spent = await guard.store.asettle(self.hold_id, self.charges, actuals, guard._clock())
-        guard._settled(self.rules, self.charges, actuals, spent)
+        if guard._soft:
+            guard._settled(self.rules, self.charges, actuals, spent)
 
     async def arelease(self) -> None:
         if self._done:

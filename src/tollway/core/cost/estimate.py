@@ -171,6 +171,8 @@ def upper_bound(
     if price is None:
         return Bound(est_in, out, None)
     cost = price.cost_nanos(Usage(input_tokens=est_in, output_tokens=out))
+    if not price.tiers and price.reasoning is None:
+        return Bound(est_in, out, cost)  # no reasoning rate anywhere: nothing to compare
     rates = price.rates_for(est_in)
     if rates.reasoning is not None and rates.reasoning > rates.output:
         cost = max(

@@ -62,6 +62,23 @@ class MemoryBudgetStore:
         with self._lock:
             self._sweep(now)
             counters = self._counters
+            if len(charges) == 1:  # the common case, without the lists
+                charge = charges[0]
+                state = counters.get(charge.key)
+                if state is None:
+                    state = CounterState(
+                        charge.key, charge.budget, charge.scope, charge.period_start,
+                        charge.period_end, charge.limit,
+                    )
+                    counters[charge.key] = state
+                amount = charge.amount
+                if state.spent + state.reserved + amount > charge.limit:
+                    return Denial(0, state.spent, state.reserved)
+                state.limit = charge.limit
+                state.reserved += amount
+                state.reserved_total += amount
+                self._hold(hold_id, {charge.key: amount}, expires_at)
+                return None
             states = []
             for index, charge in enumerate(charges):
                 state = counters.get(charge.key)
@@ -80,17 +97,21 @@ class MemoryBudgetStore:
                 state.reserved += charge.amount
                 state.reserved_total += charge.amount
                 entries[charge.key] = entries.get(charge.key, 0) + charge.amount
-            holds = self._holds
-            holds[hold_id] = entries
-            expiry = self._expiry
-            heapq.heappush(expiry, (expires_at, hold_id))
-            if len(expiry) > 2 * len(holds) + 64:
-                # Settled and released holds leave their heap entries behind; drop them
-                # once they outnumber the live ones (amortized O(1), the heap stays small).
-                live = [entry for entry in expiry if entry[1] in holds]
-                heapq.heapify(live)
-                self._expiry = live
+            self._hold(hold_id, entries, expires_at)
             return None
+
+    def _hold(self, hold_id: str, entries: dict[str, int], expires_at: float) -> None:
+        """Record a hold and its expiry (lock held)."""
+        holds = self._holds
+        holds[hold_id] = entries
+        expiry = self._expiry
+        heapq.heappush(expiry, (expires_at, hold_id))
+        if len(expiry) > 2 * len(holds) + 64:
+            # Settled and released holds leave their heap entries behind; drop them
+            # once they outnumber the live ones (amortized O(1), the heap stays small).
+            live = [entry for entry in expiry if entry[1] in holds]
+            heapq.heapify(live)
+            self._expiry = live
 
     def settle(
         self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int], now: float
@@ -98,6 +119,17 @@ class MemoryBudgetStore:
         with self._lock:
             entries = self._holds.pop(hold_id, None) or {}
             counters = self._counters
+            if len(charges) == 1 and entries:  # the common case: one counter, still held
+                charge, actual = charges[0], actuals[0]
+                state = counters.get(charge.key)
+                amount = entries.get(charge.key)
+                if state is not None and amount is not None:
+                    used = actual if actual < amount else amount
+                    state.reserved -= amount
+                    state.released_total += amount - used
+                    state.overrun_total += actual - used
+                    state.spent += actual
+                    return [state.spent]
             spent: list[int] = []
             for charge, actual in zip(charges, actuals, strict=True):
                 state = counters.get(charge.key)
