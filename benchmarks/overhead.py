@@ -131,11 +131,16 @@ def main() -> None:
             return out
 
         model = tollway.Model("openai/gpt-4o-mini", api_base=url, ledger=False)
+        # The budget cases below attribute calls to a user and a project (their budgets'
+        # scopes): this row is their fair baseline.
+        attributed = tollway.Model("openai/gpt-4o-mini", api_base=url, ledger=False,
+                                   attribution={"user": "alice", "project": "bench"})
         tmp = tempfile.mkdtemp(prefix="tollway-bench-")
         cases: dict[str, Callable[[], Any]] = {
             "raw httpx": raw_sync,
             "raw httpcore": raw_httpcore,
             "tollway": lambda: model.complete(PROMPT),
+            "tollway + attribution": lambda: attributed.complete(PROMPT),
         }
         try:
             ledger_model = tollway.Model(

@@ -68,6 +68,8 @@ class Attribution:
     node: str | None = None
     extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     """Other keys (``run_id``, ``task``...): recorded in the ledger's attribution JSON."""
+    _as_dict: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
+    """:meth:`as_dict`'s answer, kept (the instance is immutable); callers get copies."""
 
     @classmethod
     def of(cls, fields: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Attribution:
@@ -97,6 +99,8 @@ class Attribution:
         """A new Attribution: ``other``'s set fields win, tags and extra are merged."""
         if not isinstance(other, Attribution):
             other = Attribution.of(other)
+        if other is _EMPTY_ATTRIBUTION or not other:
+            return self  # immutable: a Model's defaults outside any scope, without a copy
         named = {
             name: value if (value := getattr(other, name)) is not None else getattr(self, name)
             for name in FIELDS
@@ -114,6 +118,9 @@ class Attribution:
         ``Attribution.of(a.as_dict()) == a``."""
         if self is _EMPTY_ATTRIBUTION:  # the common case outside any scope: no work
             return {}
+        cached = self._as_dict
+        if cached is not None:  # a Model's defaults are asked on every call
+            return {**cached, "tags": dict(cached["tags"])} if "tags" in cached else dict(cached)
         out: dict[str, Any] = {
             name: value for name in FIELDS if (value := getattr(self, name)) is not None
         }
@@ -121,7 +128,8 @@ class Attribution:
             out["tags"] = dict(self.tags)
         for name, value in self.extra.items():
             out.setdefault(name, value)
-        return out
+        object.__setattr__(self, "_as_dict", out)
+        return {**out, "tags": dict(out["tags"])} if "tags" in out else dict(out)
 
     def fill(self, record: CallRecord) -> None:
         """Set the record's attribution columns from this scope (fields the scope leaves
