@@ -25,8 +25,7 @@ from tollway.core.transport import check_deadline, stream_deadline
 def _call_timeout(t: Timeouts) -> aiohttp.ClientTimeout:
     """A non-streamed call: one deadline for the whole exchange (``read``, capped by
     ``total``). A per-read timeout would re-arm a timer on every packet."""
-    deadline = t.read if t.total is None else min(t.read, t.total)
-    return aiohttp.ClientTimeout(total=deadline, sock_connect=t.connect)
+    return aiohttp.ClientTimeout(total=t.call_read, sock_connect=t.connect)
 
 
 @cache

@@ -35,7 +35,7 @@ __all__ = ["HttpcoreBackend", "HttpcoreStream"]
 def _extensions(t: Timeouts) -> dict[str, Any]:
     """httpcore's per-request timeouts: ``read`` (capped by ``total``) bounds each
     socket read and write; ``connect`` the connection and the wait for a pooled one."""
-    read = t.read if t.total is None else min(t.read, t.total)
+    read = t.call_read
     return {"timeout": {"connect": t.connect, "read": read, "write": read, "pool": t.connect}}
 
 

@@ -123,6 +123,11 @@ class Timeouts:
     read: float = 600.0
     total: float | None = None
 
+    @property
+    def call_read(self) -> float:
+        """The read bound of a non-streamed call: ``read``, capped by ``total``."""
+        return self.read if self.total is None else min(self.read, self.total)
+
     @classmethod
     def of(cls, value: Timeouts | float | Mapping[str, float] | None) -> Timeouts:
         if value is None:

@@ -57,7 +57,7 @@ class RawResponse:
 
 @cache
 def _timeout(t: Timeouts) -> httpx.Timeout:
-    read = t.read if t.total is None else min(t.read, t.total)
+    read = t.call_read
     return httpx.Timeout(connect=t.connect, read=read, write=read, pool=t.connect)
 
 
@@ -82,6 +82,12 @@ def _proxies_configured() -> bool:
     from urllib.request import getproxies
 
     return bool(getproxies())
+
+
+def _headers(dep: Deployment, req: HttpRequest) -> Mapping[str, str]:
+    """The deployment's headers, with the request's own (e.g. a dialect's beta flag) over them."""
+    headers = dep.request_headers()
+    return {**headers, **req.headers} if req.headers else headers
 
 
 def _sync_backend() -> str:
@@ -169,9 +175,7 @@ class Transport:
     # ------------------------------------------------------------------ calls
 
     def post(self, dep: Deployment, req: HttpRequest) -> RawResponse:
-        headers = dep.request_headers()
-        if req.headers:
-            headers = {**headers, **req.headers}
+        headers = _headers(dep, req)
         try:
             status, resp_headers, body = (self._sync or self.sync_backend()).post(
                 dep, dep.url(req.path), encode_json(req.json), headers
@@ -181,9 +185,7 @@ class Transport:
         return RawResponse(status, resp_headers, body)
 
     async def apost(self, dep: Deployment, req: HttpRequest) -> RawResponse:
-        headers = dep.request_headers()
-        if req.headers:
-            headers = {**headers, **req.headers}
+        headers = _headers(dep, req)
         url, body = dep.url(req.path), encode_json(req.json)
         # The body's dicts and lists are done with once encoded: not holding them across
         # the await keeps them out of the GC's oldest generation under high concurrency.
@@ -193,9 +195,7 @@ class Transport:
 
     @contextmanager
     def stream(self, dep: Deployment, req: HttpRequest) -> Iterator[ByteStream]:
-        headers = dep.request_headers()
-        if req.headers:
-            headers = {**headers, **req.headers}
+        headers = _headers(dep, req)
         backend = self._sync or self.sync_backend()
         with ExitStack() as stack:
             try:
@@ -208,9 +208,7 @@ class Transport:
 
     @asynccontextmanager
     async def astream(self, dep: Deployment, req: HttpRequest) -> AsyncIterator[Any]:
-        headers = dep.request_headers()
-        if req.headers:
-            headers = {**headers, **req.headers}
+        headers = _headers(dep, req)
         async with self.async_backend().stream(
             dep, dep.url(req.path), encode_json(req.json), headers
         ) as stream:

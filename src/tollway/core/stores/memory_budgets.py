@@ -64,13 +64,7 @@ class MemoryBudgetStore:
             counters = self._counters
             if len(charges) == 1:  # the common case, without the lists
                 charge = charges[0]
-                state = counters.get(charge.key)
-                if state is None:
-                    state = CounterState(
-                        charge.key, charge.budget, charge.scope, charge.period_start,
-                        charge.period_end, charge.limit,
-                    )
-                    counters[charge.key] = state
+                state = counters.get(charge.key) or self._counter(charge)
                 amount = charge.amount
                 if state.spent + state.reserved + amount > charge.limit:
                     return Denial(0, state.spent, state.reserved)
@@ -81,13 +75,7 @@ class MemoryBudgetStore:
                 return None
             states = []
             for index, charge in enumerate(charges):
-                state = counters.get(charge.key)
-                if state is None:
-                    state = CounterState(
-                        charge.key, charge.budget, charge.scope, charge.period_start,
-                        charge.period_end, charge.limit,
-                    )
-                    counters[charge.key] = state
+                state = counters.get(charge.key) or self._counter(charge)
                 if state.spent + state.reserved + charge.amount > charge.limit:
                     return Denial(index, state.spent, state.reserved)
                 states.append(state)
@@ -99,6 +87,15 @@ class MemoryBudgetStore:
                 entries[charge.key] = entries.get(charge.key, 0) + charge.amount
             self._hold(hold_id, entries, expires_at)
             return None
+
+    def _counter(self, charge: Charge) -> CounterState:
+        """A new, empty counter for ``charge``, registered (lock held)."""
+        state = CounterState(
+            charge.key, charge.budget, charge.scope, charge.period_start, charge.period_end,
+            charge.limit,
+        )
+        self._counters[charge.key] = state
+        return state
 
     def _hold(self, hold_id: str, entries: dict[str, int], expires_at: float) -> None:
         """Record a hold and its expiry (lock held)."""
@@ -132,13 +129,8 @@ class MemoryBudgetStore:
                     return [state.spent]
             spent: list[int] = []
             for charge, actual in zip(charges, actuals, strict=True):
-                state = counters.get(charge.key)
-                if state is None:  # cleaned up after its period: recreate for the late settle
-                    state = CounterState(
-                        charge.key, charge.budget, charge.scope, charge.period_start,
-                        charge.period_end, charge.limit,
-                    )
-                    counters[charge.key] = state
+                # (a counter cleaned up after its period is recreated for a late settle)
+                state = counters.get(charge.key) or self._counter(charge)
                 amount = entries.pop(charge.key, None)
                 if amount is None:
                     state.overrun_total += actual
