@@ -106,7 +106,7 @@ def tollway_default_transport() -> str:
 def same_stack(client: str, default_transport: str) -> str:
     """The raw client on the HTTP stack a tollway client uses (its fair baseline):
     raw httpx for tollway's httpx transport; for its aiohttp transport raw aiohttp when
-    tollway drives aiohttp itself (``tollway.core._transport_aiohttp``), else
+    tollway drives aiohttp itself (``tollway.core.transport.aiohttp_backend``), else
     httpx-aiohttp (the adapter earlier builds used)."""
     import importlib.util
 
@@ -114,7 +114,7 @@ def same_stack(client: str, default_transport: str) -> str:
     transport = opts.transport or default_transport
     if transport != "aiohttp":
         return "httpx"
-    native = importlib.util.find_spec("tollway.core._transport_aiohttp") is not None
+    native = importlib.util.find_spec("tollway.core.transport.aiohttp_backend") is not None
     return "aiohttp" if native else "httpx-aiohttp"
 
 
@@ -154,7 +154,7 @@ def budget_guard(store: str, tmp: Path, policies: list[dict[str, Any]]) -> Any:
     from tollway.core.cost.budgets import Budgets
 
     if store == "memory":
-        from tollway.core.stores.memory_budgets import MemoryBudgetStore
+        from tollway.core.cost.budgets.memory import MemoryBudgetStore
 
         backend: Any = MemoryBudgetStore()
     elif store == "sqlite":

@@ -97,7 +97,7 @@ async def _tollway(store: str, url: str, tmp: Path, concurrent: bool) -> dict[st
     import tollway
     from tollway.core.cost.estimate import upper_bound
     from tollway.core.cost.pricing import default_pricebook
-    from tollway.core.types import build_request
+    from tollway.core.inputs import build_request
 
     cost = _tollway_cost_nanos()
     limit = Decimal(cost) * WORTH / Decimal(10**9)

@@ -277,7 +277,7 @@ def _budget_cases(url: str, tmp: str) -> dict[str, Callable[[], Any]]:
 
     import tollway
     from tollway.core.cost.budgets import Budgets
-    from tollway.core.stores.memory_budgets import MemoryBudgetStore
+    from tollway.core.cost.budgets.memory import MemoryBudgetStore
     from tollway.core.stores.sqlite_budgets import SQLiteBudgetStore
 
     policies = [

@@ -87,7 +87,7 @@ def build_crew(topic: str) -> Any:
 
 def print_costs(ledger: Any, since: datetime) -> None:
     """Cost per agent and model since ``since``, straight from the ledger."""
-    from tollway.core.cost.spend import spend
+    from tollway.core.reports import spend
 
     print(f"  {'agent':<12}{'model':<36}{'calls':>6}{'tokens':>9}{'cost (USD)':>14}")
     for row in spend(ledger, group_by=["agent", "provider", "model"], since=since):

@@ -35,7 +35,7 @@ from langgraph.graph import END, START, StateGraph
 
 from tollway.adapters.langgraph import TollwayChatModel
 from tollway.core.cost.ledger import Ledger
-from tollway.core.cost.spend import spend
+from tollway.core.reports import spend
 
 FAKE_CONFIG = """\
 models:

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from tollway import Model
-from tollway.core.cost.ledger import open_ledger
-from tollway.core.cost.spend import spend
+from tollway.core.reports import spend
+from tollway.core.stores.open import open_ledger
 from tollway.core.types import Text, ToolCall, ToolResult
-from tollway.mcp import MCPClient, StdioServer, ToolLoopResult
+from tollway.mcp import MCPClient, StdioServer, ToolLoopResult, arun_tools
 
 HERE = Path(__file__).resolve().parent
 PROMPT = "What time is it in Tokyo? Save it as a note titled 'tokyo', then list my notes."
@@ -88,7 +88,7 @@ def show(result: ToolLoopResult) -> None:
 async def run(model: Model) -> ToolLoopResult:
     async with MCPClient(servers()) as mcp:
         print("tools:", ", ".join(sorted(t.name for t in await mcp.tools())), "\n")
-        return await model.arun_tools(PROMPT, mcp=mcp, max_rounds=6)
+        return await arun_tools(model, PROMPT, mcp=mcp, max_rounds=6)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 from pydantic_ai import Agent
 
 from tollway.adapters.pydantic_ai import TollwayModel
-from tollway.core.cost.spend import spend
+from tollway.core.reports import spend
 
 WEATHER = {"oslo": (4, "drizzle"), "rome": (24, "sunny"), "lima": (19, "overcast")}
 

@@ -26,7 +26,7 @@ from typing import Any
 from smolagents import CodeAgent, ToolCallingAgent, tool
 
 from tollway.adapters.smolagents import TollwayModel
-from tollway.core.cost.spend import spend
+from tollway.core.reports import spend
 
 RATES = {"EUR": 1.0, "USD": 1.08, "GBP": 0.85, "JPY": 162.0}
 QUESTION = "How much is 250 EUR in JPY?"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tollway.core.cost.ledger import open_ledger
-from tollway.core.cost.spend import spend
+from tollway.core.reports import spend
+from tollway.core.stores.open import open_ledger
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,11 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from tollway.core import plugins as _plugins
+
 __version__ = "0.1.0"
+
+_plugins.PROVIDER_MODULES.setdefault("local", "tollway.local.provider")
 
 _EXPORTS: dict[str, str] = {
     "Model": "tollway.core.model",
@@ -40,9 +44,9 @@ _EXPORTS: dict[str, str] = {
     "StreamEnd": "tollway.core.types",
     "attribute": "tollway.core.cost.attribution",
     "current_attribution": "tollway.core.cost.attribution",
-    "spend": "tollway.core.cost.spend",
+    "spend": "tollway.core.reports",
     "Budgets": "tollway.core.cost.budgets",
-    "budget_status": "tollway.core.cost.budgets",
+    "budget_status": "tollway.core.reports",
     "BudgetPolicy": "tollway.core.cost.policy",
     "HoursPolicy": "tollway.core.cost.policy",
     "RateLimitPolicy": "tollway.core.cost.policy",
@@ -56,7 +60,8 @@ _ERROR_NAMES = {
     "PermissionDeniedError", "NotFoundError", "BadRequestError", "ContextWindowExceededError",
     "ContentFilterError", "RateLimitError", "ServerError", "TimeoutError", "ConnectionError",
     "StreamError", "BudgetExceededError", "OutsideAllowedHoursError",
-    "AllDeploymentsFailedError", "ToolLoopError", "ToolArgumentsError",
+    "AllDeploymentsFailedError", "ToolLoopError", "ToolArgumentsError", "RateLimitExceededError",
+    "UnpricedModelDeniedError",
 }
 
 
@@ -85,14 +90,14 @@ if TYPE_CHECKING:
     from tollway.core.cost.attribution import attribute as attribute
     from tollway.core.cost.attribution import current_attribution as current_attribution
     from tollway.core.cost.budgets import Budgets as Budgets
-    from tollway.core.cost.budgets import budget_status as budget_status
     from tollway.core.cost.policy import BudgetPolicy as BudgetPolicy
     from tollway.core.cost.policy import HoursPolicy as HoursPolicy
     from tollway.core.cost.policy import RateLimitPolicy as RateLimitPolicy
-    from tollway.core.cost.spend import spend as spend
     from tollway.core.errors import *  # noqa: F403
     from tollway.core.model import AsyncResponseStream as AsyncResponseStream
     from tollway.core.model import Model as Model
     from tollway.core.model import ResponseStream as ResponseStream
+    from tollway.core.reports import budget_status as budget_status
+    from tollway.core.reports import spend as spend
     from tollway.core.tracing import trace as trace
     from tollway.core.types import *  # noqa: F403

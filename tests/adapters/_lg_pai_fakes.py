@@ -78,7 +78,7 @@ def script(name: str) -> Script:
 
 def totals(ledger: Ledger, **filters: Any) -> tuple[int, int, int]:
     """(calls, input tokens, output tokens) recorded in ``ledger``."""
-    from tollway.core.cost.spend import spend
+    from tollway.core.reports import spend
 
     rows = spend(ledger, group_by=["kind"], filters=filters or None)
     return (sum(r.calls for r in rows), sum(r.input_tokens for r in rows),

@@ -36,9 +36,10 @@ from tests.adapters._lg_pai_fakes import (
 from tests.fakes.server import FakeProvider
 from tollway.adapters.langgraph import TollwayChatModel
 from tollway.core.cost.budgets import Budgets
-from tollway.core.cost.ledger import Ledger, open_ledger
-from tollway.core.cost.spend import spend
+from tollway.core.cost.ledger import Ledger
 from tollway.core.errors import BudgetExceededError
+from tollway.core.reports import spend
+from tollway.core.stores.open import open_ledger
 from tollway.core.transport import default_transport
 
 

@@ -26,8 +26,9 @@ from tests.fakes import replies_openai as oai
 from tests.fakes.server import FakeProvider
 from tollway.adapters.langgraph import TollwayChatModel
 from tollway.core.cost.budgets import Budgets
-from tollway.core.cost.ledger import Ledger, open_ledger
+from tollway.core.cost.ledger import Ledger
 from tollway.core.errors import BudgetExceededError, RateLimitError
+from tollway.core.stores.open import open_ledger
 from tollway.core.transport import default_transport
 from tollway.core.types import Usage
 

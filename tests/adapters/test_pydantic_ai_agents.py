@@ -25,8 +25,9 @@ from tests.adapters._lg_pai_fakes import KEY, USAGE_A, USAGE_B, Script, records,
 from tests.fakes.server import FakeProvider
 from tollway.adapters.pydantic_ai import TollwayModel
 from tollway.core.cost.budgets import Budgets
-from tollway.core.cost.ledger import Ledger, open_ledger
+from tollway.core.cost.ledger import Ledger
 from tollway.core.errors import BudgetExceededError, ServerError, TollwayError
+from tollway.core.stores.open import open_ledger
 from tollway.core.transport import default_transport
 
 

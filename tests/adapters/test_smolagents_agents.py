@@ -18,8 +18,8 @@ pytest.importorskip("smolagents")
 from smolagents import CodeAgent, ToolCallingAgent, tool
 
 from tollway.adapters.smolagents import TollwayModel
-from tollway.core.cost.ledger import open_ledger
 from tollway.core.cost.pricing import PriceBook
+from tollway.core.stores.open import open_ledger
 
 PRICES = PriceBook()
 A, B = 1234, 4321

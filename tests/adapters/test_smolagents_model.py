@@ -27,10 +27,10 @@ from smolagents.models import (
 
 from tollway.adapters.smolagents import TollwayModel, TollwayTokenUsage, response_of
 from tollway.adapters.smolagents._stop import StopCutter
-from tollway.core.cost.ledger import open_ledger
 from tollway.core.cost.pricing import PriceBook
 from tollway.core.errors import ConfigError
 from tollway.core.model import Model
+from tollway.core.stores.open import open_ledger
 from tollway.core.types import Usage
 
 PRICES = PriceBook()

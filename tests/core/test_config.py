@@ -11,6 +11,7 @@ from textwrap import dedent
 import pytest
 
 from tollway.cli import main as cli_main
+from tollway.core.assembly import price_book
 from tollway.core.config import TollwaySettings, config_path, load_config
 from tollway.core.errors import ConfigError
 
@@ -139,13 +140,13 @@ def test_price_overrides_merge_prices_with_each_deployments_own_price() -> None:
         "openai/gpt-4.1": {"input": 2, "output": 8},
         "openai/custom-x": {"input": 1, "output": 2},
     }
-    book = settings.price_book()
-    assert book is not None and settings.price_book() is book  # built once
+    book = price_book(settings)
+    assert book is not None and price_book(settings) is book  # built once
     from tollway.core.types import Usage
 
     cost = book.price("openai", "custom-x", Usage(input_tokens=1_000_000, output_tokens=1_000_000))
     assert cost == 3_000_000_000  # $1 + $2, in nano-USD
-    assert TollwaySettings.from_dict({}).price_book() is None
+    assert price_book(TollwaySettings.from_dict({})) is None
 
 
 # --------------------------------------------------------------------------- discovery / cache

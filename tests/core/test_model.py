@@ -159,7 +159,7 @@ def test_parsed_returns_the_validated_pydantic_object(fake: FakeProvider) -> Non
 
 
 def test_ledger_rows_for_success_failure_and_early_close(fake: FakeProvider) -> None:
-    ledger_mod = pytest.importorskip("tollway.core.cost.ledger")
+    ledger_mod = pytest.importorskip("tollway.core.stores.open")
     ledger = ledger_mod.open_ledger("memory")
     fake.add(oai.text_reply("ok"), oai.error_reply(500, "boom"), oai.text_stream(["x"] * 20))
     model = make(fake, ledger=ledger)

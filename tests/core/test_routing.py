@@ -26,13 +26,14 @@ import tollway
 from tests.fakes import replies_openai as oai
 from tests.fakes.server import FakeProvider, Reply
 from tollway import errors
-from tollway.core._routing_health import HealthBoard
 from tollway.core.config import TollwaySettings
 from tollway.core.cost.attribution import Attribution
 from tollway.core.hooks import CallContext
+from tollway.core.inputs import build_request
 from tollway.core.providers import Deployment, resolve_deployment
 from tollway.core.routing import FallbackRule, RoutePolicy, Router
-from tollway.core.types import TextDelta, build_request
+from tollway.core.routing.health import HealthBoard
+from tollway.core.types import TextDelta
 
 KEY = "sk-test-routing-key-0123456789"
 
@@ -771,8 +772,8 @@ def agent(m: tollway.Model) -> str:
 def test_same_code_on_two_configs_records_the_configured_models(
     servers: Callable[[], FakeProvider], tmp_path: Path, via: str
 ) -> None:
-    ledger_mod = pytest.importorskip("tollway.core.cost.ledger")
-    spend = pytest.importorskip("tollway.core.cost.spend").spend
+    ledger_mod = pytest.importorskip("tollway.core.stores.open")
+    spend = pytest.importorskip("tollway.core.reports").spend
     if via == "ledger section" and not hasattr(ledger_mod, "shared_ledger"):
         pytest.skip("the Model's ledger-by-target (shared_ledger) is not there yet")
     server = servers()
@@ -918,7 +919,7 @@ def redis_prefix() -> Iterator[str]:
 @needs_redis
 @pytest.mark.services
 def test_a_cooldown_in_one_process_is_seen_by_another(redis_prefix: str) -> None:
-    from tollway.core._routing_redis import RedisHealthBoard
+    from tollway.core.routing.redis_board import RedisHealthBoard
 
     one = RedisHealthBoard(REDIS_URL, prefix=redis_prefix, refresh=0, allowed_fails=2, cooldown=0.4)
     two = RedisHealthBoard(REDIS_URL, prefix=redis_prefix, refresh=0, allowed_fails=2, cooldown=0.4)
@@ -945,7 +946,8 @@ def test_a_cooldown_in_one_process_is_seen_by_another(redis_prefix: str) -> None
 def test_models_on_two_configs_sharing_redis_skip_a_deployment_the_other_cooled(
     servers: Callable[[], FakeProvider], redis_prefix: str
 ) -> None:
-    from tollway.core import _routing_redis
+    from tollway.core.assembly import health_board
+    from tollway.core.routing import redis_board
 
     a, b = servers(), servers()
     a.default = oai.error_reply(500, "down")
@@ -957,7 +959,7 @@ def test_models_on_two_configs_sharing_redis_skip_a_deployment_the_other_cooled(
     }
     worker_1, worker_2 = TollwaySettings.from_dict(data), TollwaySettings.from_dict(data)
     for settings in (worker_1, worker_2):
-        assert isinstance(settings.health_board(), _routing_redis.RedisHealthBoard)
+        assert isinstance(health_board(settings), redis_board.RedisHealthBoard)
     assert model("smart", worker_1).complete("hi").deployment == "B"
     assert len(a.requests) == 1
     assert model("smart", worker_2).complete("hi").deployment == "B"
@@ -966,7 +968,7 @@ def test_models_on_two_configs_sharing_redis_skip_a_deployment_the_other_cooled(
 
 def test_routing_survives_an_unreachable_redis(caplog: pytest.LogCaptureFixture) -> None:
     pytest.importorskip("redis")
-    from tollway.core._routing_redis import RedisHealthBoard
+    from tollway.core.routing.redis_board import RedisHealthBoard
 
     t = FakeTime()
     board = RedisHealthBoard("redis://127.0.0.1:9/0", refresh=0, allowed_fails=1, cooldown=10)

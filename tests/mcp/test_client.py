@@ -29,7 +29,7 @@ from tests.mcp.conftest import (
     toolbox,
 )
 from tollway.core.cost.attribution import attribute
-from tollway.core.cost.ledger import open_ledger
+from tollway.core.stores.open import open_ledger
 from tollway.core.tracing import trace
 from tollway.core.types import Image
 from tollway.mcp import (

@@ -9,9 +9,9 @@ import pytest
 from tests.fakes import replies_openai as oai
 from tests.fakes.server import FakeProvider
 from tests.mcp.conftest import Dialect, results, toolbox
-from tollway.core.cost.ledger import open_ledger
 from tollway.core.errors import BadRequestError
-from tollway.mcp import MCPClient
+from tollway.core.stores.open import open_ledger
+from tollway.mcp import MCPClient, arun_tools, run_tools
 
 OPENAI = Dialect("openai", "openai/gpt-4o-mini", oai)
 
@@ -26,7 +26,7 @@ def test_sync_run_tools_with_a_sync_client(fake: FakeProvider) -> None:
     model = OPENAI.model(fake, ledger=ledger)
     with MCPClient([toolbox("box", price_per_call="0.01")]).sync() as client:
         decisions: list[str] = []
-        result = model.run_tools(
+        result = run_tools(model,
             "Count.", mcp=client, on_tool_call=lambda req: decisions.append(req.name) or True
         )
     assert sorted(int(r.text) for r in results(result.messages)) == [1, 2, 3]
@@ -46,7 +46,7 @@ def test_sync_run_tools_refuses_to_run_inside_an_event_loop(fake: FakeProvider) 
     model = OPENAI.model(fake)
 
     async def inside() -> None:
-        model.run_tools("Go.", tools=[local])
+        run_tools(model, "Go.", tools=[local])
 
     with pytest.raises(BadRequestError, match="arun_tools"):
         asyncio.run(inside())
@@ -56,5 +56,5 @@ def test_async_loop_with_a_sync_client_hops_to_the_clients_thread(fake: FakeProv
     fake.add(oai.tool_call_reply([("box__echo", {"text": "hop"})]), oai.text_reply("ok"))
     model = OPENAI.model(fake)
     with MCPClient([toolbox("box")]).sync() as client:
-        result = asyncio.run(model.arun_tools("Echo.", mcp=client))
+        result = asyncio.run(arun_tools(model, "Echo.", mcp=client))
     assert [r.text for r in results(result.messages)] == ["[box] hop"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from tests.mcp.conftest import toolbox
-from tollway.core.cost.ledger import open_ledger
+from tollway.core.stores.open import open_ledger
 from tollway.core.tracing import trace
 from tollway.mcp import MCPClient, MCPError, SyncMCPClient
 

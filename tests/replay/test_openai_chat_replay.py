@@ -20,6 +20,8 @@ from tollway.core.dialects.base import SSEEvent
 from tollway.core.dialects.openai_chat import (
     DIALECT,
     OpenAIChatDialect,
+)
+from tollway.core.dialects.openai_interchange.codec import (
     request_from_openai,
     response_to_openai,
     stream_to_openai_chunks,

@@ -17,8 +17,8 @@ import pytest
 
 from tests.fakes import replies_openai
 from tests.fakes.server import FakeProvider
-from tollway.core.cost.ledger import open_ledger
-from tollway.core.cost.spend import spend
+from tollway.core.reports import spend
+from tollway.core.stores.open import open_ledger
 
 CALLS = 25
 CHILD = """

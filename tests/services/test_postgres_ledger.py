@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.core.cost import ledger_cases as cases
-from tollway.core.cost.ledger import open_ledger
 from tollway.core.cost.records import CallRecord
-from tollway.core.cost.spend import spend
+from tollway.core.reports import spend
+from tollway.core.stores.open import open_ledger
 
 pytestmark = pytest.mark.services
 

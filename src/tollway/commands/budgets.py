@@ -36,7 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tollway.core.config import CONFIG_ENV, load_config
-    from tollway.core.cost.budgets import budget_status
+    from tollway.core.reports import budget_status
 
     try:
         settings = load_config(getattr(args, "config", None))

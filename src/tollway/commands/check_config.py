@@ -51,8 +51,8 @@ def describe(settings: Any) -> str:
     """The resolved view of a config, secrets masked. Building it also checks what only
     resolution can find (a provider without a default base URL and no api_base, MCP
     server definitions)."""
+    from tollway.core.assembly import build_deployments
     from tollway.core.providers import PROVIDERS
-    from tollway.core.routing import build_deployments
 
     out: list[str] = [f"config: {settings.source}", ""]
     out.append("models:" if settings.models else "models: (none)")
@@ -122,7 +122,7 @@ def describe(settings: Any) -> str:
 def _policies(settings: Any) -> list[str]:
     """Budgets, hours and rate limits, validated (a bad field is a ConfigError naming
     its line) and listed one per line, without opening any budget store."""
-    from tollway.core.cost.budgets import _validated
+    from tollway.core.assembly import validated_policies as _validated
     from tollway.core.cost.policy import BudgetPolicy, HoursPolicy, RateLimitPolicy
 
     out: list[str] = []

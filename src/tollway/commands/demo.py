@@ -112,8 +112,8 @@ def _target(settings: Any, alias: str) -> str:
 
 
 def _spend_table(show: Any, settings: Any) -> None:
-    from tollway.core.cost.ledger import shared_ledger
-    from tollway.core.cost.spend import spend
+    from tollway.core.reports import spend
+    from tollway.core.stores.open import shared_ledger
 
     ledger = shared_ledger(settings.ledger_target)
     rows = spend(ledger, group_by=["org", "project", "user", "agent", "node", "alias", "model",
@@ -139,7 +139,7 @@ def _spend_table(show: Any, settings: Any) -> None:
 
 
 def _budget_table(show: Any, settings: Any, clock: Any) -> None:
-    from tollway.core.cost.budgets import budget_status
+    from tollway.core.reports import budget_status
 
     rows = budget_status(settings)
     show.table(

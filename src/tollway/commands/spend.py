@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import IO
 
-from tollway.core.cost.spend import GROUP_KEYS, METRICS, SpendRow, spend
+from tollway.core.cost.spend import GROUP_KEYS, METRICS, SpendRow
 from tollway.core.errors import ConfigError
+from tollway.core.reports import spend
 from tollway.core.types import NANOS_PER_USD
 
 FORMATS = ("table", "json", "csv")

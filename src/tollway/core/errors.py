@@ -8,7 +8,6 @@ keys or full prompts (provider bodies are cut to a short excerpt and scrubbed).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -166,18 +165,6 @@ class StreamError(ProviderError):
     retryable = True
 
 
-@dataclass(frozen=True, slots=True)
-class BudgetInfo:
-    """What a denied budget check saw, for humans and for programs."""
-
-    scope: str
-    limit: float
-    spent: float
-    reserved: float
-    unit: str
-    resets_at: datetime | None
-
-
 class BudgetExceededError(TollwayError):
     """A budget would be exceeded by this call; the provider was not called."""
 
@@ -191,8 +178,11 @@ class BudgetExceededError(TollwayError):
         *,
         unit: str = "usd",
         requested: float | None = None,
+        budget: str | None = None,
     ) -> None:
         self.scope = scope
+        self.budget = budget
+        """The id of the budget (or rate limit) that denied the call."""
         self.limit = limit
         self.spent = spent
         self.reserved = reserved
@@ -207,13 +197,58 @@ class BudgetExceededError(TollwayError):
         )
 
 
+class RateLimitExceededError(BudgetExceededError):
+    """A scope's requests or tokens per minute would be exceeded; ``retry_after`` is
+    the seconds until the minute resets. The provider was not called."""
+
+    def __init__(self, scope: str, limit: float, spent: float, reserved: float,
+                 resets_at: datetime | None, *, unit: str, requested: float | None,
+                 retry_after: float, budget: str | None = None) -> None:
+        super().__init__(scope, limit, spent, reserved, resets_at, unit=unit,
+                         requested=requested, budget=budget)
+        self.retry_after = retry_after
+        self.args = (
+            f"rate limit for {scope} reached: {limit:g} {unit} per minute, used {spent:g}, "
+            f"in flight {reserved:g}, this call needs up to {requested:g}; retry in "
+            f"{retry_after:.0f}s",
+        )
+
+
+class UnpricedModelDeniedError(BudgetExceededError):
+    """A USD budget applies to a call whose model has no known price, and the budget's
+    ``unpriced`` policy is ``deny`` (an unknown cost cannot be bounded). Decided before
+    the store is asked, so ``spent`` and ``reserved`` are not read (reported as 0)."""
+
+    def __init__(self, scope: str, limit: float, resets_at: datetime | None, *,
+                 model: str, budget: str | None = None) -> None:
+        super().__init__(scope, limit, 0, 0, resets_at, unit="usd", budget=budget)
+        self.model = model
+        self.args = (
+            f"budget for {scope} counts USD but {model} has no known price, so the call "
+            f"was not made; add a price for it under 'prices' in tollway.yaml, or set "
+            f"'unpriced: allow' on the budget to let such calls through at 0 USD",
+        )
+
+
 class OutsideAllowedHoursError(TollwayError):
     """The call's scope may not call models now; ``next_open`` says when it may."""
 
-    def __init__(self, scope: str, window: str, next_open: datetime | None) -> None:
+    def __init__(
+        self,
+        scope: str,
+        window: str,
+        next_open: datetime | None,
+        *,
+        policy: str | None = None,
+        reroute_to: str | None = None,
+    ) -> None:
         self.scope = scope
         self.window = window
         self.next_open = next_open
+        self.policy = policy
+        """The id of the hours policy that denied the call."""
+        self.reroute_to = reroute_to
+        """The alias the policy sends such calls to instead (the router follows it)."""
         when = next_open.isoformat() if next_open else "never"
         super().__init__(f"{scope} may only call models during {window}; next open at {when}")
 
@@ -256,7 +291,6 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceededError",
-    "BudgetInfo",
     "ConfigError",
     "ConnectionError",
     "ContentFilterError",
@@ -266,6 +300,7 @@ __all__ = [
     "PermissionDeniedError",
     "ProviderError",
     "RateLimitError",
+    "RateLimitExceededError",
     "ServerError",
     "StreamError",
     "TimeoutError",
@@ -273,5 +308,6 @@ __all__ = [
     "ToolArgumentsError",
     "ToolLoopError",
     "UnknownModelError",
+    "UnpricedModelDeniedError",
     "scrub",
 ]

@@ -12,8 +12,10 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
+from importlib import import_module
 from typing import Any, Literal
 
+from tollway.core import plugins
 from tollway.core.dialects.base import Dialect
 from tollway.core.errors import AuthenticationError, ConfigError, UnknownModelError
 
@@ -35,8 +37,9 @@ class ProviderSpec:
     price_by_reported_model: bool = False
     """Price by the model the provider reports (Azure: the target names a deployment the
     user chose, the response names the real model)."""
-    transport: Literal["http", "local"] = "http"
-    """``local``: served in-process (llama.cpp) by ``tollway.local`` instead of HTTP."""
+    in_process: bool = False
+    """Served on this machine by a registered transport instead of HTTP (no one bills
+    it: it costs 0 unless a price is configured)."""
 
 
 def _row(name: str, dialect: str, base_url: str | None, **kw: Any) -> ProviderSpec:
@@ -87,13 +90,47 @@ PROVIDERS: dict[str, ProviderSpec] = {
         _row("openai_compatible", "openai_chat", None, key_env=("OPENAI_COMPATIBLE_API_KEY",),
              key_required=False, dialect_options=_COMPAT,
              docs="any OpenAI-compatible server (api_base required)"),
-        _row("local", "openai_chat", "local://", auth="none", key_required=False,
-             dialect_options=_COMPAT, transport="local",
-             docs="in-process GGUF model through llama.cpp (the `local` extra)"),
     )
 }
 
 AZURE_DEFAULT_API_VERSION = "2024-10-21"
+
+TransportFactory = Callable[[], Any]
+"""Returns an object with the Transport interface (post / apost / stream / astream)."""
+
+_TRANSPORTS: dict[str, TransportFactory] = {}
+
+
+def register_provider(spec: ProviderSpec, transport: TransportFactory | None = None) -> None:
+    """Add a row to the provider table from outside core (an in-process provider
+    registers the transport that serves it). Core never imports such packages: it
+    imports the module named in ``tollway.core.plugins.PROVIDER_MODULES`` the first time
+    a target names that provider, and the module calls this."""
+    PROVIDERS[spec.name] = spec
+    if transport is not None:
+        _TRANSPORTS[spec.name] = transport
+
+
+def registered_transport(spec: ProviderSpec) -> Any | None:
+    """The transport a provider registered (None: plain HTTP)."""
+    factory = _TRANSPORTS.get(spec.name)
+    return None if factory is None else factory()
+
+
+def provider_spec(name: str) -> ProviderSpec | None:
+    """The table row for ``name``, loading a plugin provider on first use."""
+    spec = PROVIDERS.get(name)
+    if spec is None:
+        module = plugins.PROVIDER_MODULES.get(name)
+        if module is not None:
+            import_module(module)
+            spec = PROVIDERS.get(name)
+    return spec
+
+
+def known_providers() -> list[str]:
+    """Every provider name a target may use (the table and the plugins)."""
+    return sorted({*PROVIDERS, *plugins.PROVIDER_MODULES})
 
 
 @cache
@@ -202,9 +239,9 @@ class Deployment:
 def split_target(target: str) -> tuple[ProviderSpec, str]:
     """``"openai/gpt-4o-mini"`` -> (openai spec, "gpt-4o-mini")."""
     provider, sep, model = target.partition("/")
-    spec = PROVIDERS.get(provider)
+    spec = provider_spec(provider) if sep else None
     if not sep or spec is None or not model:
-        known = ", ".join(sorted(PROVIDERS))
+        known = ", ".join(known_providers())
         raise UnknownModelError(
             f"cannot resolve model {target!r}: expected '<provider>/<model>' with a provider "
             f"among {known}, or an alias defined under 'models:' in tollway.yaml"

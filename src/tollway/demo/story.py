@@ -165,12 +165,12 @@ class Story:
         self.show.line(f"Pydantic AI agent 'triage' -> {result.output!r}")
 
     def mcp_time(self) -> None:
-        from tollway.mcp import MCPClient, servers_from_config
+        from tollway.mcp import MCPClient, arun_tools, servers_from_config
 
         async def run() -> Any:
             async with MCPClient(servers_from_config(self.settings)) as mcp:
                 with attribute(org="acme", project="research", user="alice", agent="clock"):
-                    return await self.model("fast").arun_tools(
+                    return await arun_tools(self.model("fast"),
                         "What time is it in Tokyo right now? Use the tool.",
                         mcp=mcp, max_rounds=3, tool_choice="required", max_tokens=120,
                     )

@@ -3,16 +3,16 @@
 ::
 
     from tollway import Model
-    from tollway.mcp import MCPClient, StdioServer
+    from tollway.mcp import MCPClient, StdioServer, arun_tools
 
     servers = [StdioServer(name="time", command="mcp-server-time")]
     async with MCPClient(servers) as mcp:
-        result = await Model("openai/gpt-4o-mini").arun_tools("What time is it in Oslo?", mcp=mcp)
+        result = await arun_tools(Model("openai/gpt-4o-mini"), "Time in Oslo?", mcp=mcp)
         print(result.text, result.cost)
 
 Names are imported lazily: ``import tollway.mcp`` does not import the ``mcp`` SDK until a
 client is used (the configs and tool conversion need no SDK at all). Framework bridges
-live in ``tollway.mcp.bridges.<framework>``.
+live next to each adapter: ``tollway.adapters.<framework>.tools``.
 """
 
 from __future__ import annotations

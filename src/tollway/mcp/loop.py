@@ -1,6 +1,6 @@
 """The tool loop: call the model with the MCP tools, run what it asks for, repeat.
 
-``await model.arun_tools(messages, mcp=client)`` (or :func:`arun_tools`) injects the
+``await tollway.mcp.arun_tools(model, messages, mcp=client)`` injects the
 catalog's tools into each request, calls the model, executes every tool call of the
 answer (concurrently), appends the results and calls again, until the model answers
 without tool calls or ``max_rounds`` model calls were made (:class:`ToolLoopError`
@@ -37,6 +37,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 from tollway.core.errors import BadRequestError, ToolArgumentsError, ToolLoopError
+from tollway.core.inputs import to_messages, to_tool_choice
 from tollway.core.tracing import trace
 from tollway.core.types import (
     NANOS_PER_USD,
@@ -48,8 +49,6 @@ from tollway.core.types import (
     ToolCall,
     ToolResult,
     Usage,
-    to_messages,
-    to_tool_choice,
 )
 from tollway.mcp.errors import MCPTimeoutError, MCPToolDenied, MCPUnknownToolError
 from tollway.mcp.rows import arecord, tool_record
@@ -584,7 +583,7 @@ def _on_client_loop(client: MCPClient | None, factory: Callable[[], Awaitable[T]
         return asyncio.run(_await(factory()))
     raise BadRequestError(
         "run_tools is the synchronous loop and cannot run inside an event loop; "
-        "use `await model.arun_tools(...)`"
+        "use `await arun_tools(model, ...)`"
     )
 
 

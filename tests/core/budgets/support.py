@@ -12,13 +12,14 @@ from typing import Any
 
 from tollway import errors
 from tollway.core.cost.attribution import Attribution
-from tollway.core.cost.budgets import Budgets, open_budget_store
+from tollway.core.cost.budgets import Budgets
 from tollway.core.cost.policy import BudgetPolicy
 from tollway.core.cost.pricing import PriceBook
 from tollway.core.hooks import CallContext
+from tollway.core.inputs import build_request
 from tollway.core.model import Model
 from tollway.core.providers import Deployment, resolve_deployment
-from tollway.core.types import build_request
+from tollway.core.stores.open import open_budget_store
 
 KEY = "sk-test-budget-key-0123456789"
 MODEL = "openai/gpt-4o-mini"

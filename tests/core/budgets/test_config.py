@@ -13,11 +13,13 @@ from tests.core.budgets import support
 from tests.fakes import replies_openai as oai
 from tests.fakes.server import FakeProvider
 from tollway.cli import main
-from tollway.core.config import load_settings
-from tollway.core.cost.budgets import Budgets, guards_from_config, open_budget_store
+from tollway.core.assembly import guards_from_config
+from tollway.core.config import load_config
+from tollway.core.cost.budgets import Budgets
+from tollway.core.cost.budgets.memory import MemoryBudgetStore
 from tollway.core.errors import ConfigError
 from tollway.core.model import Model
-from tollway.core.stores.memory_budgets import MemoryBudgetStore
+from tollway.core.stores.open import open_budget_store
 from tollway.core.stores.postgres_budgets import PostgresBudgetStore
 from tollway.core.stores.redis_budgets import RedisBudgetStore
 from tollway.core.stores.sqlite_budgets import SQLiteBudgetStore
@@ -42,7 +44,7 @@ budgets:
 budget_store: memory
 """)
     with pytest.raises(ConfigError) as err:
-        guards_from_config(load_settings(path))
+        guards_from_config(load_config(path))
     assert err.value.file == str(path) and err.value.line == 7
     assert "budgets[1].period" in str(err.value) and "fortnight" in str(err.value)
 
@@ -56,7 +58,7 @@ budgets:
     perod: month
 """)
     with pytest.raises(ConfigError, match=r"unknown key 'perod'; expected one of .*period") as err:
-        guards_from_config(load_settings(path))
+        guards_from_config(load_config(path))
     assert err.value.line == 5
 
 
@@ -67,7 +69,7 @@ hours:
     windows: [mon-fri 08:00-19:00]
 """)
     with pytest.raises(ConfigError, match="unknown scope dimension 'team'") as err:
-        guards_from_config(load_settings(path))
+        guards_from_config(load_config(path))
     assert err.value.line == 2
 
 
@@ -85,7 +87,7 @@ hours:
   - windows: ["mon-fri 08:00-19:00 Europe/Berlin"]
 budget_store: {backend: memory, reservation_ttl: 30, default_max_output_tokens: 512}
 """)
-    (guard,) = guards_from_config(load_settings(path))
+    (guard,) = guards_from_config(load_config(path))
     assert isinstance(guard, Budgets) and isinstance(guard.store, MemoryBudgetStore)
     assert [p.id for p in guard.policies] == ["search-monthly"]
     assert (guard.reservation_ttl, guard.default_max_output_tokens) == (30.0, 512)
@@ -99,15 +101,15 @@ budgets:
 budget_store: {backend: memory, reservation_ttl: -5}
 """)
     with pytest.raises(ConfigError, match="positive number") as err:
-        guards_from_config(load_settings(path))
+        guards_from_config(load_config(path))
     assert err.value.line == 3
     path = write(tmp_path, "budgets:\n  - {limit: 1, period: day}\nbudget_store: {backend: etcd}\n")
     with pytest.raises(ConfigError, match="memory, sqlite, redis or postgres"):
-        guards_from_config(load_settings(path))
+        guards_from_config(load_config(path))
 
 
 def test_no_budget_sections_means_no_guards(tmp_path: Path) -> None:
-    assert guards_from_config(load_settings(write(tmp_path, "ledger: false\n"))) == ()
+    assert guards_from_config(load_config(write(tmp_path, "ledger: false\n"))) == ()
 
 
 def test_store_specs_pick_the_backend(tmp_path: Path, monkeypatch: Any) -> None:

@@ -13,17 +13,8 @@ from tollway.core.cost.estimate import (
     upper_bound,
 )
 from tollway.core.cost.pricing import ModelPrice
-from tollway.core.types import (
-    File,
-    Image,
-    Message,
-    Reasoning,
-    ResponseFormat,
-    Text,
-    Tool,
-    ToolCall,
-    build_request,
-)
+from tollway.core.inputs import build_request
+from tollway.core.types import File, Image, Message, Reasoning, ResponseFormat, Text, Tool, ToolCall
 
 BASE = REQUEST_OVERHEAD + MESSAGE_OVERHEAD
 

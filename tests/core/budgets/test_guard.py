@@ -18,15 +18,12 @@ from tests.core.budgets import support
 from tests.fakes import replies_openai as oai
 from tests.fakes.server import FakeProvider
 from tollway import errors
-from tollway.core.cost.budgets import (
-    Budgets,
-    RateLimitExceededError,
-    UnpricedModelDeniedError,
-    budget_status,
-)
+from tollway.core.cost.budgets import Budgets
 from tollway.core.cost.policy import BudgetPolicy, HoursPolicy, RateLimitPolicy, SoftLimitEvent
 from tollway.core.cost.pricing import PriceBook, UnpricedModelWarning
+from tollway.core.errors import RateLimitExceededError, UnpricedModelDeniedError
 from tollway.core.model import Model
+from tollway.core.reports import budget_status
 from tollway.core.types import TextDelta, Usage
 
 BERLIN = ZoneInfo("Europe/Berlin")

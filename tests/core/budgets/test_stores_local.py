@@ -11,8 +11,8 @@ import pytest
 
 from tests.core.budgets.store_contract import StoreContract
 from tollway.core.cost.budgets import Charge
-from tollway.core.cost.budgets import _new_hold_id as new_hold_id
-from tollway.core.stores.memory_budgets import MemoryBudgetStore
+from tollway.core.cost.budgets.guard import _new_hold_id as new_hold_id
+from tollway.core.cost.budgets.memory import MemoryBudgetStore
 from tollway.core.stores.sqlite_budgets import SQLiteBudgetStore
 
 

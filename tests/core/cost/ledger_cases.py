@@ -10,9 +10,11 @@ from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tollway.core.cost.ledger import COLUMN_NAMES, Ledger, open_ledger
+from tollway.core.cost.ledger import COLUMN_NAMES, Ledger
 from tollway.core.cost.records import CallRecord
-from tollway.core.cost.spend import SpendRow, spend
+from tollway.core.cost.spend import SpendRow
+from tollway.core.reports import spend
+from tollway.core.stores.open import open_ledger
 from tollway.core.types import Usage
 
 SECRET = "sk-proj-abcdefghijklmnop0123456789"
@@ -201,7 +203,7 @@ def write_rows(target: str, worker: int, count: int) -> None:
 _CRASH_CHILD = r"""
 import sys
 from datetime import UTC, datetime
-from tollway.core.cost.ledger import open_ledger
+from tollway.core.stores.open import open_ledger
 from tollway.core.cost.records import CallRecord
 
 ledger = open_ledger(sys.argv[1])

@@ -14,8 +14,9 @@ import pytest
 
 from tests.core.cost import ledger_cases as cases
 from tollway.commands import spend as spend_command
-from tollway.core.cost.spend import SpendQuery, SpendRow, parse_time, spend
+from tollway.core.cost.spend import SpendQuery, SpendRow, parse_time
 from tollway.core.errors import ConfigError
+from tollway.core.reports import spend
 from tollway.core.stores.sqlite_ledger import SQLiteLedger
 
 
@@ -146,8 +147,8 @@ def test_cli_rejects_a_malformed_filter(ledger_path: str) -> None:
 def test_tool_rows_and_failures_count_as_calls_but_never_as_unpriced() -> None:
     from datetime import datetime
 
-    from tollway.core.cost.ledger import open_ledger
     from tollway.core.cost.records import CallRecord
+    from tollway.core.stores.open import open_ledger
 
     ledger = open_ledger("memory")
     now = datetime.now(UTC)

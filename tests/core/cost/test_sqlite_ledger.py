@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from tests.core.cost import ledger_cases as cases
-from tollway.core.cost.ledger import Ledger, default_ledger_path, open_ledger
+from tollway.core.cost.ledger import Ledger
 from tollway.core.cost.records import CallRecord
 from tollway.core.errors import ConfigError
+from tollway.core.stores.open import default_ledger_path, open_ledger
 from tollway.core.stores.sqlite_ledger import SCHEMA_VERSION, SQLiteLedger
 
 
@@ -205,7 +206,7 @@ def test_a_forked_child_writes_on_its_own_connection(db: Path) -> None:
 
 
 def test_shared_ledger_returns_one_ledger_per_target(db: Path) -> None:
-    from tollway.core.cost.ledger import shared_ledger
+    from tollway.core.stores.open import shared_ledger
 
     first = shared_ledger(str(db))
     assert shared_ledger(str(db)) is first

@@ -15,14 +15,14 @@ import pytest
 
 from tests.fakes import replies_anthropic as fakes
 from tests.fakes.server import FakeProvider, Reply
-from tollway.core.dialects._anthropic_errors import retry_after_seconds
-from tollway.core.dialects._anthropic_models import (
+from tollway.core.dialects.anthropic import DIALECT, AnthropicDialect
+from tollway.core.dialects.anthropic.errors import retry_after_seconds
+from tollway.core.dialects.anthropic.models import (
     EFFORT_BUDGET_TOKENS,
     model_traits,
     model_version,
 )
-from tollway.core.dialects._anthropic_request import wire_tool_id
-from tollway.core.dialects.anthropic import DIALECT, AnthropicDialect
+from tollway.core.dialects.anthropic.request import wire_tool_id
 from tollway.core.dialects.base import SSEEvent
 from tollway.core.errors import (
     AuthenticationError,
@@ -38,6 +38,7 @@ from tollway.core.errors import (
     TimeoutError,
     ToolArgumentsError,
 )
+from tollway.core.inputs import build_request, to_messages
 from tollway.core.sse import SSEDecoder
 from tollway.core.types import (
     Audio,
@@ -59,8 +60,6 @@ from tollway.core.types import (
     ToolCallDelta,
     ToolResult,
     UsageEvent,
-    build_request,
-    to_messages,
 )
 
 SONNET_45 = "claude-sonnet-4-5-20250929"

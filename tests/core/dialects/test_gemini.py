@@ -15,6 +15,7 @@ from tests.fakes.server import FakeProvider, sse
 from tollway.core import errors
 from tollway.core.dialects.base import SSEEvent
 from tollway.core.dialects.gemini import DIALECT, VERTEX_DIALECT, GeminiDialect
+from tollway.core.inputs import build_request
 from tollway.core.sse import SSEDecoder
 from tollway.core.types import (
     Audio,
@@ -37,7 +38,6 @@ from tollway.core.types import (
     ToolResult,
     Usage,
     UsageEvent,
-    build_request,
 )
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16

@@ -43,9 +43,10 @@ from tollway.adapters.langgraph.output import (
 )
 from tollway.core.cost.attribution import Attribution, attribute, current_attribution
 from tollway.core.errors import BadRequestError, ConfigError
+from tollway.core.inputs import build_request, to_response_format
 from tollway.core.model import Model
 from tollway.core.tracing import current_trace_id, trace
-from tollway.core.types import Request, build_request, to_response_format
+from tollway.core.types import Request
 
 StructuredMethod = Literal["json_schema", "function_calling", "json_mode"]
 

@@ -26,6 +26,11 @@ from langchain_core.messages import (
 )
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
+from tollway.core.dialects.openai_interchange.reading import (
+    image_from_url,
+    message_from_openai,
+    tool_from_openai,
+)
 from tollway.core.errors import BadRequestError
 from tollway.core.types import (
     Audio,
@@ -38,8 +43,6 @@ from tollway.core.types import (
     Tool,
     ToolCall,
     ToolResult,
-    image_from_url,
-    message_from_openai,
 )
 
 PROVIDER_DATA_KEY = "tollway"
@@ -289,7 +292,7 @@ def to_tools(tools: Sequence[Any]) -> list[Tool]:
             out.append(tool)
             continue
         spec = tool if _is_openai_tool(tool) else convert_to_openai_tool(tool)
-        out.append(Tool.from_openai(spec))
+        out.append(tool_from_openai(spec))
     return out
 
 

@@ -1,12 +1,8 @@
 """The ledger: one durable row per model call (and per MCP tool call).
 
-``open_ledger(target)`` picks the store from the target string:
-
-- ``None``: the default SQLite file: ``$TOLLWAY_LEDGER`` if set, else
-  ``$XDG_DATA_HOME/tollway/ledger.db`` or ``~/.local/share/tollway/ledger.db``;
-- a path or ``sqlite:///path`` (``?synchronous=full`` for power-loss durability);
-- ``memory`` / ``:memory:``: an in-memory SQLite ledger (one process, gone at exit);
-- ``postgresql://...`` (``?schema=NAME``, default ``tollway``).
+This module is the contract: the :class:`Ledger` protocol the stores implement
+(``core/stores/sqlite_ledger.py``, ``postgres_ledger.py``) and the one mapping of a
+CallRecord to columns. ``tollway.core.stores.open.open_ledger`` chooses a store.
 
 Every store writes the row before ``record`` returns, so a process killed right after
 a call returned loses nothing. Rows carry no secret and no prompt: CallRecord has no
@@ -18,17 +14,13 @@ This module is the one place that maps a CallRecord to columns (:data:`COLUMNS`,
 
 from __future__ import annotations
 
-import atexit
 import json
-import os
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from tollway.core.errors import ConfigError, scrub
+from tollway.core.errors import scrub
 
 if TYPE_CHECKING:
     from tollway.core.cost.records import CallRecord
@@ -38,11 +30,8 @@ __all__ = [
     "COLUMNS",
     "Column",
     "Ledger",
-    "default_ledger_path",
     "format_time",
-    "open_ledger",
     "row_values",
-    "shared_ledger",
 ]
 
 
@@ -222,80 +211,3 @@ def record_from_values(values: Mapping[str, Any]) -> CallRecord:
         tool_server=values["tool_server"],
         tool_name=values["tool_name"],
     )
-
-
-def default_ledger_path() -> Path:
-    """``$TOLLWAY_LEDGER``, else ``$XDG_DATA_HOME/tollway/ledger.db``, else
-    ``~/.local/share/tollway/ledger.db``."""
-    env = os.environ.get("TOLLWAY_LEDGER")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base).expanduser() / "tollway" / "ledger.db"
-
-
-def open_ledger(target: str | os.PathLike[str] | Ledger | None = None) -> Ledger:
-    """The ledger named by ``target`` (see the module docstring). A Ledger passes through."""
-    if target is not None and not isinstance(target, (str, os.PathLike)):
-        if isinstance(target, Ledger):
-            return target
-        raise ConfigError(
-            f"a ledger target must be a path, a URL or None; got {type(target).__name__}",
-            key="ledger",
-        )
-    if target is None:
-        env = os.environ.get("TOLLWAY_LEDGER")
-        if env and "://" in env:
-            return open_ledger(env)
-        from tollway.core.stores.sqlite_ledger import SQLiteLedger
-
-        return SQLiteLedger(default_ledger_path())
-    text = os.fspath(target)
-    if text.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
-        from tollway.core.stores.postgres_ledger import PostgresLedger
-
-        return PostgresLedger(text.replace("postgresql+psycopg://", "postgresql://", 1))
-    from tollway.core.stores.sqlite_ledger import SQLiteLedger
-
-    if text in ("memory", ":memory:", "sqlite://", "sqlite:///:memory:"):
-        return SQLiteLedger(":memory:")
-    if text.startswith("sqlite:"):
-        return SQLiteLedger.from_url(text)
-    if "://" in text:
-        raise ConfigError(
-            f"unknown ledger URL scheme in {text.split('://', 1)[0]!r}: use a file path, "
-            "sqlite:///path, postgresql://... or memory",
-            key="ledger",
-        )
-    return SQLiteLedger(Path(text).expanduser())
-
-
-_SHARED: dict[str, Ledger] = {}
-_SHARED_LOCK = threading.Lock()
-
-
-def shared_ledger(target: str | os.PathLike[str] | None = None) -> Ledger:
-    """One ledger per target for the whole process (every Model writing to the same
-    file or database shares its connection); closed at interpreter exit."""
-    key = os.fspath(target) if target is not None else (
-        os.environ.get("TOLLWAY_LEDGER") or str(default_ledger_path())
-    )
-    ledger = _SHARED.get(key)
-    if ledger is not None:
-        return ledger
-    with _SHARED_LOCK:
-        ledger = _SHARED.get(key)
-        if ledger is None:
-            ledger = open_ledger(target)
-            _SHARED[key] = ledger
-        return ledger
-
-
-@atexit.register
-def _close_shared() -> None:
-    for ledger in list(_SHARED.values()):
-        try:
-            ledger.close()
-        except Exception:  # best effort at exit
-            pass
-    _SHARED.clear()

@@ -623,7 +623,7 @@ class PriceBook:
         override = next((self._overrides[n] for n in names if n in self._overrides), None)
         if override is not None and override.complete:
             return override.apply(None)
-        base = FREE if provider in IN_PROCESS_PROVIDERS else _resolve_genai(provider, model)
+        base = FREE if _in_process(provider) else _resolve_genai(provider, model)
         if override is None:
             return base
         if isinstance(base, _Schedule):
@@ -634,9 +634,14 @@ class PriceBook:
         return override.apply(base)
 
 
-IN_PROCESS_PROVIDERS = frozenset({"local"})
-"""Providers that run on this machine: no one bills them, so they cost 0 unless a price
-is configured (unlike ollama / vllm servers, which may be someone's paid endpoint)."""
+def _in_process(provider: str) -> bool:
+    """Providers that run on this machine: no one bills them, so they cost 0 unless a
+    price is configured (unlike ollama / vllm servers, which may be someone's paid
+    endpoint)."""
+    from tollway.core.providers import provider_spec
+
+    spec = provider_spec(provider)
+    return spec is not None and spec.in_process
 FREE = ModelPrice(input=0, output=0)
 
 _DEFAULT: PriceBook | None = None

@@ -23,11 +23,10 @@ from tollway.core.errors import ConfigError
 from tollway.core.types import NANOS_PER_USD
 
 if TYPE_CHECKING:
-    import os
 
-    from tollway.core.cost.ledger import Ledger
+    pass
 
-__all__ = ["GROUP_KEYS", "SQLDialect", "SpendQuery", "SpendRow", "parse_time", "spend"]
+__all__ = ["GROUP_KEYS", "SQLDialect", "SpendQuery", "SpendRow", "parse_time"]
 
 GROUP_KEYS = (
     "org", "project", "user", "key", "model", "provider", "deployment", "alias",
@@ -250,30 +249,3 @@ def rows_from_sql(query: SpendQuery, rows: Sequence[Sequence[Any]]) -> list[Spen
         tuple((v is None, v or "") for v in r.group.values()),
     ))
     return out
-
-
-# --------------------------------------------------------------------------- API
-
-
-def spend(
-    ledger_or_target: Ledger | str | os.PathLike[str] | None = None,
-    *,
-    group_by: Sequence[str] | str = ("model",),
-    since: datetime | date | str | None = None,
-    until: datetime | date | str | None = None,
-    filters: Mapping[str, Any] | None = None,
-) -> list[SpendRow]:
-    """Spend grouped by ``group_by`` (any of :data:`GROUP_KEYS` or ``tag:<name>``) over
-    ``[since, until)``, keeping rows whose ``filters`` keys equal the given value (or
-    one of the given values; None matches unset). ``ledger_or_target`` is a Ledger or
-    anything :func:`open_ledger` takes (None: the default ledger)."""
-    from tollway.core.cost.ledger import Ledger, open_ledger
-
-    query = SpendQuery.build(group_by, since, until, filters)
-    if isinstance(ledger_or_target, Ledger):
-        return ledger_or_target.query(query)
-    ledger = open_ledger(ledger_or_target)
-    try:
-        return ledger.query(query)
-    finally:
-        ledger.close()

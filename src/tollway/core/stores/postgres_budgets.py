@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequen
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
-from tollway.core.cost.budgets import COUNTER_RETENTION, Charge, CounterState, Denial
+from tollway.core.cost.budgets.contract import COUNTER_RETENTION, Charge, CounterState, Denial
 from tollway.core.errors import ConfigError
 
 __all__ = ["PostgresBudgetStore"]

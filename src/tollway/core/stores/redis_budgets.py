@@ -32,7 +32,7 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from tollway.core.cost.budgets import COUNTER_RETENTION, Charge, CounterState, Denial
+from tollway.core.cost.budgets.contract import COUNTER_RETENTION, Charge, CounterState, Denial
 
 __all__ = ["RedisBudgetStore"]
 

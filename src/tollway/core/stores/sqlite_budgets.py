@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tollway.core.cost.budgets import COUNTER_RETENTION, Charge, CounterState, Denial
+from tollway.core.cost.budgets.contract import COUNTER_RETENTION, Charge, CounterState, Denial
 from tollway.core.errors import ConfigError
 from tollway.core.stores._sqlite import is_busy, open_connection, retry_while_busy
 
