@@ -34,9 +34,9 @@ from crewai.types.streaming import StreamChunkType  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
 from tollway.adapters.crewai import TollwayLLM  # noqa: E402
-from tollway.core.cost.ledger import open_ledger  # noqa: E402
 from tollway.core.cost.pricing import PriceBook  # noqa: E402
 from tollway.core.errors import BudgetExceededError  # noqa: E402
+from tollway.core.stores.open import open_ledger  # noqa: E402
 from tollway.core.transport import default_transport  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("crewai_env", "no_network")

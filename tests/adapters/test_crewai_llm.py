@@ -53,7 +53,6 @@ from pydantic import BaseModel  # noqa: E402
 
 import tollway  # noqa: E402
 from tollway.adapters.crewai import TollwayLLM  # noqa: E402
-from tollway.core.cost.ledger import open_ledger  # noqa: E402
 from tollway.core.cost.pricing import PriceBook  # noqa: E402
 from tollway.core.errors import (  # noqa: E402
     BudgetExceededError,
@@ -61,6 +60,7 @@ from tollway.core.errors import (  # noqa: E402
     ContextWindowExceededError,
 )
 from tollway.core.model import Model  # noqa: E402
+from tollway.core.stores.open import open_ledger  # noqa: E402
 from tollway.core.transport import default_transport  # noqa: E402
 from tollway.core.types import Usage  # noqa: E402
 

@@ -27,7 +27,7 @@ from tests.fakes.server import FakeProvider  # noqa: E402
 from tests.mcp.conftest import KEY, toolbox  # noqa: E402
 from tollway.adapters.crewai import TollwayLLM  # noqa: E402
 from tollway.adapters.crewai.tools import to_crewai_tools  # noqa: E402
-from tollway.core.cost.ledger import open_ledger  # noqa: E402
+from tollway.core.stores.open import open_ledger  # noqa: E402
 from tollway.mcp import MCPClient  # noqa: E402
 from tollway.mcp.bridge import schema_to_model  # noqa: E402
 

@@ -60,12 +60,12 @@ def assemble(target: str, config: Any = None, **options: Any) -> Assembled:
     settings = settings_of(config)
     if settings is None:
         return Assembled(SingleDeployment(resolve_deployment(target, **options)))
-    shared = {
-        "guards": guards(settings), "ledger": settings.ledger_target,
-        "prices": price_book(settings), "attribution": _attribution(settings),
-    }
+    call_guards, ledger = guards(settings), settings.ledger_target
+    prices, defaults = price_book(settings), _attribution(settings)
     if target in settings.models:
-        return Assembled(router_for(settings, target, **options), target, **shared)
+        return Assembled(
+            router_for(settings, target, **options), target, call_guards, ledger, prices, defaults
+        )
     try:
         dep = resolve_deployment(target, **options)
     except errors.UnknownModelError:
@@ -80,7 +80,7 @@ def assemble(target: str, config: Any = None, **options: Any) -> Assembled:
         # api_base, key...) describe that target, not the alias.
         return router_for(settings, alias) if alias in settings.models else None
 
-    return Assembled(DirectRoute(dep, reroute), None, **shared)
+    return Assembled(DirectRoute(dep, reroute), None, call_guards, ledger, prices, defaults)
 
 
 def settings_of(config: Any) -> TollwaySettings | None:

@@ -48,7 +48,7 @@ def drive(steps: Steps[T]) -> T:
         try:
             effect = steps.send(value) if error is None else steps.throw(error)
         except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            return stop.value
         error = None
         try:
             value = effect.run()
@@ -65,7 +65,7 @@ async def adrive(steps: Steps[T]) -> T:
         try:
             effect = steps.send(value) if error is None else steps.throw(error)
         except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            return stop.value
         error = None
         try:
             value = await effect.arun()
@@ -152,7 +152,8 @@ class Post:
     __slots__ = ("dep", "http", "transport")
 
     def __init__(self, transport: Any, dep: Deployment, http: HttpRequest) -> None:
-        self.transport, self.dep, self.http = transport, dep, http
+        self.transport, self.dep = transport, dep
+        self.http: HttpRequest | None = http
 
     def run(self) -> Any:
         return self.transport.post(self.dep, self.http)
@@ -206,10 +207,10 @@ class ReadBody:
         self.body = body
 
     def run(self) -> bytes:
-        return self.body.read()  # type: ignore[no-any-return]
+        return self.body.read()
 
     async def arun(self) -> bytes:
-        return await self.body.read()  # type: ignore[no-any-return]
+        return await self.body.read()
 
 
 class NextChunk:
@@ -225,7 +226,7 @@ class NextChunk:
 
     async def arun(self) -> bytes | None:
         try:
-            return await self.handle.chunks.__anext__()  # type: ignore[no-any-return]
+            return await self.handle.chunks.__anext__()
         except StopAsyncIteration:
             return None
 

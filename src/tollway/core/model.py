@@ -105,7 +105,7 @@ class Model:
         ctx = self._context(build_request(messages, **params), stream=False)
         route = self._route
         if route.__class__ is SingleDeployment:  # one attempt: no closure, no extra frame
-            return drive(self._attempt(ctx, route.deployment))  # type: ignore[attr-defined]
+            return drive(self._attempt(ctx, route.deployment))
         return route.run(ctx, lambda dep: drive(self._attempt(ctx, dep)))
 
     async def acomplete(self, messages: Any, /, **params: Any) -> Response:
@@ -114,7 +114,7 @@ class Model:
         if route.__class__ is SingleDeployment:
             # Fewer objects alive across the await: under hundreds of concurrent calls
             # each one survives into the GC's oldest generation and is scanned there.
-            return await adrive(self._attempt(ctx, route.deployment))  # type: ignore[attr-defined]
+            return await adrive(self._attempt(ctx, route.deployment))
         return await route.arun(ctx, lambda dep: adrive(self._attempt(ctx, dep)))
 
     def stream(self, messages: Any, /, **params: Any) -> ResponseStream:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tollway.core import schema as schema_utils
+from tollway.core import json_schema as schema_utils
 from tollway.core.errors import BadRequestError
 from tollway.core.types import Image, Part, Text, Tool
 

@@ -241,13 +241,13 @@ class TollwaySettings:
         with their stores, the price book, the health board, built Deployments): every
         Model made from the same settings shares it. ``core/assembly.py`` builds them."""
         try:
-            return self._shared[name]  # type: ignore[no-any-return]
+            return self._shared[name]
         except KeyError:
             pass
         with self._lock:
             if name not in self._shared:
                 self._shared[name] = build()
-            return self._shared[name]  # type: ignore[no-any-return]
+            return self._shared[name]
 
 
 # --------------------------------------------------------------------------- loading

@@ -32,7 +32,7 @@ from typing import Any
 from tollway.core.dialects.gemini.schema import to_gemini_schema
 from tollway.core.dialects.openai_interchange.reading import image_from_url
 from tollway.core.errors import BadRequestError
-from tollway.core.schema import inline_refs
+from tollway.core.json_schema import inline_refs
 from tollway.core.types import (
     Audio,
     File,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tollway.core.schema import inline_refs, simplify_nullable
+from tollway.core.json_schema import inline_refs, simplify_nullable
 
 _TYPES = {
     "string": "STRING",

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from tollway.core.errors import BadRequestError
-from tollway.core.schema import (
+from tollway.core.json_schema import (
     ensure_object_schema,
     inline_refs,
     is_empty_object_schema,
