@@ -63,6 +63,8 @@ def describe(settings: Any) -> str:
             label = spec.model if dep.name == spec.model else f"{dep.name}: {spec.model}"
             out.append(f"    - {label}")
             out.append(f"        base: {dep.url('')}")
+            if dep.api is not None:
+                out.append(f"        api: {dep.api}")
             out.append(f"        key: {_key_source(spec, PROVIDERS[spec.provider])}")
             extras = [f"weight {spec.weight:g}"]
             timeouts = dep.timeouts

@@ -215,6 +215,7 @@ def build_deployments(settings: TollwaySettings, alias: str, **options: Any) -> 
             "tpm": spec.tpm,
             "price": spec.price,
             "alias": alias,
+            "api": spec.api,
         }
         for key, value in options.items():
             if value is None:

@@ -20,6 +20,9 @@ from tollway.core.dialects.base import Dialect
 from tollway.core.errors import AuthenticationError, ConfigError, UnknownModelError
 
 AuthStyle = Literal["bearer", "x-api-key", "api-key", "x-goog-api-key", "none"]
+Api = Literal["chat", "responses"]
+APIS: tuple[str, ...] = ("chat", "responses")
+"""The APIs an OpenAI-compatible deployment can speak (``api:`` in tollway.yaml)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,9 @@ class ProviderSpec:
     in_process: bool = False
     """Served on this machine by a registered transport instead of HTTP (no one bills
     it: it costs 0 unless a price is configured)."""
+    responses_models: bool = False
+    """Models that exist only on the Responses API (gpt-5-pro, codex...) are sent there
+    without ``api: responses`` (OpenAI and Azure OpenAI)."""
 
 
 def _row(name: str, dialect: str, base_url: str | None, **kw: Any) -> ProviderSpec:
@@ -52,8 +58,9 @@ PROVIDERS: dict[str, ProviderSpec] = {
     spec.name: spec
     for spec in (
         _row("openai", "openai_chat", "https://api.openai.com/v1", key_env=("OPENAI_API_KEY",),
-             base_url_env=("OPENAI_BASE_URL",), docs="OpenAI"),
+             base_url_env=("OPENAI_BASE_URL",), responses_models=True, docs="OpenAI"),
         _row("azure", "openai_chat", None, auth="api-key", price_by_reported_model=True,
+             responses_models=True,
              key_env=("AZURE_OPENAI_API_KEY", "AZURE_API_KEY"),
              base_url_env=("AZURE_OPENAI_ENDPOINT", "AZURE_API_BASE"),
              docs="Azure OpenAI: azure/<deployment>; base is the resource endpoint"),
@@ -148,7 +155,37 @@ def dialect_for(name: str, options: tuple[tuple[str, Any], ...] = ()) -> Dialect
         from tollway.core.dialects.gemini import GeminiDialect
 
         return GeminiDialect(**dict(options))
-    raise ConfigError(f"unknown dialect {name!r}; expected openai_chat, anthropic or gemini")
+    if name == "openai_responses":
+        from tollway.core.dialects.openai_responses import OpenAIResponsesDialect
+
+        return OpenAIResponsesDialect(**dict(options))
+    raise ConfigError(
+        f"unknown dialect {name!r}; expected openai_chat, openai_responses, anthropic or gemini"
+    )
+
+
+def api_for(spec: ProviderSpec, model: str, api: str | None) -> Api | None:
+    """The API a deployment speaks: ``api`` when given (only OpenAI-compatible providers
+    have a choice), else ``responses`` for Responses-only models on providers that serve
+    them, else ``chat``. None for providers with a single native API."""
+    if api is not None and api not in APIS:
+        raise ConfigError(f"api must be one of {', '.join(APIS)}; got {api!r}")
+    if spec.dialect != "openai_chat" or spec.transport != "http":
+        if api is not None:
+            raise ConfigError(
+                f"api: {api} does not apply to provider {spec.name!r}, which speaks only its "
+                f"own API ({spec.dialect}); 'api' chooses between OpenAI chat completions "
+                "and the Responses API on OpenAI-compatible providers"
+            )
+        return None
+    if api is not None:
+        return api  # type: ignore[return-value]
+    if spec.responses_models:
+        from tollway.core.dialects.openai_responses.models import responses_only
+
+        if responses_only(model):
+            return "responses"
+    return "chat"
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,12 +235,19 @@ class Deployment:
     tpm: int | None = None
     price: Mapping[str, Any] | None = None
     alias: str | None = None
+    api: Api | None = None
+    """``chat`` or ``responses`` for OpenAI-compatible providers (None: decided by the
+    model, see :func:`api_for`; after construction, the API actually used)."""
     _static_headers: dict[str, str] | None = field(default=None, repr=False)
     _urls: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.dialect is None:
-            self.dialect = dialect_for(self.provider.dialect, self.provider.dialect_options)
+            self.api = api_for(self.provider, self.model, self.api)
+            if self.api == "responses":
+                self.dialect = dialect_for("openai_responses")
+            else:
+                self.dialect = dialect_for(self.provider.dialect, self.provider.dialect_options)
 
     def url(self, path: str) -> str:
         """The full URL of ``path`` (built once per path: the same few paths recur)."""
@@ -266,12 +310,14 @@ def resolve_deployment(
     timeout: Timeouts | float | Mapping[str, float] | None = None,
     api_version: str | None = None,
     name: str | None = None,
+    api: str | None = None,
     **extra: Any,
 ) -> Deployment:
     """Build a Deployment from ``provider/model`` plus explicit settings or the
     conventional environment variables. A missing key raises AuthenticationError here,
     before any request is sent."""
     spec, model = split_target(target)
+    chosen = api_for(spec, model, api)
     base = api_base or _first_env(spec.base_url_env) or spec.base_url
     query: dict[str, str] = dict(spec.query)
     if spec.name == "azure":
@@ -280,11 +326,19 @@ def resolve_deployment(
                 "azure needs the resource endpoint: pass api_base='https://<resource>.openai"
                 ".azure.com' or set AZURE_OPENAI_ENDPOINT"
             )
-        if "/openai/" not in base:
-            base = f"{base.rstrip('/')}/openai/deployments/{model}"
-        query["api-version"] = (
-            api_version or os.environ.get("AZURE_API_VERSION") or AZURE_DEFAULT_API_VERSION
-        )
+        if chosen == "responses":
+            # Azure serves Responses only on its OpenAI-compatible v1 surface: no
+            # deployment in the path (the deployment name is the body's model).
+            if "/openai/" not in base:
+                base = f"{base.rstrip('/')}/openai/v1"
+            if api_version:
+                query["api-version"] = api_version
+        else:
+            if "/openai/" not in base:
+                base = f"{base.rstrip('/')}/openai/deployments/{model}"
+            query["api-version"] = (
+                api_version or os.environ.get("AZURE_API_VERSION") or AZURE_DEFAULT_API_VERSION
+            )
     elif spec.name == "vertex_ai" and not base:
         project = os.environ.get("VERTEXAI_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT")
         location = os.environ.get("VERTEXAI_LOCATION", "us-central1")
@@ -320,5 +374,6 @@ def resolve_deployment(
         headers=dict(headers or {}),
         query=query,
         timeouts=Timeouts.of(timeout),
+        api=chosen,
         **extra,
     )

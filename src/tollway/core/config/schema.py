@@ -58,6 +58,9 @@ class DeploymentSpec(_Section):
     rpm: int | None = Field(None, gt=0)
     tpm: int | None = Field(None, gt=0)
     price: dict[str, Any] | None = None
+    api: Literal["chat", "responses"] | None = None
+    """OpenAI-compatible providers: chat completions or the Responses API (default: chat,
+    except models that exist only on Responses, on openai and azure)."""
 
     @field_validator("model")
     @classmethod
@@ -96,6 +99,19 @@ class DeploymentSpec(_Section):
         if spec is not None and spec.in_process:
             return value  # e.g. 'local://', a file:// URL or a path to a .gguf file
         raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+
+    @field_validator("api")
+    @classmethod
+    def _api_applies(cls, value: str, info: ValidationInfo) -> str:
+        provider = str(info.data.get("model", "")).partition("/")[0]
+        spec = PROVIDERS.get(provider)
+        if spec is not None and (spec.dialect != "openai_chat" or spec.transport != "http"):
+            raise ValueError(
+                f"api: {value} does not apply to provider {provider!r}, which speaks only its "
+                f"own API; 'api' chooses chat completions or the Responses API on "
+                "OpenAI-compatible providers"
+            )
+        return value
 
     @property
     def provider(self) -> str:
