@@ -9,7 +9,12 @@ from types import ModuleType
 import pytest
 
 import tollway
-from tests.fakes import replies_anthropic, replies_gemini, replies_openai
+from tests.fakes import (
+    replies_anthropic,
+    replies_gemini,
+    replies_openai,
+    replies_openai_responses,
+)
 from tests.fakes.server import FakeProvider
 from tollway.core.types import Message, StreamEnd, Thinking, ToolCallDelta, Usage
 
@@ -17,7 +22,9 @@ DIALECTS: dict[str, tuple[str, ModuleType]] = {
     "openai": ("openai/gpt-4o-mini", replies_openai),
     "anthropic": ("anthropic/claude-sonnet-4-5", replies_anthropic),
     "gemini": ("gemini/gemini-2.5-flash", replies_gemini),
+    "openai_responses": ("openai/gpt-5-mini", replies_openai_responses),
 }
+OPTIONS: dict[str, dict[str, str]] = {"openai_responses": {"api": "responses"}}
 WEATHER = {
     "type": "function",
     "function": {
@@ -35,7 +42,7 @@ WEATHER = {
 def _model(name: str, fake: FakeProvider) -> tollway.Model:
     target, _ = DIALECTS[name]
     return tollway.Model(target, api_key="test-key-123456", api_base=fake.url, ledger=False,
-                         config=False)
+                         config=False, **OPTIONS.get(name, {}))
 
 
 def _tool_result_in(sent: dict, name: str) -> str:
@@ -114,3 +121,34 @@ def test_history_from_one_provider_continues_on_another(source: str, target: str
         sent = repr(second_server.requests[0].json)
         assert "sig-from-elsewhere" not in sent
         assert "Sunny, 21C" in sent and "get_weather" in sent
+
+
+@pytest.mark.parametrize("target", ["anthropic", "gemini", "openai"])
+def test_responses_reasoning_is_dropped_on_other_providers_and_kept_coming_back(
+    target: str,
+) -> None:
+    """A Responses turn with an encrypted reasoning item continues on ``target`` (which
+    must not receive the blob), then back on Responses, which gets it again."""
+    with FakeProvider() as responses_server, FakeProvider() as other_server:
+        responses_server.add(replies_openai_responses.tool_call_reply(
+            [("get_weather", {"city": "Oslo"})], reasoning="Look it up."))
+        other_server.add(DIALECTS[target][1].text_reply("Sunny."))
+        responses_server.add(replies_openai_responses.text_reply("Still sunny."))
+        responses = _model("openai_responses", responses_server)
+        first = responses.complete("Weather in Oslo?", tools=[WEATHER])
+        (call,) = first.tool_calls
+        history = [Message.user("Weather in Oslo?"), first.to_message(),
+                   Message.tool(call.id, "Sunny, 21C")]
+        blob = replies_openai_responses.encrypted(
+            "calls:" + repr([("get_weather", {"city": "Oslo"})]))
+        assert _model(target, other_server).complete(history, tools=[WEATHER]).text == "Sunny."
+        sent = repr(other_server.requests[0].json)
+        assert blob not in sent and "rs_" not in sent
+        assert "Sunny, 21C" in sent and "get_weather" in sent
+        history.append(Message.assistant("Sunny."))
+        history.append(Message.user("And now?"))
+        assert responses.complete(history, tools=[WEATHER]).text == "Still sunny."
+        back = responses_server.requests[1].json["input"]
+        assert [i.get("type", i.get("role")) for i in back] == [
+            "user", "reasoning", "function_call", "function_call_output", "assistant", "user"]
+        assert back[1]["encrypted_content"] == blob
