@@ -46,8 +46,10 @@ def _id(prefix: str, seed: str) -> str:
     return f"{prefix}_{hashlib.sha1(seed.encode()).hexdigest()[:40]}"
 
 
-def call_id(name: str, index: int) -> str:
-    return "call_" + hashlib.sha1(f"{name}:{index}".encode()).hexdigest()[:24]
+def call_id(name: str, index: int, args: dict[str, Any] | None = None) -> str:
+    """A ``call_...`` id unique to the call (as OpenAI's are, across turns too)."""
+    seed = f"{name}:{index}:{json.dumps(args, sort_keys=True)}"
+    return "call_" + hashlib.sha1(seed.encode()).hexdigest()[:24]
 
 
 def encrypted(seed: str) -> str:
@@ -89,11 +91,11 @@ def _message_item(seed: str, text: str, annotations: list[Any] | None = None) ->
 
 def _call_item(name: str, index: int, args: dict[str, Any]) -> dict[str, Any]:
     return {
-        "id": _id("fc", f"{name}:{index}"),
+        "id": _id("fc", f"{name}:{index}:{json.dumps(args, sort_keys=True)}"),
         "type": "function_call",
         "status": "completed",
         "arguments": json.dumps(args),
-        "call_id": call_id(name, index),
+        "call_id": call_id(name, index, args),
         "name": name,
     }
 

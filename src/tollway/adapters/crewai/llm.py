@@ -32,6 +32,7 @@ from crewai.llms.base_llm import BaseLLM, LLMCallBlockedError, llm_call_context
 from crewai.llms.context_window import CONTEXT_WINDOW_USAGE_RATIO, DEFAULT_CONTEXT_WINDOW_SIZE
 from pydantic import BaseModel, Field, PrivateAttr
 
+from tollway.adapters._turns import ReasoningTurns
 from tollway.adapters.crewai._convert import tool_calls_for_crewai, usage_for_crewai
 from tollway.adapters.crewai._errors import rejects_stop, translate
 from tollway.adapters.crewai._scope import crewai_scope
@@ -94,6 +95,7 @@ class TollwayLLM(BaseLLM):
 
     _stop_rejected: bool = PrivateAttr(default=False)
     _window: int | None = PrivateAttr(default=None)
+    _turns: ReasoningTurns = PrivateAttr(default_factory=ReasoningTurns)
 
     def __init__(self, model: str | Model | None = None, /, **data: Any) -> None:
         if model is not None:
@@ -347,20 +349,33 @@ class TollwayLLM(BaseLLM):
         return True
 
     def _request(self, messages: Any, params: dict[str, Any], task: Any, agent: Any) -> Response:
+        """CrewAI's history carries tool calls as plain OpenAI dicts: a turn whose
+        reasoning the provider needs back (Responses' encrypted items, Anthropic's
+        signed thinking) is put back whole (``tollway.adapters._turns``)."""
         client: Model = self.client
+        messages = self._turns.restore_openai(messages)
         if self._effective_stream():
-            return relay_stream(client.stream(messages, **params), ChunkRelay(self, task, agent))
-        return client.complete(messages, **params)
+            response = relay_stream(
+                client.stream(messages, **params), ChunkRelay(self, task, agent)
+            )
+        else:
+            response = client.complete(messages, **params)
+        self._turns.remember(response)
+        return response
 
     async def _arequest(
         self, messages: Any, params: dict[str, Any], task: Any, agent: Any
     ) -> Response:
         client: Model = self.client
+        messages = self._turns.restore_openai(messages)
         if self._effective_stream():
-            return await arelay_stream(
+            response = await arelay_stream(
                 client.astream(messages, **params), ChunkRelay(self, task, agent)
             )
-        return await client.acomplete(messages, **params)
+        else:
+            response = await client.acomplete(messages, **params)
+        self._turns.remember(response)
+        return response
 
     def _answer(
         self,
