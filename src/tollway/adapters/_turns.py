@@ -73,7 +73,7 @@ class ReasoningTurns:
         for message in messages:
             if isinstance(message, Mapping) and message.get("role") == "assistant":
                 calls = message.get("tool_calls") or ()
-                ids = [c.get("id") for c in calls if isinstance(c, Mapping)]
+                ids = [str(c.get("id") or "") for c in calls if isinstance(c, Mapping)]
                 turn = self.turn(ids) if ids and all(ids) else None
                 if turn is not None:
                     out.append(turn)
