@@ -17,6 +17,7 @@ from typing import Any
 from smolagents.models import REMOVE_PARAMETER, ChatMessage, ChatMessageStreamDelta
 from smolagents.models import Model as SmolModel
 
+from tollway.adapters._turns import ReasoningTurns
 from tollway.adapters.smolagents._agent import agent_name, calling_agent
 from tollway.adapters.smolagents._convert import (
     chat_message,
@@ -32,6 +33,7 @@ from tollway.adapters.smolagents._stop import (
     rejects_stop,
     remember_refusal,
 )
+from tollway.adapters.smolagents._turns import with_remembered_turns
 from tollway.core.cost.attribution import Attribution, attribute, current_attribution
 from tollway.core.errors import ConfigError, TollwayError
 from tollway.core.model import Model, ResponseStream
@@ -109,6 +111,7 @@ class TollwayModel(SmolModel):
         self.agent_name = agent
         self._supports_stop = supports_stop
         self._defaults = Attribution.of(org=org, project=project, user=user, tags=tags)
+        self._turns = ReasoningTurns()
 
     # ------------------------------------------------------------------ capabilities
 
@@ -144,6 +147,7 @@ class TollwayModel(SmolModel):
                     raise
                 send_stop = False
                 response = self.client.complete(inputs, **params)
+        self._turns.remember(response)
         text = response.text if send_stop else cut_at_stops(response.text, stop_sequences)
         return chat_message(response, text)
 
@@ -175,6 +179,7 @@ class TollwayModel(SmolModel):
                 elif isinstance(event, ToolCallDelta):
                     yield tool_call_delta(event)
                 elif isinstance(event, StreamEnd):
+                    self._turns.remember(event.response)
                     rest = cutter.flush() if cutter is not None else ""
                     if rest:
                         yield ChatMessageStreamDelta(content=rest)
@@ -207,12 +212,15 @@ class TollwayModel(SmolModel):
         response_format: dict[str, Any] | None,
         tools: list[Any] | None,
         kwargs: dict[str, Any],
-    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    ) -> tuple[list[Any], dict[str, Any]]:
         """The tollway messages and request parameters for one call. Precedence as in
         smolagents: the model's own defaults (``self.kwargs``) win over per-call kwargs;
         a default set to ``REMOVE_PARAMETER`` removes the parameter."""
         flatten = kwargs.pop("flatten_messages_as_text", self.flatten_messages_as_text)
-        inputs = messages_for_tollway(messages, self.custom_role_conversions, flatten)
+        inputs = with_remembered_turns(
+            messages, self._turns,
+            lambda part: messages_for_tollway(part, self.custom_role_conversions, flatten),
+        )
         params: dict[str, Any] = {}
         if tools:
             params["tools"] = tools_for_tollway(tools)
