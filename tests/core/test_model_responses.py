@@ -16,7 +16,8 @@ from tests.fakes import replies_openai as chat
 from tests.fakes import replies_openai_responses as rsp
 from tests.fakes.server import FakeProvider, Reply
 from tollway import errors
-from tollway.core.types import Message, Response, StreamEnd, ThinkingDelta, Usage
+from tollway.core.cost.pricing import PriceBook
+from tollway.core.types import Message, Response, StreamEnd, TextDelta, ThinkingDelta, Usage
 
 KEY = "sk-test-secret-key-0123456789"
 WEATHER = {
@@ -31,6 +32,7 @@ WEATHER = {
         },
     },
 }
+_FREE = PriceBook({"vllm/*": {"input": 0, "output": 0}})
 DRIVES = [("sync", False), ("sync", True), ("async", False), ("async", True)]
 DRIVE_IDS = ["complete", "stream", "acomplete", "astream"]
 
@@ -67,50 +69,58 @@ def reply(streamed: bool, kind: str, *args: Any, **kw: Any) -> Any:
 # --------------------------------------------------------------------------- choosing the API
 
 
+@pytest.mark.parametrize(("driver", "streamed"), DRIVES, ids=DRIVE_IDS)
 @pytest.mark.parametrize("model", ["gpt-5-pro", "o3-pro", "gpt-5-codex", "codex-mini-latest",
                                    "o4-mini-deep-research", "computer-use-preview"])
 def test_responses_only_models_go_to_responses_without_being_told(
-    model: str, fake: FakeProvider
+    model: str, driver: str, streamed: bool, fake: FakeProvider
 ) -> None:
-    fake.add(rsp.text_reply("Hi."))
-    answer = tollway.Model(f"openai/{model}", api_key=KEY, api_base=fake.url, ledger=False,
-                           config=False).complete("hi")
+    fake.add(reply(streamed, "text", *(["Hi."] if not streamed else [["H", "i."]])))
+    target = tollway.Model(f"openai/{model}", api_key=KEY, api_base=fake.url, ledger=False,
+                           config=False)
+    answer = call(target, driver, streamed, "hi")
     assert fake.requests[0].path == "/responses"
     assert fake.requests[0].json["model"] == model
     assert answer.text == "Hi."
 
 
+@pytest.mark.parametrize("driver", ["sync", "async"])
 def test_other_models_stay_on_chat_completions_unless_api_says_responses(
-    fake: FakeProvider,
+    driver: str, fake: FakeProvider,
 ) -> None:
     fake.add(chat.text_reply("chat"), rsp.text_reply("responses"))
     plain = tollway.Model("openai/gpt-4o-mini", api_key=KEY, api_base=fake.url, ledger=False,
                           config=False)
-    assert plain.complete("hi").text == "chat"
-    assert make(fake, "openai/gpt-4o-mini").complete("hi").text == "responses"
+    assert call(plain, driver, False, "hi").text == "chat"
+    assert call(make(fake, "openai/gpt-4o-mini"), driver, False, "hi").text == "responses"
     assert [r.path for r in fake.requests] == ["/chat/completions", "/responses"]
 
 
-def test_api_chat_keeps_even_a_responses_only_model_on_chat(fake: FakeProvider) -> None:
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_api_chat_keeps_even_a_responses_only_model_on_chat(
+    driver: str, fake: FakeProvider
+) -> None:
     fake.add(chat.text_reply("chat"))
-    assert make(fake, "openai/gpt-5-pro", api="chat").complete("hi").text == "chat"
+    assert call(make(fake, "openai/gpt-5-pro", api="chat"), driver, False, "hi").text == "chat"
     assert fake.requests[0].path == "/chat/completions"
 
 
-def test_compatible_providers_opt_in_to_responses(fake: FakeProvider) -> None:
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_compatible_providers_opt_in_to_responses(driver: str, fake: FakeProvider) -> None:
     fake.add(rsp.text_reply("from vllm"))
-    answer = make(fake, "vllm/openai/gpt-oss-20b").complete("hi")
+    answer = call(make(fake, "vllm/openai/gpt-oss-20b", prices=_FREE), driver, False, "hi")
     assert fake.requests[0].path == "/responses"
     assert answer.text == "from vllm"
 
 
+@pytest.mark.parametrize("driver", ["sync", "async"])
 def test_azure_responses_use_the_v1_surface_with_the_deployment_as_model(
-    fake: FakeProvider,
+    driver: str, fake: FakeProvider,
 ) -> None:
     fake.add(rsp.text_reply("azure"))
     model = tollway.Model("azure/my-gpt5-pro", api_key=KEY, api_base=fake.url, api="responses",
                           ledger=False, config=False)
-    assert model.complete("hi").text == "azure"
+    assert call(model, driver, False, "hi").text == "azure"
     sent = fake.requests[0]
     assert sent.path == "/openai/v1/responses"  # no deployment segment, no api-version
     assert sent.json["model"] == "my-gpt5-pro"
@@ -132,8 +142,9 @@ def _write(tmp_path: Path, text: str) -> Path:
     return path
 
 
+@pytest.mark.parametrize("driver", ["sync", "async"])
 def test_tollway_yaml_api_key_sends_a_deployment_to_responses(
-    tmp_path: Path, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+    driver: str, tmp_path: Path, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TEST_RESPONSES_KEY", KEY)
     path = _write(tmp_path, f"""
@@ -146,7 +157,7 @@ def test_tollway_yaml_api_key_sends_a_deployment_to_responses(
         ledger: false
         """)
     fake.add(rsp.text_reply("configured"))
-    assert tollway.Model("smart", config=path).complete("hi").text == "configured"
+    assert call(tollway.Model("smart", config=path), driver, False, "hi").text == "configured"
     assert fake.requests[0].path == "/responses"
 
 
@@ -223,12 +234,28 @@ def test_two_tool_rounds_send_the_encrypted_reasoning_back(
     assert all(c["id"].startswith("fc_") for c in calls)
 
 
-def test_stream_yields_reasoning_summary_deltas_before_the_text(fake: FakeProvider) -> None:
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_stream_yields_reasoning_summary_deltas_before_the_text(
+    driver: str, fake: FakeProvider
+) -> None:
     fake.add(rsp.text_stream(["Hel", "lo"], reasoning="Say hello."))
-    with make(fake).stream("hi") as stream:
-        events = list(stream)
-    thinking = [e.text for e in events if isinstance(e, ThinkingDelta)]
-    assert "".join(thinking) == "Say hello."
+    model = make(fake)
+
+    async def collect() -> list[Any]:
+        async with model.astream("hi") as stream:
+            return [event async for event in stream]
+
+    if driver == "sync":
+        with model.stream("hi") as stream:
+            events = list(stream)
+    else:
+        events = asyncio.run(collect())
+    thinking = [e for e in events if isinstance(e, ThinkingDelta)]
+    assert [e.text for e in thinking] == ["Say h", "ello.", ""]  # the fake splits in half
+    item = thinking[-1].provider_data["openai_responses"]["item"]  # type: ignore[index]
+    assert item["encrypted_content"].startswith("gAAAAAB")  # arrives with output_item.done
+    first_text = next(i for i, e in enumerate(events) if isinstance(e, TextDelta))
+    assert max(i for i, e in enumerate(events) if isinstance(e, ThinkingDelta)) < first_text
     final = events[-1].response
     assert (final.thinking, final.text) == ("Say hello.", "Hello")
 
@@ -333,3 +360,24 @@ def test_cost_with_cached_input_reasoning_and_web_search_equals_genai_prices(
     assert answer.cost == expected
     assert expected > Decimal("0.02")  # the two searches ($0.02) are in it
     assert fake.requests[0].json["tools"] == [{"type": "web_search"}]
+
+
+def test_check_config_shows_the_api_each_deployment_speaks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tollway.cli import main as cli_main
+
+    path = _write(tmp_path, """
+        models:
+          smart:
+            - {model: openai/gpt-4.1, api: responses, api_key: env:TEST_UNSET_KEY}
+            - {model: openai/gpt-5-pro, name: pro, api_key: env:TEST_UNSET_KEY}
+            - {model: openai/gpt-4o, name: plain, api_key: env:TEST_UNSET_KEY}
+            - {model: anthropic/claude-sonnet-4-5, api_key: env:TEST_UNSET_KEY}
+        """)
+    assert cli_main(["check-config", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    blocks = out.split("    - ")[1:]
+    apis = [next((line.split(": ")[1] for line in b.splitlines() if "api: " in line), None)
+            for b in blocks]
+    assert apis == ["responses", "responses", "chat", None]
