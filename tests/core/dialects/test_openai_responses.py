@@ -92,6 +92,13 @@ def test_storing_drops_the_encrypted_include_and_extra_includes_are_added() -> N
     assert plain["include"] == ["x.y"]  # gpt-4o does not reason: nothing to encrypt
 
 
+def test_built_in_tools_from_extra_join_the_function_tools() -> None:
+    sent = body(Request([Message.user("x")], tools=[CITY],
+                        extra={"tools": [{"type": "web_search"}], "service_tier": "flex"}))
+    assert [t["type"] for t in sent["tools"]] == ["function", "web_search"]
+    assert sent["service_tier"] == "flex"
+
+
 def test_previous_response_id_sends_only_the_turns_after_the_last_answer() -> None:
     history = [
         Message.system("sys"), Message.user("one"), Message.assistant("first answer"),

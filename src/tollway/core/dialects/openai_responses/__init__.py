@@ -23,8 +23,9 @@ Request mapping, beyond the item translation described in :mod:`.request`:
   across tool calls without any server-side state.
 - ``extra={"previous_response_id": "resp_..."}`` continues a stored response: only the
   messages after the last assistant turn are sent as input (the server holds the rest).
-- ``extra`` is deep-merged last (``service_tier``, ``truncation``, ``metadata``, built-in
-  tools...), except that its ``include`` list is added to the dialect's own.
+- ``extra`` is deep-merged last (``service_tier``, ``truncation``, ``metadata``...),
+  except that its ``include`` and ``tools`` lists are added to the dialect's own (so
+  built-in tools such as ``{"type": "web_search"}`` sit beside the function tools).
 
 Response extras: ``Response.provider_data["openai_responses"]`` holds ``status``,
 ``service_tier`` and ``created_at``.
@@ -127,7 +128,9 @@ class OpenAIResponsesDialect:
         for key, value in extra.items():
             if key == "include":
                 continue
-            if isinstance(value, Mapping) and isinstance(body.get(key), dict):
+            if key == "tools" and isinstance(value, list):
+                body["tools"] = [*body.get("tools", ()), *value]  # built-in tools join ours
+            elif isinstance(value, Mapping) and isinstance(body.get(key), dict):
                 body[key] = _merged(body[key], value)
             else:
                 body[key] = value
