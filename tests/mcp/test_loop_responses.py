@@ -15,7 +15,7 @@ from tests.fakes import replies_openai_responses as rsp
 from tests.fakes.server import FakeProvider
 from tests.mcp.conftest import KEY, results, toolbox
 from tollway.core.types import Response, StreamEnd
-from tollway.mcp import MCPClient, ToolLoopEnd, astream_tools
+from tollway.mcp import MCPClient, ToolLoopEnd, arun_tools, astream_tools, run_tools
 
 
 def model(fake: FakeProvider) -> tollway.Model:
@@ -49,7 +49,7 @@ def assert_rounds(fake: FakeProvider, blobs: list[str], result: Any) -> None:
 def test_sync_tool_loop_sends_reasoning_back(fake: FakeProvider) -> None:
     blobs = script(fake, streamed=False)
     with MCPClient([toolbox("box", allow=["echo"])]).sync() as client:
-        result = model(fake).run_tools("Echo first, then second.", mcp=client)
+        result = run_tools(model(fake), "Echo first, then second.", mcp=client)
     assert result.text == "Echoed both." and result.rounds == 3
     assert_rounds(fake, blobs, result)
 
@@ -61,7 +61,7 @@ def test_async_tool_loop_sends_reasoning_back(streamed: bool, fake: FakeProvider
     async def go() -> Any:
         async with MCPClient([toolbox("box", allow=["echo"])]) as client:
             if not streamed:
-                return await model(fake).arun_tools("Echo first, then second.", mcp=client)
+                return await arun_tools(model(fake), "Echo first, then second.", mcp=client)
             end = None
             async for event in astream_tools(model(fake), "Echo first, then second.",
                                              mcp=client):

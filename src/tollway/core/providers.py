@@ -170,7 +170,7 @@ def api_for(spec: ProviderSpec, model: str, api: str | None) -> Api | None:
     them, else ``chat``. None for providers with a single native API."""
     if api is not None and api not in APIS:
         raise ConfigError(f"api must be one of {', '.join(APIS)}; got {api!r}")
-    if spec.dialect != "openai_chat" or spec.transport != "http":
+    if spec.dialect != "openai_chat" or spec.in_process:
         if api is not None:
             raise ConfigError(
                 f"api: {api} does not apply to provider {spec.name!r}, which speaks only its "

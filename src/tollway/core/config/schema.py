@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -104,8 +104,8 @@ class DeploymentSpec(_Section):
     @classmethod
     def _api_applies(cls, value: str, info: ValidationInfo) -> str:
         provider = str(info.data.get("model", "")).partition("/")[0]
-        spec = PROVIDERS.get(provider)
-        if spec is not None and (spec.dialect != "openai_chat" or spec.transport != "http"):
+        spec = provider_spec(provider)
+        if spec is not None and (spec.dialect != "openai_chat" or spec.in_process):
             raise ValueError(
                 f"api: {value} does not apply to provider {provider!r}, which speaks only its "
                 f"own API; 'api' chooses chat completions or the Responses API on "

@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from tollway.core.dialects._openai_errors import error_from_http, error_from_payload
+from tollway.core.dialects.openai_chat.errors import error_from_http, error_from_payload
 from tollway.core.errors import ProviderError
 
 __all__ = ["error_from_event", "error_from_http", "failed_response_error"]

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tollway.core.dialects._openai_schema import strict_schema
+from tollway.core.dialects.openai_chat.schema import strict_schema
 from tollway.core.errors import BadRequestError
 from tollway.core.types import (
     Audio,
