@@ -148,6 +148,7 @@ class TollwaySettings:
         self.prices: dict[str, dict[str, Any]] = file.prices
         self.mcp = file.mcp
         self.attribution = file.attribution
+        self.gateway = file.gateway
         self._lines = dict(lines or {})
         self._env = env
         self._lock = threading.RLock()

@@ -233,6 +233,8 @@ class ConfigFile(_Section):
     prices: dict[str, dict[str, Any]] = Field(default_factory=dict)
     mcp: dict[str, Any] | None = None
     attribution: dict[str, Any] | None = None
+    gateway: dict[str, Any] | None = None
+    """``tollway gateway``'s section, validated by ``tollway.gateway.config``."""
 
     @field_validator("models", mode="before")
     @classmethod
@@ -256,6 +258,7 @@ EXPECTED: dict[str, str] = {
     "rate_limits": "a list or a mapping",
     "budget_store": "a mapping like {backend: sqlite, path: ...} or a store URL",
     "ledger": "false, a ledger URL or path, or a mapping {url: ...}",
+    "gateway": "a mapping like {keys: ..., admin_key_env: ...}",
     "on": "a list of error groups or error class names",
     "total_timeout": "a number of seconds greater than 0",
 }

@@ -32,7 +32,6 @@ from tollway.core.types import (
     Response,
     StreamEnd,
     StreamEvent,
-    StreamStart,
     Text,
     TextDelta,
     Thinking,
@@ -286,46 +285,68 @@ def stream_to_openai_chunks(
     be content-block indexes with gaps); usage is held back and sent in a last chunk with
     ``choices: []``, as OpenAI does with ``stream_options.include_usage``. A finish chunk
     is always sent, even when the events carried no FinishEvent. SSE framing and
-    ``[DONE]`` are the caller's job.
+    ``[DONE]`` are the caller's job. :class:`OpenAIChunkEncoder` is the same, one event
+    at a time (for a stream that arrives asynchronously).
     """
+    encoder = OpenAIChunkEncoder(id=id, model=model, created=created, include_usage=include_usage)
+    for event in events:
+        yield from encoder.feed(event)
+    yield from encoder.close()
 
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+
+class OpenAIChunkEncoder:
+    """Canonical stream events -> ``chat.completion.chunk`` dicts, incrementally:
+    ``feed(event)`` returns the chunks that event produces, ``close()`` the finish and
+    usage chunks (see :func:`stream_to_openai_chunks` for the rules)."""
+
+    __slots__ = (
+        "_end_response", "_finished", "_indexes", "_refusal_block", "_started", "_usage",
+        "created", "id", "include_usage", "model",
+    )
+
+    def __init__(self, *, id: str, model: str, created: int, include_usage: bool = True) -> None:
+        self.id = id
+        self.model = model
+        self.created = created
+        self.include_usage = include_usage
+        self._started = False
+        self._finished = False
+        self._usage: Usage | None = None
+        self._indexes: dict[int, int] = {}
+        self._refusal_block: int | None = None
+        self._end_response: Response | None = None
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return {
-            "id": id,
+            "id": self.id,
             "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
+            "created": self.created,
+            "model": self.model,
             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
         }
 
-    started = False
-    finished = False
-    usage: Usage | None = None
-    indexes: dict[int, int] = {}
-    refusal_block: int | None = None
-    end_response: Response | None = None
-    for event in events:
+    def feed(self, event: StreamEvent) -> list[dict[str, Any]]:
         if isinstance(event, UsageEvent):
-            usage = event.usage
-            continue
+            self._usage = event.usage
+            return []
         if isinstance(event, StreamEnd):
-            end_response = event.response
-            usage = event.response.usage
-            continue
-        if not started:
-            started = True
-            yield chunk({"role": "assistant", "content": ""})
-        if isinstance(event, StreamStart):
-            continue
+            self._end_response = event.response
+            self._usage = event.response.usage
+            return []
+        out: list[dict[str, Any]] = []
+        if not self._started:
+            self._started = True
+            out.append(self._chunk({"role": "assistant", "content": ""}))
         if isinstance(event, TextDelta):
             if ((event.provider_data or {}).get(DIALECT_NAME) or {}).get("refusal"):
-                refusal_block = event.block  # later fragments of that block lack the mark
-            key = "refusal" if event.block == refusal_block else "content"
-            yield chunk({key: event.text})
+                self._refusal_block = event.block  # later fragments of that block lack the mark
+            key = "refusal" if event.block == self._refusal_block else "content"
+            out.append(self._chunk({key: event.text}))
         elif isinstance(event, ThinkingDelta):
             if event.text:
-                yield chunk({"reasoning_content": event.text})
+                out.append(self._chunk({"reasoning_content": event.text}))
         elif isinstance(event, ToolCallDelta):
+            indexes = self._indexes
             if event.index not in indexes:
                 indexes[event.index] = len(indexes)
                 call: dict[str, Any] = {
@@ -336,24 +357,31 @@ def stream_to_openai_chunks(
                 }
             else:
                 call = {"index": indexes[event.index], "function": {"arguments": event.arguments}}
-            yield chunk({"tool_calls": [call]})
-        elif isinstance(event, FinishEvent) and not finished:
-            finished = True
-            yield chunk({}, _wire_finish(event.finish_reason))
-    if not started:
-        yield chunk({"role": "assistant", "content": ""})
-    if not finished:
-        if end_response is not None:
-            reason = end_response.finish_reason
-        else:
-            reason = "tool_calls" if indexes else "stop"
-        yield chunk({}, _wire_finish(reason))
-    if include_usage and usage is not None:
-        yield {
-            "id": id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [],
-            "usage": usage_to_openai(usage),
-        }
+            out.append(self._chunk({"tool_calls": [call]}))
+        elif isinstance(event, FinishEvent) and not self._finished:
+            self._finished = True
+            out.append(self._chunk({}, _wire_finish(event.finish_reason)))
+        return out
+
+    def close(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        if not self._started:
+            self._started = True
+            out.append(self._chunk({"role": "assistant", "content": ""}))
+        if not self._finished:
+            self._finished = True
+            if self._end_response is not None:
+                reason = self._end_response.finish_reason
+            else:
+                reason = "tool_calls" if self._indexes else "stop"
+            out.append(self._chunk({}, _wire_finish(reason)))
+        if self.include_usage and self._usage is not None:
+            out.append({
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.model,
+                "choices": [],
+                "usage": usage_to_openai(self._usage),
+            })
+        return out

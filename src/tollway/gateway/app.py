@@ -1,0 +1,186 @@
+"""The gateway's ASGI app: a route table, authentication, errors in the client's dialect.
+
+    app = create_app("tollway.yaml")            # any ASGI server can serve it
+    uvicorn.run(app, port=4000)                 # or: tollway gateway --config tollway.yaml
+
+Every route names its dialect (which error JSON its clients parse) and who may call it
+(a virtual key, the admin, anyone). Adding an endpoint (embeddings, images, responses as
+the core gains them) is one row in :data:`ROUTES` and one handler.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from tollway.gateway import admin_routes, anthropic_routes, health, openai_routes
+from tollway.gateway.auth import authenticate, check_admin
+from tollway.gateway.errors import Dialect, GatewayError, error_response
+from tollway.gateway.http import HttpRequest, JSONReply, Receive, Reply, Send, read_body, send_reply
+
+if TYPE_CHECKING:
+    from tollway.core.config import TollwaySettings
+    from tollway.gateway.runtime import Gateway
+
+__all__ = ["ROUTES", "GatewayApp", "Route", "create_app"]
+
+log = logging.getLogger("tollway.gateway")
+
+Handler = Callable[["Gateway", HttpRequest], Awaitable[Reply]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    """A literal path, or one with ``{name}`` (one segment) / ``{name:path}`` (the rest)."""
+    handler: Handler
+    dialect: Dialect = "openai"
+    auth: Literal["key", "admin", "none"] = "key"
+
+
+async def _metrics(gw: Gateway, req: HttpRequest) -> JSONReply:
+    return JSONReply(200, gw.metrics.render(), content_type="text/plain; version=0.0.4")
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("POST", "/v1/chat/completions", openai_routes.chat_completions),
+    Route("POST", "/v1/completions", openai_routes.completions),
+    Route("GET", "/v1/models", openai_routes.list_models),
+    Route("GET", "/v1/models/{id:path}", openai_routes.get_model),
+    Route("POST", "/v1/messages", anthropic_routes.messages, "anthropic"),
+    Route("POST", "/v1/messages/count_tokens", anthropic_routes.count_tokens, "anthropic"),
+    Route("GET", "/health/live", health.live, auth="none"),
+    Route("GET", "/health/ready", health.ready, auth="none"),
+    Route("GET", "/metrics", _metrics, auth="none"),
+    Route("GET", "/admin/keys", admin_routes.list_keys, auth="admin"),
+    Route("POST", "/admin/keys", admin_routes.create_key, auth="admin"),
+    Route("POST", "/admin/keys/{id}/revoke", admin_routes.revoke_key, auth="admin"),
+    Route("POST", "/admin/keys/{id}/rotate", admin_routes.rotate_key, auth="admin"),
+)
+
+
+class _Router:
+    """Literal paths by dict lookup (the hot routes); patterns by regex after that."""
+
+    def __init__(self, routes: tuple[Route, ...]) -> None:
+        self.literal: dict[tuple[str, str], Route] = {}
+        self.paths: set[str] = set()
+        self.patterns: list[tuple[re.Pattern[str], Route]] = []
+        for route in routes:
+            if "{" in route.path:
+                regex = re.sub(r"\{(\w+):path\}", r"(?P<\1>.+)", route.path)
+                regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", regex)
+                self.patterns.append((re.compile(f"^{regex}$"), route))
+            else:
+                self.literal[(route.method, route.path)] = route
+                self.paths.add(route.path)
+
+    def match(self, method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
+        """``(route, params, path_exists)``."""
+        route = self.literal.get((method, path))
+        if route is not None:
+            return route, {}, True
+        exists = path in self.paths
+        for regex, candidate in self.patterns:
+            found = regex.match(path)
+            if found is not None:
+                if candidate.method == method:
+                    return candidate, found.groupdict(), True
+                exists = True
+        return None, {}, exists
+
+
+def _dialect_of(path: str) -> Dialect:
+    return "anthropic" if path.startswith("/v1/messages") else "openai"
+
+
+class GatewayApp:
+    """The ASGI callable. Lifespan starts the key refresher and closes stores."""
+
+    def __init__(self, gateway: Gateway, routes: tuple[Route, ...] = ROUTES) -> None:
+        self.gateway = gateway
+        self.router = _Router(routes)
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.gateway.start()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.gateway.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        gw = self.gateway
+        method: str = scope["method"]
+        path: str = scope["path"]
+        route, params, exists = self.router.match(method, path)
+        dialect = route.dialect if route is not None else _dialect_of(path)
+        label = route.path if route is not None else "unmatched"
+        status = 500
+        try:
+            if route is None:
+                if exists:
+                    raise GatewayError(405, f"{method} is not allowed on {path}")
+                raise GatewayError(404, f"no endpoint {method} {path} on this gateway",
+                                   code="unknown_url")
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            body = await read_body(receive, headers, gw.spec.max_body_bytes) if method == "POST" else b""
+            request = HttpRequest(method, path, headers, body, params)
+            if route.auth == "key":
+                request.key = await authenticate(gw, headers)
+            elif route.auth == "admin":
+                check_admin(gw, headers)
+            reply = await route.handler(gw, request)
+        except Exception as exc:
+            status, err_headers, payload = error_response(dialect, exc)
+            reply = JSONReply(status, payload, err_headers)
+        status = reply.status
+        try:
+            await send_reply(send, receive, reply)
+        finally:
+            gw.metrics.request(label, status, time.perf_counter() - started)
+
+
+def create_app(
+    config: str | TollwaySettings | None = None, *, gateway: Gateway | None = None, **options: Any
+) -> GatewayApp:
+    """The ASGI app for a config (a path, TollwaySettings, or None for
+    ``$TOLLWAY_CONFIG`` / ``./tollway.yaml``); ``options`` go to :class:`Gateway`."""
+    if gateway is None:
+        from tollway.core.config import TollwaySettings, load_config
+        from tollway.core.errors import ConfigError
+        from tollway.gateway.runtime import Gateway
+
+        settings = config if isinstance(config, TollwaySettings) else load_config(config)
+        if settings is None:
+            raise ConfigError("the gateway needs a tollway.yaml: pass --config PATH or set "
+                              "$TOLLWAY_CONFIG")
+        gateway = Gateway(settings, **options)
+    return GatewayApp(gateway)
+
+
+def app_from_environment() -> GatewayApp:
+    """The factory ``tollway gateway`` hands uvicorn (one app per worker process):
+    the config path travels in ``$TOLLWAY_CONFIG``."""
+    logging.getLogger("tollway").setLevel(logging.INFO)
+    return create_app()

@@ -1,0 +1,85 @@
+"""The ``gateway:`` section of tollway.yaml, validated with file / line errors.
+
+    gateway:
+      auth: keys                      # keys (default) | none (no key asked: local use only)
+      keys: postgresql://db/tollway   # the virtual-key store: a SQLite path (default
+                                      # $TOLLWAY_KEYS_DB or ~/.local/share/tollway/keys.db)
+                                      # or a PostgreSQL URL (many gateway machines)
+      admin_key_env: TOLLWAY_ADMIN_KEY  # env var holding the admin API key; no key, no API
+      budget_store: redis://cache:6379/0  # where key budgets / rate limits count (default:
+                                      # the top-level budget_store, else the SQLite default)
+      max_body_bytes: 4194304         # larger request bodies get 413
+      key_refresh_seconds: 0.25       # how often every instance looks for revoked keys
+      user_header: true               # may clients name an end user (x-tollway-user, `user`)
+
+The core's ``ConfigFile`` keeps the section as a raw mapping (the gateway owns it, as
+the budgets engine owns ``budgets:``); :func:`gateway_spec` validates it and reports
+mistakes through ``settings.error`` so the message names the file and the line.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tollway.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tollway.core.config import TollwaySettings
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "GatewaySpec", "default_keys_path", "gateway_spec"]
+
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+"""4 MiB: a long chat with a few images; larger bodies get 413."""
+
+
+class GatewaySpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    auth: Literal["keys", "none"] = "keys"
+    keys: str | None = None
+    admin_key_env: str | None = Field(default="TOLLWAY_ADMIN_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    budget_store: dict[str, Any] | str | None = None
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
+    key_refresh_seconds: float = Field(default=0.25, gt=0, le=1.0)
+    """At most 1 s: a revoked key must stop working everywhere within a second."""
+    user_header: bool = True
+
+    def keys_target(self) -> str:
+        """Where keys live: the configured path / URL, else ``$TOLLWAY_KEYS_DB``, else
+        the per-user SQLite default."""
+        return self.keys or os.environ.get("TOLLWAY_KEYS_DB") or str(default_keys_path())
+
+    def admin_key(self) -> str | None:
+        """The admin API key from the environment (None: the admin API is off)."""
+        if not self.admin_key_env:
+            return None
+        return os.environ.get(self.admin_key_env) or None
+
+
+def default_keys_path() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "tollway" / "keys.db"
+
+
+def gateway_spec(settings: TollwaySettings | None) -> GatewaySpec:
+    """The validated ``gateway:`` section (defaults when the file has none)."""
+    raw = getattr(settings, "gateway", None) if settings is not None else None
+    if raw is None:
+        return GatewaySpec()
+    try:
+        return GatewaySpec.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ("gateway", *err["loc"])
+        if err["type"] == "extra_forbidden":
+            allowed = ", ".join(GatewaySpec.model_fields)
+            message = f"unknown key {err['loc'][-1]!r}; expected one of {allowed}"
+        else:
+            message = f"{err['msg'].removeprefix('Value error, ')} (got {err.get('input')!r})"
+        if settings is not None and hasattr(settings, "error"):
+            raise settings.error(loc, message) from None
+        raise ConfigError(message, key=".".join(map(str, loc))) from None
