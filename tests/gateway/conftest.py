@@ -57,6 +57,10 @@ class RunningGateway:
         conn.row_factory = sqlite3.Row
         try:
             return list(conn.execute("SELECT * FROM calls ORDER BY rowid"))
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []  # nothing written yet
+            raise
         finally:
             conn.close()
 
