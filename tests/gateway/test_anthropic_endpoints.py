@@ -126,7 +126,7 @@ def test_thinking_reaches_an_anthropic_model_and_comes_back_signed(driver: str, 
 @pytest.mark.parametrize("driver", DRIVERS)
 def test_openai_client_reaches_a_gemini_model(driver: str, gateway_server, fake: FakeProvider) -> None:
     gw = gateway_server()
-    secret, key = gw.create_key(models=["gem"])
+    secret, _ = gw.create_key(models=["gem"])
     fake.add(gem.text_reply("Ciao!", usage=USAGE))
     reply = openai_call(driver, gw.url, secret, "chat.completions.create", model="gem",
                         messages=[{"role": "user", "content": "hello in Italian"}])
