@@ -1,4 +1,4 @@
-"""The ``tollway`` command: demo, spend, budgets, check-config.
+"""The ``tollway`` command: demo, spend, budgets, check-config, gateway, keys.
 
 Each subcommand lives in ``tollway/commands/<name>.py`` with ``configure(parser)`` and
 ``run(args) -> int``; only the chosen one is imported, so ``tollway --version`` is instant.
@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "spend": ("tollway.commands.spend", "totals from the ledger grouped by org/project/user/model..."),
     "budgets": ("tollway.commands.budgets", "each budget: limit, spent, reserved, remaining, reset"),
     "check-config": ("tollway.commands.check_config", "validate tollway.yaml and print it resolved"),
+    "gateway": ("tollway.commands.gateway", "serve the OpenAI- and Anthropic-compatible gateway"),
+    "keys": ("tollway.commands.keys", "create, list, revoke, rotate the gateway's virtual keys"),
 }
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "SECRET_PREFIX",
     "VirtualKey",
     "hash_secret",
+    "new_key",
     "new_key_id",
     "new_secret",
     "parse_budget",

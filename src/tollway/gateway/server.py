@@ -1,0 +1,52 @@
+"""Serving the gateway: uvicorn with uvloop and httptools, one process per worker.
+
+Why uvicorn: with its C HTTP parser (httptools) and uvloop it is the fastest server
+here that speaks plain ASGI and streams; granian was not measured (it is not on this
+machine's registry mirror), and uvicorn's multi-process mode (``--workers N``: a
+supervisor that forks N workers sharing the listening socket) is what spreads the
+load over the cores. Every worker builds its own app from ``$TOLLWAY_CONFIG`` (keys
+cache, Models, metrics are per process; keys, budgets and the ledger are shared
+through their stores).
+
+Graceful shutdown (SIGTERM / SIGINT): uvicorn stops accepting, lets requests in
+flight finish (streams included) for up to ``graceful_seconds``, then runs the app's
+lifespan shutdown (the key refresher stops, stores close).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tollway.core.config import CONFIG_ENV, load_config
+from tollway.core.errors import ConfigError
+from tollway.gateway.config import gateway_spec
+
+__all__ = ["check", "serve"]
+
+
+def check(config: str | None) -> Path:
+    """Validate the config, the gateway section and the key store before any worker
+    starts (a mistake is one clear message, not N worker tracebacks)."""
+    settings = load_config(config)
+    if settings is None or settings.path is None:
+        raise ConfigError(f"the gateway needs a tollway.yaml: pass --config PATH or set {CONFIG_ENV}")
+    spec = gateway_spec(settings)
+    if spec.auth == "keys":
+        from tollway.gateway.key_store import open_key_store
+
+        open_key_store(spec.keys_target()).close()  # creates the tables once, up front
+    return settings.path
+
+
+def serve(config: str | None, *, host: str = "127.0.0.1", port: int = 4000, workers: int = 1,
+          graceful_seconds: int = 30, log_level: str = "info") -> None:
+    path = check(config)
+    os.environ[CONFIG_ENV] = str(path.resolve())
+    import uvicorn
+
+    uvicorn.run(
+        "tollway.gateway.app:app_from_environment", factory=True, host=host, port=port,
+        workers=workers, loop="uvloop", http="httptools", lifespan="on", access_log=False,
+        timeout_graceful_shutdown=int(graceful_seconds), log_level=log_level,
+    )
