@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
+import zlib
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tollway.core.errors import ConfigError
 from tollway.gateway.keys import PREFIX_LENGTH, VirtualKey, hash_secret, new_secret
@@ -54,6 +57,7 @@ class KeyStore(Protocol):
 
 
 _COLUMNS = "id, prefix, spec, created_at, expires_at, revoked_at"
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 def _row_key(row: Any) -> VirtualKey:
@@ -179,10 +183,9 @@ class SQLiteKeyStore(_SQLKeyStore):
 
 
 class PostgresKeyStore(_SQLKeyStore):
-    """Keys in PostgreSQL (schema ``tollway``): every gateway machine shares them."""
+    """Keys in PostgreSQL (``postgresql://...?schema=NAME``, default schema ``tollway``):
+    every gateway machine shares them."""
 
-    _table = '"tollway"."gateway_keys"'
-    _version_table = '"tollway"."gateway_key_version"'
     _p = "%s"
 
     def __init__(self, url: str) -> None:
@@ -192,13 +195,22 @@ class PostgresKeyStore(_SQLKeyStore):
             raise ConfigError(
                 "a PostgreSQL key store needs psycopg: pip install 'tollway[postgres]'"
             ) from None
-        self.url = url
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query)
+        schema = next((v for k, v in query if k == "schema"), "tollway")
+        if not _IDENTIFIER.match(schema):
+            raise ConfigError(f"key store schema must be a plain SQL identifier; got {schema!r}",
+                              key="gateway.keys")
+        self.url = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k != "schema"])))
+        self.schema = schema
+        self._table = f'"{schema}"."gateway_keys"'
+        self._version_table = f'"{schema}"."gateway_key_version"'
         self._lock = threading.Lock()
-        self._conn = psycopg.connect(url, autocommit=True)
+        self._conn = psycopg.connect(self.url, autocommit=True)
         t, v = self._table, self._version_table
         self._run([
-            ("SELECT pg_advisory_xact_lock(7265730)", ()),
-            ('CREATE SCHEMA IF NOT EXISTS "tollway"', ()),
+            ("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(f"tollway-keys:{schema}".encode()),)),
+            (f'CREATE SCHEMA IF NOT EXISTS "{schema}"', ()),
             (f"CREATE TABLE IF NOT EXISTS {t} (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, "
              "prefix TEXT NOT NULL, spec TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL, "
              "expires_at DOUBLE PRECISION, revoked_at DOUBLE PRECISION)", ()),
