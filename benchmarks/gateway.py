@@ -80,7 +80,7 @@ def _env(tmp: Path) -> dict[str, str]:
 def tollway_launcher(mode: str, workers: int = 1, server: str = "uvicorn") -> Launcher:
     def launch(upstream: str, port: int, tmp: Path) -> tuple[subprocess.Popen[bytes], str, dict[str, str], str]:
         work = tmp / f"tollway-{mode}-{workers}-{server}"
-        work.mkdir()
+        work.mkdir(parents=True)
         config = work / "tollway.yaml"
         lines = ["models:", "  fast:", "    model: openai/gpt-4o-mini", f"    api_base: {upstream}",
                  "    api_key: env:OPENAI_API_KEY"]
@@ -108,7 +108,7 @@ def tollway_launcher(mode: str, workers: int = 1, server: str = "uvicorn") -> La
             cmd = [sys.executable, "-m", "tollway.cli", "gateway", "--config", str(config),
                    "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
         cpu = GATEWAY_CPU if workers == 1 else None
-        proc = subprocess.Popen(cmd, env=env, preexec_fn=_pinned(cpu),  # noqa: PLW1509
+        proc = subprocess.Popen(cmd, env=env, preexec_fn=_pinned(cpu),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return proc, f"http://127.0.0.1:{port}", headers, "fast"
 
@@ -272,7 +272,8 @@ def report(rows: list[dict[str, Any]], scale: dict[str, Any], capacity: float) -
             _fmt(r["p99_us"] - direct["p99_us"]), _fmt(r["rps_64"]), _fmt(r["rps_256"]),
             _fmt(r["ttfb_p50_us"]), _fmt(r.get("rss_mb"), 1), _fmt(r.get("cold_start_s"), 2),
         ])
-    widths = [max(len(str(line[i])) for line in table if len(line) > i) for i in range(len(head))]
+    full = [line for line in table if not str(line[1]).startswith("skipped")]
+    widths = [max(len(str(line[i])) for line in full) for i in range(len(head))]
     for number, line in enumerate(table):
         if len(line) == 2 or (len(line) > 1 and str(line[1]).startswith("skipped")):
             print(f"{line[0].ljust(widths[0])}  {line[1]}")

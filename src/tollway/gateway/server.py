@@ -1,10 +1,11 @@
 """Serving the gateway: uvicorn with uvloop and httptools, one process per worker.
 
-Why uvicorn: with its C HTTP parser (httptools) and uvloop it is the fastest server
-here that speaks plain ASGI and streams; granian was not measured (it is not on this
-machine's registry mirror), and uvicorn's multi-process mode (``--workers N``: a
-supervisor that forks N workers sharing the listening socket) is what spreads the
-load over the cores. Every worker builds its own app from ``$TOLLWAY_CONFIG`` (keys
+Why uvicorn: with its C HTTP parser (httptools) and uvloop it serves plain ASGI and
+streams, and its multi-process mode (``--workers N``: a supervisor that forks N workers
+sharing the listening socket) spreads the load over the cores. ``benchmarks/gateway.py``
+has a granian row (``tollway-on-granian``) to compare; granian is not a tollway
+dependency, so that row is skipped unless it is installed, and the comparison has not
+been made yet: uvicorn is the default until it is. Every worker builds its own app from ``$TOLLWAY_CONFIG`` (keys
 cache, Models, metrics are per process; keys, budgets and the ledger are shared
 through their stores).
 
