@@ -15,13 +15,14 @@ from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from tollway.core.cost.attribution import attribute
-from tollway.core.dialects.openai_chat import (
+from tollway.core.dialects.openai_interchange.codec import (
     OpenAIChunkEncoder,
     request_from_openai,
     response_to_openai,
 )
 from tollway.core.errors import BadRequestError, TollwayError
-from tollway.core.types import Message, StreamEnd, StreamStart, TextDelta, build_request
+from tollway.core.inputs import build_request
+from tollway.core.types import Message, StreamEnd, StreamStart, TextDelta
 from tollway.gateway.errors import GatewayError, error_response
 from tollway.gateway.http import HttpRequest, JSONReply, StreamReply, dumps
 

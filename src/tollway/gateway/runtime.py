@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from tollway.core.assembly import price_book
 from tollway.core.cost.attribution import Attribution
 from tollway.core.errors import UnknownModelError
 from tollway.gateway.config import GatewaySpec, gateway_spec
@@ -50,7 +51,7 @@ class Gateway:
             store = key_store or open_key_store(self.spec.keys_target())
             self.keys = KeyCache(store, stale_after=max(2.0, 4 * self.spec.key_refresh_seconds))
         self.guard = KeyGuard(self._budget_store_factory(budget_store),
-                              prices=settings.price_book(), clock=settings.clock)
+                              prices=price_book(settings), clock=settings.clock)
         self.metrics = Metrics()
         self.admin_key = self.spec.admin_key()
         self._models: dict[str, Model] = {}
@@ -60,7 +61,7 @@ class Gateway:
         def open_store() -> BudgetStore:
             if given is not None:
                 return given
-            from tollway.core.cost.budgets import open_budget_store
+            from tollway.core.stores.open import open_budget_store
 
             spec = self.spec.budget_store if self.spec.budget_store is not None else (
                 self.settings.budget_store)

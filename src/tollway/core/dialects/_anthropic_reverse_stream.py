@@ -17,7 +17,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from tollway.core.dialects._anthropic_request import NAME, wire_tool_id
+from tollway.core.dialects.anthropic.request import NAME, wire_tool_id
 from tollway.core.types import (
     FinishEvent,
     Response,

@@ -29,12 +29,12 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from tollway.core.dialects._anthropic_request import NAME, RAW_BLOCK_KEY, own, wire_tool_id
 from tollway.core.dialects._anthropic_reverse_stream import (
     AnthropicEventEncoder,
     stop_reason,
     usage_to_anthropic,
 )
+from tollway.core.dialects.anthropic.request import NAME, RAW_BLOCK_KEY, own, wire_tool_id
 from tollway.core.errors import BadRequestError
 from tollway.core.types import (
     File,
