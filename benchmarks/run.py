@@ -82,6 +82,13 @@ FAMILIES: dict[str, str] = {
 """Case families in run order; each is benchmarks/_<name>.py."""
 
 
+_STORE_MODULES = {
+    "memory": "tollway.core.cost.budgets.memory",
+    "sqlite": "tollway.core.stores.sqlite_budgets",
+    "redis": "tollway.core.stores.redis_budgets",
+}
+
+
 def availability() -> dict[str, str]:
     """Clients that cannot run here, with the reason printed in their table."""
     skip: dict[str, str] = {}
@@ -97,8 +104,8 @@ def availability() -> dict[str, str]:
         reason = None
         if not budgets:
             reason = "tollway.core.cost.budgets is not in this build"
-        elif importlib.util.find_spec(f"tollway.core.stores.{store}_budgets") is None:
-            reason = f"tollway.core.stores.{store}_budgets is not in this build"
+        elif importlib.util.find_spec(_STORE_MODULES[store]) is None:
+            reason = f"{_STORE_MODULES[store]} is not in this build"
         elif store == "redis":
             reason = redis_down()
         if reason:
