@@ -184,8 +184,7 @@ class Model:
             local = registered_transport(dep.provider)
             if local is not None:
                 return local
-        transport = self._transport = default_transport()
-        return transport
+        return default_transport()
 
     def reserve(self, ctx: CallContext, dep: Deployment, t0: float) -> Steps[list[Hold]]:
         """Reserve on every guard; on a denial release what was taken, record it, raise."""
