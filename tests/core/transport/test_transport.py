@@ -8,6 +8,7 @@ connection, cut a response short, act as a forward proxy.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
@@ -168,6 +169,25 @@ def test_the_default_sync_backend_is_httpcore_and_a_proxy_switches_to_httpx(
     assert type(Transport().sync_backend()).__name__ == "HttpcoreBackend"
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
     assert type(Transport().sync_backend()).__name__ == "_HttpxSyncBackend"
+
+
+def test_a_lone_no_proxy_names_no_proxy_and_keeps_the_fast_backends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                 "all_proxy", "TOLLWAY_SYNC_TRANSPORT", "TOLLWAY_ASYNC_TRANSPORT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    assert type(Transport().sync_backend()).__name__ == "HttpcoreBackend"
+
+    async def async_backend() -> str:
+        transport = Transport()
+        try:
+            return type(transport.async_backend()).__name__
+        finally:
+            await transport.aclose()
+
+    assert asyncio.run(async_backend()) == "AiohttpBackend"
 
 
 def test_calls_and_streams_reuse_one_keep_alive_connection(backend: Transport) -> None:

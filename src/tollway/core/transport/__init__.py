@@ -40,10 +40,11 @@ __all__ = ["ByteStream", "RawResponse", "Transport", "default_transport", "encod
 
 def _proxies_configured() -> bool:
     """True when the environment names a proxy: httpx honours those variables (and
-    NO_PROXY), so both sync and async calls then go through httpx."""
+    NO_PROXY), so both sync and async calls then go through httpx. ``getproxies()`` also
+    reports ``no`` for a lone NO_PROXY, which names no proxy and changes nothing."""
     from urllib.request import getproxies
 
-    return bool(getproxies())
+    return any(scheme != "no" and url for scheme, url in getproxies().items())
 
 
 def _sync_backend() -> str:
