@@ -124,9 +124,11 @@ def describe(settings: Any) -> str:
 def _policies(settings: Any) -> list[str]:
     """Budgets, hours and rate limits, validated (a bad field is a ConfigError naming
     its line) and listed one per line, without opening any budget store."""
+    from tollway.core.assembly import budget_store_options
     from tollway.core.assembly import validated_policies as _validated
     from tollway.core.cost.policy import BudgetPolicy, HoursPolicy, RateLimitPolicy
 
+    budget_store_options(settings)  # the validator Model() uses, without opening the store
     out: list[str] = []
     for section, model in (("budgets", BudgetPolicy), ("hours", HoursPolicy),
                            ("rate_limits", RateLimitPolicy)):

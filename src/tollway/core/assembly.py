@@ -26,7 +26,7 @@ from tollway.core.providers import PROVIDERS, Deployment, known_providers, resol
 from tollway.core.routing.health import HealthBoard
 from tollway.core.routing.plan import FallbackRule, RoutePolicy
 from tollway.core.routing.router import DirectRoute, Router, SingleDeployment
-from tollway.core.stores.open import GUARD_OPTIONS, open_budget_store
+from tollway.core.stores.open import GUARD_OPTIONS, budget_store_plan, open_budget_store
 
 if TYPE_CHECKING:
     from tollway.core.config import TollwaySettings
@@ -436,6 +436,23 @@ def budgets_from_config(
     store_spec = settings.budget_store
     if not (policies or hours or limits):
         return None
+    guard_kw = budget_store_options(settings)
+    try:
+        store = open_budget_store(store_spec)
+        return Budgets(
+            policies, hours=hours, rate_limits=limits, store=store,
+            prices=price_book(settings), clock=clock, **guard_kw,
+        )
+    except ConfigError as exc:
+        raise settings.error(tuple((exc.key or "budgets").split(".")),
+                              str(exc).split(": ", 1)[-1] if exc.key else str(exc)) from None
+
+
+def budget_store_options(settings: TollwaySettings) -> dict[str, Any]:
+    """Validate ``budget_store`` without opening it (``Model()`` and ``tollway
+    check-config`` share this: the same file passes or fails both) and return the guard
+    options it carries (``reservation_ttl``, ``default_max_output_tokens``)."""
+    store_spec = settings.budget_store
     if store_spec is not None and not isinstance(store_spec, Mapping | str):
         raise settings.error(("budget_store",),
                               "'budget_store' must be a mapping like {backend: sqlite, path: ...}")
@@ -449,14 +466,11 @@ def budgets_from_config(
                                           f"'{name}' must be a positive number")
                 guard_kw[name] = int(value) if name == "default_max_output_tokens" else float(value)
     try:
-        store = open_budget_store(store_spec)
-        return Budgets(
-            policies, hours=hours, rate_limits=limits, store=store,
-            prices=price_book(settings), clock=clock, **guard_kw,
-        )
+        budget_store_plan(store_spec)
     except ConfigError as exc:
-        raise settings.error(tuple((exc.key or "budgets").split(".")),
+        raise settings.error(tuple((exc.key or "budget_store").split(".")),
                               str(exc).split(": ", 1)[-1] if exc.key else str(exc)) from None
+    return guard_kw
 
 
 def guards_from_config(settings: TollwaySettings) -> tuple[Guard, ...]:

@@ -38,3 +38,28 @@ def test_a_bad_budget_field_names_file_line_and_key(tmp_path: Path,
     assert main(["check-config", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert f"{config}:5" in err and "budgets[0].period" in err
+
+
+@pytest.mark.parametrize(
+    ("store", "expected"),
+    [
+        ("{backend: mongo}", "unknown budget_store backend 'mongo'"),
+        ("{backend: redis}", "needs 'url: redis://"),
+        ("{backend: sqlite, colour: blue}", "unknown budget_store option(s) colour"),
+        ("{backend: sqlite, reservation_ttl: -1}", "'reservation_ttl' must be a positive number"),
+    ],
+)
+def test_check_config_and_model_reject_the_same_budget_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], store: str, expected: str
+) -> None:
+    from tollway import Model
+    from tollway.core.errors import ConfigError
+
+    config = tmp_path / "tollway.yaml"
+    config.write_text(GOOD.replace("{backend: redis, url: redis://127.0.0.1:1/0}", store))
+    assert main(["check-config", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert f"{config}:3" in err and expected in err
+    with pytest.raises(ConfigError) as info:
+        Model("fast", config=str(config))
+    assert expected in str(info.value) and f"{config}:3" in str(info.value)

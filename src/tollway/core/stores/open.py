@@ -26,7 +26,13 @@ from tollway.core.cost.budgets.contract import BudgetStore
 from tollway.core.cost.ledger import Ledger
 from tollway.core.errors import ConfigError
 
-__all__ = ["default_ledger_path", "open_budget_store", "open_ledger", "shared_ledger"]
+__all__ = [
+    "budget_store_plan",
+    "default_ledger_path",
+    "open_budget_store",
+    "open_ledger",
+    "shared_ledger",
+]
 
 
 def default_ledger_path() -> Path:
@@ -119,13 +125,10 @@ _STORE_OPTIONS = {"backend", "path", "url", "prefix", "schema", "busy_timeout",
 GUARD_OPTIONS = {"reservation_ttl", "default_max_output_tokens"}
 
 
-def open_budget_store(spec: Mapping[str, Any] | str | None = None) -> BudgetStore:
-    """A store from its config: ``{backend: memory | sqlite | redis | postgres, ...}``
-    (``path`` and ``busy_timeout`` for sqlite, ``url`` for redis / postgres, ``prefix``
-    for redis, ``schema`` and ``synchronous_commit`` for postgres), or a string:
-    ``memory``, a SQLite path, ``redis://...``, ``postgresql://...``. None: the SQLite
-    file ``$TOLLWAY_BUDGETS_DB`` or ``~/.local/share/tollway/budgets.db`` (shared by
-    every process on the machine)."""
+def budget_store_plan(spec: Mapping[str, Any] | str | None = None) -> tuple[str, dict[str, Any]]:
+    """``(backend, options)`` of a budget_store spec, validated without opening anything
+    (``tollway check-config`` and :func:`open_budget_store` share it): a string is the
+    short form (``memory``, a SQLite path, ``redis://...``, ``postgresql://...``)."""
     if spec is None or isinstance(spec, str):
         text = spec or ""
         if text in ("memory", ":memory:"):
@@ -145,6 +148,29 @@ def open_budget_store(spec: Mapping[str, Any] | str | None = None) -> BudgetStor
             f"{', '.join(sorted(_STORE_OPTIONS | GUARD_OPTIONS))}",
             key="budget_store",
         )
+    if backend == "postgresql":
+        backend = "postgres"
+    if backend not in ("memory", "sqlite", "redis", "postgres"):
+        raise ConfigError(
+            f"unknown budget_store backend {backend!r}; expected memory, sqlite, redis or "
+            "postgres",
+            key="budget_store.backend",
+        )
+    if backend in ("redis", "postgres") and not options.get("url"):
+        example = "redis://host:6379/0" if backend == "redis" else "postgresql://..."
+        raise ConfigError(f"the {backend} budget store needs 'url: {example}'",
+                          key="budget_store.url")
+    return backend, options
+
+
+def open_budget_store(spec: Mapping[str, Any] | str | None = None) -> BudgetStore:
+    """A store from its config: ``{backend: memory | sqlite | redis | postgres, ...}``
+    (``path`` and ``busy_timeout`` for sqlite, ``url`` for redis / postgres, ``prefix``
+    for redis, ``schema`` and ``synchronous_commit`` for postgres), or a string:
+    ``memory``, a SQLite path, ``redis://...``, ``postgresql://...``. None: the SQLite
+    file ``$TOLLWAY_BUDGETS_DB`` or ``~/.local/share/tollway/budgets.db`` (shared by
+    every process on the machine)."""
+    backend, options = budget_store_plan(spec)
     if backend == "memory":
         from tollway.core.cost.budgets.memory import MemoryBudgetStore
 
@@ -158,26 +184,15 @@ def open_budget_store(spec: Mapping[str, Any] | str | None = None) -> BudgetStor
     if backend == "redis":
         from tollway.core.stores.redis_budgets import RedisBudgetStore
 
-        if not options.get("url"):
-            raise ConfigError("the redis budget store needs 'url: redis://host:6379/0'",
-                              key="budget_store.url")
         prefix = str(options["prefix"]) if options.get("prefix") else None
         if prefix is None:
             return RedisBudgetStore(str(options["url"]))
         return RedisBudgetStore(str(options["url"]), prefix=prefix)
-    if backend in ("postgres", "postgresql"):
-        from tollway.core.stores.postgres_budgets import PostgresBudgetStore
+    from tollway.core.stores.postgres_budgets import PostgresBudgetStore
 
-        if not options.get("url"):
-            raise ConfigError("the postgres budget store needs 'url: postgresql://...'",
-                              key="budget_store.url")
-        pg_kw: dict[str, Any] = {}
-        if options.get("schema"):
-            pg_kw["schema"] = str(options["schema"])
-        if "synchronous_commit" in options:
-            pg_kw["synchronous_commit"] = bool(options["synchronous_commit"])
-        return PostgresBudgetStore(str(options["url"]), **pg_kw)
-    raise ConfigError(
-        f"unknown budget_store backend {backend!r}; expected memory, sqlite, redis or postgres",
-        key="budget_store.backend",
-    )
+    pg_kw: dict[str, Any] = {}
+    if options.get("schema"):
+        pg_kw["schema"] = str(options["schema"])
+    if "synchronous_commit" in options:
+        pg_kw["synchronous_commit"] = bool(options["synchronous_commit"])
+    return PostgresBudgetStore(str(options["url"]), **pg_kw)
