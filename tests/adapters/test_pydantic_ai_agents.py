@@ -286,3 +286,24 @@ def test_an_error_inside_an_open_stream_is_a_model_api_error_marked_in_stream(
     assert isinstance(err.value.__cause__, TollwayError)
     [row] = records(ledger)
     assert row.status != "ok" and row.stream is True
+
+
+def test_fallback_model_falls_back_while_every_deployment_of_the_primary_cools_down(
+    fake: FakeProvider, fake2: FakeProvider, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failing, healthy = script("openai"), script("anthropic")
+    fake.default = failing.error(500, "upstream exploded")
+    fake2.default = healthy.text("Sunny.")
+    config = {
+        "models": {"primary": [{"model": failing.target, "api_base": fake.url,
+                                "api_key": "env:TOLLWAY_TEST_PRIMARY_KEY"}]},
+        "router": {"retries": 0, "allowed_fails": 1, "cooldown": 60},
+        "ledger": False,
+    }
+    monkeypatch.setenv("TOLLWAY_TEST_PRIMARY_KEY", KEY)
+    primary = TollwayModel("primary", config=config)
+    model = FallbackModel(primary, tollway_model(healthy, fake2, ledger))
+    assert run(Agent(model).run("Weather?")).output == "Sunny."  # 500: the deployment cools
+    assert run(Agent(model).run("Weather?")).output == "Sunny."  # cooling: no attempt made
+    assert len(fake.requests) == 1  # the cooling deployment was not called again
+    assert len(fake2.requests) == 2

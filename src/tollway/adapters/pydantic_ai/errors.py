@@ -6,6 +6,9 @@ Pydantic AI acts on its own error classes: ``FallbackModel`` falls back on
 are re-raised as the matching category, an ``ModelHTTPError`` when there was an HTTP
 status, with tollway's error as ``__cause__`` (nothing lost for callers who want it).
 
+An ``AllDeploymentsFailedError`` with no attempt (every deployment cooling down) is
+``ModelUnavailableError``, so a FallbackModel falls back in that window too.
+
 Admission denials (``BudgetExceededError``, ``OutsideAllowedHoursError``) and
 configuration errors are NOT provider failures and pass through unchanged: the caller
 sees exactly why no model was called, and a FallbackModel does not silently move the
@@ -67,6 +70,10 @@ def to_model_error(error: BaseException, model_name: str, *, in_stream: bool = F
     source = error
     if isinstance(error, errors.AllDeploymentsFailedError):
         last = error.last_error
+        if last is None:
+            # Every deployment is cooling down (or none could be tried): the model is
+            # unavailable for now, which is exactly when a FallbackModel should move on.
+            return ModelUnavailableError(model_name, str(error), in_stream=in_stream)
         if not isinstance(last, errors.ProviderError):
             return error
         source = last
