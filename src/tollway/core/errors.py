@@ -154,9 +154,16 @@ class TimeoutError(ProviderError):
 
 
 class ConnectionError(ProviderError):
-    """The provider could not be reached, or dropped the connection."""
+    """The provider could not be reached, or dropped the connection. ``unanswered``: it
+    closed the connection before sending any byte of a response (a request sent on a
+    keep-alive connection the server had just closed); the transport then tries a fresh
+    connection once before this reaches the caller."""
 
     retryable = True
+
+    def __init__(self, message: str, *, unanswered: bool = False, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.unanswered = unanswered
 
 
 class StreamError(ProviderError):

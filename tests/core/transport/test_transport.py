@@ -51,7 +51,9 @@ class RawServer:
     the connection 50 ms later (a server whose keep-alive timer fired; a request sent in
     the instant of that close is lost with httpx as with any HTTP/1.1 client, so the
     test idles past it, as real keep-alive timeouts of seconds do); "cut" sends half a body
-    and closes; "hang" never answers."""
+    and closes; "hang" never answers; "close_reused" answers a connection's first request
+    and closes it on the second without a byte of response (the race of a request sent in
+    the instant a keep-alive timer closes the connection)."""
 
     mode: str = "ok"
     connections: int = 0
@@ -95,6 +97,7 @@ class RawServer:
     def _serve(self, conn: socket.socket) -> None:
         conn.settimeout(0.1)
         buffer = b""
+        served = 0
         with conn:
             while not self._stop.is_set():
                 try:
@@ -116,6 +119,9 @@ class RawServer:
                         break
                     body, buffer = rest[:length], rest[length:]
                     self.requests.append((lines[0], headers, body))
+                    served += 1
+                    if self.mode == "close_reused" and served > 1:
+                        return
                     if not self._answer(conn, body):
                         return
 
@@ -212,6 +218,47 @@ def test_a_connection_the_server_dropped_while_idle_is_replaced_not_reported(
             assert model.complete("hi").text == "The answer is 42."
             time.sleep(0.2)  # idle past the server's keep-alive timeout
         assert server.connections == 4
+
+
+@pytest.mark.parametrize("call", ["complete", "stream"])
+def test_a_reused_connection_closed_before_any_response_is_retried_once_fresh(
+    backend: Transport, call: str
+) -> None:
+    with RawServer(mode="close_reused") as server:
+        model = _model(server.url, backend)
+        for _ in range(3):
+            text = model.complete("hi").text if call == "complete" else _collect(model)
+            assert text == "The answer is 42."
+        # each call after the first: its request on the reused connection is lost, then
+        # sent again on a fresh connection
+        assert server.connections == 3
+        assert len(server.requests) == 5
+
+
+@pytest.mark.parametrize("async_backend", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("call", ["complete", "stream"])
+def test_async_a_reused_connection_closed_before_any_response_is_retried_once_fresh(
+    monkeypatch: pytest.MonkeyPatch, async_backend: str, call: str
+) -> None:
+    monkeypatch.setenv("TOLLWAY_ASYNC_TRANSPORT", async_backend)
+
+    async def go(url: str) -> list[str]:
+        transport = Transport()
+        model = _model(url, transport)
+        try:
+            texts = []
+            for _ in range(3):
+                if call == "complete":
+                    texts.append((await model.acomplete("hi")).text)
+                else:
+                    texts.append((await model.astream("hi").collect()).text)
+            return texts
+        finally:
+            await transport.aclose()
+
+    with RawServer(mode="close_reused") as server:
+        assert asyncio.run(go(server.url)) == ["The answer is 42."] * 3
+        assert server.connections == 3 and len(server.requests) == 5
 
 
 def test_a_refused_connection_is_a_connection_error_naming_the_base_url(

@@ -23,9 +23,10 @@ import os
 import threading
 import weakref
 from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack, asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
 from typing import Any
 
+from tollway.core import errors
 from tollway.core.dialects.base import HttpRequest
 from tollway.core.providers import Deployment
 from tollway.core.transport.base import (
@@ -65,6 +66,10 @@ def _async_backend() -> str:
     except ImportError:
         return "httpx"
     return "aiohttp"
+
+
+def _unanswered(error: errors.ProviderError) -> bool:
+    return isinstance(error, errors.ConnectionError) and error.unanswered
 
 
 class Transport:
@@ -137,13 +142,18 @@ class Transport:
 
     def post(self, dep: Deployment, req: HttpRequest) -> RawResponse:
         headers = request_headers(dep, req)
-        try:
-            status, resp_headers, body = (self._sync or self.sync_backend()).post(
-                dep, dep.url(req.path), encode_json(req.json), headers
-            )
-        except Exception as exc:
-            raise map_error(exc, dep) from exc
-        return RawResponse(status, resp_headers, body)
+        url, body = dep.url(req.path), encode_json(req.json)
+        backend = self._sync or self.sync_backend()
+        for fresh in (False, True):
+            try:
+                status, resp_headers, payload = backend.post(dep, url, body, headers)
+            except Exception as exc:
+                error = map_error(exc, dep)
+                if fresh or not _unanswered(error):
+                    raise error from exc
+                continue
+            return RawResponse(status, resp_headers, payload)
+        raise AssertionError("unreachable")
 
     async def apost(self, dep: Deployment, req: HttpRequest) -> RawResponse:
         headers = request_headers(dep, req)
@@ -151,28 +161,45 @@ class Transport:
         # The body's dicts and lists are done with once encoded: not holding them across
         # the await keeps them out of the GC's oldest generation under high concurrency.
         del req
-        status, resp_headers, payload = await self.async_backend().post(dep, url, body, headers)
+        backend = self.async_backend()
+        try:
+            status, resp_headers, payload = await backend.post(dep, url, body, headers)
+        except errors.ConnectionError as exc:
+            if not exc.unanswered:
+                raise
+            # Sent on a keep-alive connection the server had just closed: once, fresh.
+            status, resp_headers, payload = await backend.post(dep, url, body, headers)
         return RawResponse(status, resp_headers, payload)
 
     @contextmanager
     def stream(self, dep: Deployment, req: HttpRequest) -> Iterator[ByteStream]:
         headers = request_headers(dep, req)
+        url, body = dep.url(req.path), encode_json(req.json)
         backend = self._sync or self.sync_backend()
         with ExitStack() as stack:
-            try:
-                resp = stack.enter_context(
-                    backend.stream(dep, dep.url(req.path), encode_json(req.json), headers)
-                )
-            except Exception as exc:
-                raise map_error(exc, dep) from exc
+            for fresh in (False, True):
+                try:
+                    resp = stack.enter_context(backend.stream(dep, url, body, headers))
+                    break
+                except Exception as exc:
+                    error = map_error(exc, dep)
+                    if fresh or not _unanswered(error):
+                        raise error from exc
             yield ByteStream(resp, dep)
 
     @asynccontextmanager
     async def astream(self, dep: Deployment, req: HttpRequest) -> AsyncIterator[Any]:
         headers = request_headers(dep, req)
-        async with self.async_backend().stream(
-            dep, dep.url(req.path), encode_json(req.json), headers
-        ) as stream:
+        url, body = dep.url(req.path), encode_json(req.json)
+        backend = self.async_backend()
+        async with AsyncExitStack() as stack:
+            try:
+                stream = await stack.enter_async_context(backend.stream(dep, url, body, headers))
+            except errors.ConnectionError as exc:
+                if not exc.unanswered:
+                    raise
+                # Sent on a keep-alive connection the server had just closed: once, fresh.
+                stream = await stack.enter_async_context(backend.stream(dep, url, body, headers))
             yield stream
 
 

@@ -39,11 +39,19 @@ def _where(dep: Deployment) -> dict[str, Any]:
     return {"provider": dep.provider.name, "model": dep.model, "deployment": dep.name}
 
 
-def map_aiohttp_error(exc: BaseException, dep: Deployment) -> errors.ProviderError:
+def map_aiohttp_error(
+    exc: BaseException, dep: Deployment, *, answered: bool = True
+) -> errors.ProviderError:
+    """``answered``: whether any of the response had arrived (a disconnect before it is
+    ``unanswered``: the transport retries it once on a fresh connection)."""
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
         return errors.TimeoutError("no answer within the timeout", **_where(dep))
     if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
-        return errors.ConnectionError(f"the connection was closed mid-response: {exc}", **_where(dep))
+        unanswered = not answered and isinstance(exc, aiohttp.ServerDisconnectedError)
+        return errors.ConnectionError(
+            f"the connection was closed mid-response: {exc}", unanswered=unanswered,
+            **_where(dep),
+        )
     if isinstance(exc, aiohttp.ClientError | OSError):
         return errors.ConnectionError(
             f"could not reach {dep.api_base}: {type(exc).__name__}: {exc}", **_where(dep)
@@ -63,13 +71,15 @@ class AiohttpBackend:
     async def post(
         self, dep: Deployment, url: str, body: bytes, headers: Mapping[str, str]
     ) -> tuple[int, Mapping[str, str], bytes]:
+        answered = False
         try:
             async with self._session.post(
                 url, data=body, headers=headers, timeout=_call_timeout(dep.timeouts)
             ) as resp:
+                answered = True
                 return resp.status, resp.headers, await resp.read()
         except Exception as exc:
-            raise map_aiohttp_error(exc, dep) from exc
+            raise map_aiohttp_error(exc, dep, answered=answered) from exc
 
     @asynccontextmanager
     async def stream(
@@ -80,7 +90,7 @@ class AiohttpBackend:
                 url, data=body, headers=headers, timeout=_stream_timeout(dep.timeouts)
             )
         except Exception as exc:
-            raise map_aiohttp_error(exc, dep) from exc
+            raise map_aiohttp_error(exc, dep, answered=False) from exc
         try:
             yield AiohttpStream(resp, dep)
         finally:

@@ -38,7 +38,10 @@ def map_error(exc: Exception, dep: Deployment) -> errors.ProviderError:
         kind = type(exc).__name__.replace("Timeout", " timeout").strip().lower()
         return errors.TimeoutError(f"no answer within the timeout ({kind})", **where)
     if isinstance(exc, httpx.RemoteProtocolError | httpcore.RemoteProtocolError):
-        return errors.ConnectionError(f"the connection was closed mid-response: {exc}", **where)
+        unanswered = "without sending a response" in str(exc)
+        return errors.ConnectionError(
+            f"the connection was closed mid-response: {exc}", unanswered=unanswered, **where
+        )
     if isinstance(exc, httpx.HTTPError | httpcore.NetworkError | httpcore.ProtocolError
                   | httpcore.UnsupportedProtocol | OSError):
         return errors.ConnectionError(
