@@ -51,7 +51,7 @@ class RawServer:
     the connection 50 ms later (a server whose keep-alive timer fired; a request sent in
     the instant of that close is lost with httpx as with any HTTP/1.1 client, so the
     test idles past it, as real keep-alive timeouts of seconds do); "cut" sends half a body
-    and closes; "hang" never answers; "close_reused" answers a connection's first request
+    and closes; "hang" never answers; "drip" sends the body a byte at a time; "close_reused" answers a connection's first request
     and closes it on the second without a byte of response (the race of a request sent in
     the instant a keep-alive timer closes the connection)."""
 
@@ -138,6 +138,16 @@ class RawServer:
         if self.mode == "cut":
             conn.sendall(head + payload[: len(payload) // 2])
             return False
+        if self.mode == "drip":  # a byte every 0.2 s: never idle long enough for ``read``
+            conn.sendall(head)
+            for byte in payload:
+                if self._stop.wait(0.2):
+                    return False
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return False
+            return True
         conn.sendall(head + payload)
         if self.mode == "drop_idle":
             self._stop.wait(0.05)  # the keep-alive timer fires while the client is idle
@@ -259,6 +269,19 @@ def test_async_a_reused_connection_closed_before_any_response_is_retried_once_fr
     with RawServer(mode="close_reused") as server:
         assert asyncio.run(go(server.url)) == ["The answer is 42."] * 3
         assert server.connections == 3 and len(server.requests) == 5
+
+
+@pytest.mark.parametrize("call", ["complete", "acomplete"])
+def test_total_bounds_a_body_that_drips_a_byte_at_a_time(backend: Transport, call: str) -> None:
+    with RawServer(mode="drip") as server:
+        model = _model(server.url, backend, timeout={"connect": 2, "read": 5, "total": 1})
+        started = time.monotonic()
+        with pytest.raises(errors.TimeoutError):
+            if call == "complete":
+                model.complete("hi")
+            else:
+                asyncio.run(model.acomplete("hi"))
+        assert time.monotonic() - started < 1.5
 
 
 def test_a_refused_connection_is_a_connection_error_naming_the_base_url(

@@ -27,6 +27,7 @@ import httpcore
 import httpx
 
 from tollway.core.providers import Deployment, Timeouts
+from tollway.core.transport.base import check_deadline, stream_deadline
 
 __all__ = ["HttpcoreBackend", "HttpcoreStream"]
 
@@ -63,11 +64,30 @@ class HttpcoreBackend:
     def post(
         self, dep: Deployment, url: str, body: bytes, headers: Mapping[str, str]
     ) -> tuple[int, httpx.Headers, bytes]:
+        if dep.timeouts.total is not None:
+            return self._post_within_total(dep, url, body, headers)
         resp = self._pool.request(
             "POST", self._url(url), headers=cast(Any, headers), content=body,
             extensions=_extensions(dep.timeouts),
         )
         return resp.status, httpx.Headers(resp.headers), resp.content
+
+    def _post_within_total(
+        self, dep: Deployment, url: str, body: bytes, headers: Mapping[str, str]
+    ) -> tuple[int, httpx.Headers, bytes]:
+        """``read`` bounds each wait for bytes; a server that drips its body a byte at a
+        time never trips it, so a call with ``total`` reads chunk by chunk against its
+        deadline (``check_deadline`` raises TimeoutError)."""
+        deadline = stream_deadline(dep)
+        with self._pool.stream(
+            "POST", self._url(url), headers=cast(Any, headers), content=body,
+            extensions=_extensions(dep.timeouts),
+        ) as resp:
+            parts = []
+            for chunk in resp.iter_stream():
+                check_deadline(deadline, dep)
+                parts.append(chunk)
+            return resp.status, httpx.Headers(resp.headers), b"".join(parts)
 
     @contextmanager
     def stream(

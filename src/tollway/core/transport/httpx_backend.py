@@ -36,8 +36,20 @@ class _HttpxSyncBackend:
     def post(
         self, dep: Deployment, url: str, body: bytes, headers: Mapping[str, str]
     ) -> tuple[int, Mapping[str, str], bytes]:
-        resp = self._client.post(url, content=body, headers=headers, timeout=_timeout(dep.timeouts))
-        return resp.status_code, resp.headers, resp.content
+        if dep.timeouts.total is None:
+            resp = self._client.post(
+                url, content=body, headers=headers, timeout=_timeout(dep.timeouts)
+            )
+            return resp.status_code, resp.headers, resp.content
+        deadline = stream_deadline(dep)  # a dripping body never trips ``read``: see httpcore
+        with self._client.stream(
+            "POST", url, content=body, headers=headers, timeout=_timeout(dep.timeouts)
+        ) as streamed:
+            parts = []
+            for chunk in streamed.iter_bytes():
+                check_deadline(deadline, dep)
+                parts.append(chunk)
+            return streamed.status_code, streamed.headers, b"".join(parts)
 
     @contextmanager
     def stream(
