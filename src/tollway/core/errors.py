@@ -8,6 +8,7 @@ keys or full prompts (provider bodies are cut to a short excerpt and scrubbed).
 from __future__ import annotations
 
 import re
+import threading
 from datetime import datetime
 from typing import Any
 
@@ -20,8 +21,42 @@ _SECRET_PATTERNS = (
 EXCERPT_LIMIT = 500
 
 
+_KNOWN_SECRETS: set[str] = set()
+_known_pattern: re.Pattern[str] | None = None
+_known_lock = threading.Lock()
+MIN_SECRET_LENGTH = 8
+"""Shorter values are not remembered: masking them would garble ordinary text."""
+
+
+def remember_secret(value: object) -> None:
+    """Mask ``value`` wherever :func:`scrub` runs from now on: every deployment's key,
+    the header values of its config and the results of key callables are remembered
+    when tollway first sees them, so a provider that echoes a key of any format (not
+    only the ones the patterns below know) never shows it."""
+    global _known_pattern
+    if not isinstance(value, str) or len(value) < MIN_SECRET_LENGTH or value in _KNOWN_SECRETS:
+        return
+    with _known_lock:
+        _KNOWN_SECRETS.add(value)
+        _known_pattern = None
+
+
+def _known() -> re.Pattern[str] | None:
+    global _known_pattern
+    pattern = _known_pattern
+    if pattern is None and _KNOWN_SECRETS:
+        with _known_lock:
+            ordered = sorted(_KNOWN_SECRETS, key=len, reverse=True)  # longest first
+            pattern = _known_pattern = re.compile("|".join(map(re.escape, ordered)))
+    return pattern
+
+
 def scrub(text: str, limit: int = EXCERPT_LIMIT) -> str:
-    """Cut ``text`` to ``limit`` characters and mask anything that looks like a key."""
+    """Mask every secret tollway knows and anything that looks like a key, then cut
+    ``text`` to ``limit`` characters (masking first: a cut must not leave half a key)."""
+    known = _known()
+    if known is not None:
+        text = known.sub("***", text)
     if len(text) > limit:
         text = text[:limit] + "..."
     for pattern in _SECRET_PATTERNS:
@@ -316,5 +351,6 @@ __all__ = [
     "ToolLoopError",
     "UnknownModelError",
     "UnpricedModelDeniedError",
+    "remember_secret",
     "scrub",
 ]

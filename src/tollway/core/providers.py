@@ -17,7 +17,12 @@ from typing import Any, Literal
 
 from tollway.core import plugins
 from tollway.core.dialects.base import Dialect
-from tollway.core.errors import AuthenticationError, ConfigError, UnknownModelError
+from tollway.core.errors import (
+    AuthenticationError,
+    ConfigError,
+    UnknownModelError,
+    remember_secret,
+)
 
 AuthStyle = Literal["bearer", "x-api-key", "api-key", "x-goog-api-key", "none"]
 Api = Literal["chat", "responses"]
@@ -226,8 +231,8 @@ class Deployment:
     model: str
     api_base: str
     api_key: ApiKey | None = field(default=None, repr=False)
-    headers: dict[str, str] = field(default_factory=dict)
-    query: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    query: dict[str, str] = field(default_factory=dict, repr=False)
     timeouts: Timeouts = field(default_factory=Timeouts)
     dialect: Dialect = field(default=None, repr=False)  # type: ignore[assignment]
     weight: float = 1.0
@@ -242,6 +247,9 @@ class Deployment:
     _urls: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        remember_secret(self.api_key)
+        for value in self.headers.values():
+            remember_secret(value)
         if self.dialect is None:
             self.api = api_for(self.provider, self.model, self.api)
             if self.api == "responses":
@@ -268,7 +276,12 @@ class Deployment:
         if cached is not None:
             return cached
         headers = {"content-type": "application/json", **self.headers}
-        key = self.api_key() if callable(self.api_key) else self.api_key
+        key: str | None
+        if callable(self.api_key):
+            key = self.api_key()
+            remember_secret(key)  # a token provider's result is as secret as a key
+        else:
+            key = self.api_key
         style = self.provider.auth
         if key:
             if style == "bearer":

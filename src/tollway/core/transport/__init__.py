@@ -150,7 +150,7 @@ class Transport:
             except Exception as exc:
                 error = map_error(exc, dep)
                 if fresh or not _unanswered(error):
-                    raise error from exc
+                    raise error from None
                 continue
             return RawResponse(status, resp_headers, payload)
         raise AssertionError("unreachable")
@@ -184,7 +184,7 @@ class Transport:
                 except Exception as exc:
                     error = map_error(exc, dep)
                     if fresh or not _unanswered(error):
-                        raise error from exc
+                        raise error from None
             yield ByteStream(resp, dep)
 
     @asynccontextmanager

@@ -79,7 +79,7 @@ class AiohttpBackend:
                 answered = True
                 return resp.status, resp.headers, await resp.read()
         except Exception as exc:
-            raise map_aiohttp_error(exc, dep, answered=answered) from exc
+            raise map_aiohttp_error(exc, dep, answered=answered) from None
 
     @asynccontextmanager
     async def stream(
@@ -90,7 +90,7 @@ class AiohttpBackend:
                 url, data=body, headers=headers, timeout=_stream_timeout(dep.timeouts)
             )
         except Exception as exc:
-            raise map_aiohttp_error(exc, dep, answered=False) from exc
+            raise map_aiohttp_error(exc, dep, answered=False) from None
         try:
             yield AiohttpStream(resp, dep)
         finally:
@@ -122,7 +122,7 @@ class AiohttpStream:
         try:
             return await self._resp.read()
         except Exception as exc:
-            raise map_aiohttp_error(exc, self._dep) from exc
+            raise map_aiohttp_error(exc, self._dep) from None
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
@@ -132,4 +132,4 @@ class AiohttpStream:
         except errors.TollwayError:
             raise
         except Exception as exc:
-            raise map_aiohttp_error(exc, self._dep) from exc
+            raise map_aiohttp_error(exc, self._dep) from None

@@ -95,7 +95,7 @@ class ByteStream:
         try:
             return self._resp.read()
         except Exception as exc:
-            raise map_error(exc, self._dep) from exc
+            raise map_error(exc, self._dep) from None
 
     def __iter__(self) -> Iterator[bytes]:
         try:
@@ -105,4 +105,4 @@ class ByteStream:
         except errors.TollwayError:
             raise
         except Exception as exc:
-            raise map_error(exc, self._dep) from exc
+            raise map_error(exc, self._dep) from None

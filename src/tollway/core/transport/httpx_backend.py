@@ -113,7 +113,7 @@ class _HttpxAsyncBackend:
                 provider=dep.provider.name, model=dep.model, deployment=dep.name,
             ) from exc
         except Exception as exc:
-            raise map_error(exc, dep) from exc
+            raise map_error(exc, dep) from None
         return resp.status_code, resp.headers, resp.content
 
     @asynccontextmanager
@@ -127,7 +127,7 @@ class _HttpxAsyncBackend:
         try:
             resp = await client.send(request, stream=True)
         except Exception as exc:
-            raise map_error(exc, dep) from exc
+            raise map_error(exc, dep) from None
         try:
             yield AsyncByteStream(resp, dep)
         finally:
@@ -163,7 +163,7 @@ class AsyncByteStream(_HttpxStream):
         try:
             return await self._resp.aread()
         except Exception as exc:
-            raise map_error(exc, self._dep) from exc
+            raise map_error(exc, self._dep) from None
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
@@ -173,4 +173,4 @@ class AsyncByteStream(_HttpxStream):
         except errors.TollwayError:
             raise
         except Exception as exc:
-            raise map_error(exc, self._dep) from exc
+            raise map_error(exc, self._dep) from None
