@@ -61,7 +61,7 @@ _ERROR_NAMES = {
     "ContentFilterError", "RateLimitError", "ServerError", "TimeoutError", "ConnectionError",
     "StreamError", "BudgetExceededError", "OutsideAllowedHoursError",
     "AllDeploymentsFailedError", "ToolLoopError", "ToolArgumentsError", "RateLimitExceededError",
-    "UnpricedModelDeniedError",
+    "UnpricedModelDeniedError", "InvalidRequestError", "OutputValidationError",
 }
 
 

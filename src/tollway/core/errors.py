@@ -319,6 +319,28 @@ class ToolLoopError(TollwayError):
         super().__init__(message)
 
 
+class InvalidRequestError(BadRequestError, ValueError):
+    """What the caller passed is not a valid request: ``field`` names it, the message
+    says what was expected. Raised before any budget or network step."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class OutputValidationError(TollwayError, ValueError):
+    """``response.parsed``: the model's answer is not valid for the requested format;
+    ``raw`` is the text it answered, ``reason`` what the validation said."""
+
+    def __init__(self, raw: str, reason: str) -> None:
+        self.raw = raw
+        self.reason = reason
+        super().__init__(
+            f"the model's answer does not match the response_format: {scrub(reason, 300)}; "
+            f"the raw text is in .raw ({len(raw)} characters)"
+        )
+
+
 class ToolArgumentsError(TollwayError, ValueError):
     """A model produced tool-call arguments that are not valid JSON for the tool."""
 
@@ -337,7 +359,9 @@ __all__ = [
     "ConnectionError",
     "ContentFilterError",
     "ContextWindowExceededError",
+    "InvalidRequestError",
     "NotFoundError",
+    "OutputValidationError",
     "OutsideAllowedHoursError",
     "PermissionDeniedError",
     "ProviderError",

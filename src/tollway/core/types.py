@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal, TypeAlias
 
-from tollway.core.errors import ToolArgumentsError
+from tollway.core.errors import OutputValidationError, ToolArgumentsError
 
 Role: TypeAlias = Literal["system", "user", "assistant", "tool"]
 FinishReason: TypeAlias = Literal["stop", "length", "tool_calls", "content_filter", "error"]
@@ -391,12 +391,16 @@ class Response:
     @property
     def parsed(self) -> Any:
         """The structured output: a validated pydantic instance when ``response_format``
-        was a model, else the decoded JSON. Raises ValueError if the text is not valid."""
+        was a model, else the decoded JSON. Raises OutputValidationError (carrying the
+        raw text) when the answer is not valid."""
         fmt = self.response_format
         text = self.text
-        if fmt is not None and fmt.model is not None:
-            return fmt.model.model_validate_json(text)
-        return json.loads(text)
+        try:
+            if fmt is not None and fmt.model is not None:
+                return fmt.model.model_validate_json(text)
+            return json.loads(text)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            raise OutputValidationError(text, str(exc)) from None
 
     def to_message(self) -> Message:
         """The assistant message to append to the history for the next turn."""

@@ -93,8 +93,13 @@ def message_from_openai(msg: Mapping[str, Any]) -> Message:
             args = fn.get("arguments")
             if isinstance(args, Mapping):
                 parts.append(ToolCall.from_arguments(call.get("id", ""), fn.get("name", ""), args))
-            else:
+            elif args is None or isinstance(args, str):
                 parts.append(ToolCall.from_raw(call.get("id", ""), fn.get("name", ""), args or ""))
+            else:
+                raise BadRequestError(
+                    f"tool_calls[].function.arguments of {fn.get('name')!r} must be a JSON "
+                    f"string or an object; got {type(args).__name__}"
+                )
     return Message(role, parts, msg.get("name"))  # type: ignore[arg-type]
 
 
