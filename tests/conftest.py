@@ -61,25 +61,31 @@ class Driver:
         return model.complete(messages, **kw)
 
     def stream_collect(self, model: Any, messages: Any, /, *, into: list[Any] | None = None,
-                       take: int | None = None, **kw: Any) -> Collected:
-        """Stream and read every event (or only the first ``take``, then close early).
-        Events are appended to ``into`` as they arrive, so a test expecting the stream
-        to raise still sees what came before the error."""
+                       take: int | None = None, until: Callable[[Any], bool] | None = None,
+                       **kw: Any) -> Collected:
+        """Stream and read every event, or close the stream early: after ``take`` events,
+        or after the first event ``until`` accepts. Events are appended to ``into`` as
+        they arrive, so a test expecting the stream to raise still sees what came first."""
         events: list[Any] = [] if into is None else into
+
+        def enough(event: Any) -> bool:
+            events.append(event)
+            return (take is not None and len(events) >= take) or (
+                until is not None and until(event)
+            )
+
         if self.is_async:
             async def read() -> Any:
                 async with model.astream(messages, **kw) as stream:
                     async for event in stream:
-                        events.append(event)
-                        if take is not None and len(events) >= take:
+                        if enough(event):
                             break
                 return stream.response
 
             return Collected(events, asyncio.run(read()))
         with model.stream(messages, **kw) as stream:
             for event in stream:
-                events.append(event)
-                if take is not None and len(events) >= take:
+                if enough(event):
                     break
         return Collected(events, stream.response)
 
