@@ -101,6 +101,25 @@ class Driver:
 
         return asyncio.run(router.arun(ctx, aattempt))
 
+    def reserve(self, guard: Any, ctx: Any, deployment: Any) -> Any:
+        """A Guard's reservation (the budgets seam the Model calls): ``reserve`` or
+        ``areserve``; settle and release the hold with :meth:`settle` / :meth:`release`."""
+        if self.is_async:
+            return asyncio.run(guard.areserve(ctx, deployment))
+        return guard.reserve(ctx, deployment)
+
+    def settle(self, hold: Any, usage: Any, cost_nanos: int | None) -> None:
+        if self.is_async:
+            asyncio.run(hold.asettle(usage, cost_nanos))
+        else:
+            hold.settle(usage, cost_nanos)
+
+    def release(self, hold: Any) -> None:
+        if self.is_async:
+            asyncio.run(hold.arelease())
+        else:
+            hold.release()
+
     def run_tools(self, model: Any, messages: Any, /, **kw: Any) -> Any:
         """The tool loop from synchronous code: ``run_tools``, or ``arun_tools`` on a
         fresh loop (its MCP client must then be a SyncMCPClient or live on a thread)."""

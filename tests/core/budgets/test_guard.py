@@ -238,17 +238,19 @@ def test_month_budget_resets_on_the_first_after_a_leap_february(
     driver.complete(m, "hi", max_tokens=5)
 
 
-def test_reservation_of_a_holder_that_never_returns_expires_after_its_ttl() -> None:
+def test_reservation_of_a_holder_that_never_returns_expires_after_its_ttl(
+    driver: Driver,
+) -> None:
     clock = Clock(datetime(2025, 1, 1, 12, tzinfo=UTC))
     g = guard(BudgetPolicy(limit="0.000005", period="day"), clock=clock, reservation_ttl=30)
-    g.reserve(support.call_context(), support.deployment())  # never settled
+    driver.reserve(g, support.call_context(), support.deployment())  # never settled
     with pytest.raises(errors.BudgetExceededError):
-        g.reserve(support.call_context(), support.deployment())
+        driver.reserve(g, support.call_context(), support.deployment())
     clock.now += 30
-    hold = g.reserve(support.call_context(), support.deployment())
-    hold.settle(USAGE, support.CALL_NANOS)
-    hold.settle(USAGE, support.CALL_NANOS)  # a second settle changes nothing
-    hold.release()
+    hold = driver.reserve(g, support.call_context(), support.deployment())
+    driver.settle(hold, USAGE, support.CALL_NANOS)
+    driver.settle(hold, USAGE, support.CALL_NANOS)  # a second settle changes nothing
+    driver.release(hold)
     (row,) = g.status()
     assert (row.spent, row.reserved) == (Decimal("0.000005"), 0)
 
@@ -351,14 +353,16 @@ def test_outside_allowed_hours_the_call_is_denied_with_next_open(
     assert len(fake.requests) == 2
 
 
-def test_reroute_policy_names_the_alias_and_does_not_apply_on_that_alias() -> None:
+def test_reroute_policy_names_the_alias_and_does_not_apply_on_that_alias(
+    driver: Driver,
+) -> None:
     clock = Clock(datetime(2025, 1, 11, 23, tzinfo=UTC))
     g = guard(hours=[HoursPolicy(windows=["mon-fri 08:00-19:00"], action="reroute", to="small")],
               clock=clock)
     with pytest.raises(errors.OutsideAllowedHoursError) as denied:
-        g.reserve(support.call_context(alias="big"), support.deployment())
+        driver.reserve(g, support.call_context(alias="big"), support.deployment())
     assert denied.value.reroute_to == "small"  # type: ignore[attr-defined]
-    g.reserve(support.call_context(alias="small"), support.deployment())
+    driver.reserve(g, support.call_context(alias="small"), support.deployment())
 
 
 def test_config_reroutes_off_hours_calls_to_the_cheaper_alias(
