@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 import tollway
+from tests.conftest import Driver
 from tests.fakes import replies_openai as oai
 from tests.fakes.server import FakeProvider, Reply
 from tollway import errors
@@ -91,10 +92,6 @@ class Script:
             raise outcome()
         return outcome
 
-    async def a(self, deployment: Deployment) -> Any:
-        await asyncio.sleep(0)
-        return self(deployment)
-
 
 def server_error() -> errors.ProviderError:
     return errors.ServerError("upstream exploded", status=500)
@@ -128,23 +125,23 @@ def on(*classes: type[BaseException]) -> tuple[type[BaseException], ...]:
 # =========================================================================== failover and retries
 
 
-def test_failover_goes_to_a_different_deployment_immediately() -> None:
+def test_failover_goes_to_a_different_deployment_immediately(driver: Driver) -> None:
     t = FakeTime()
     a, b = dep("A", weight=1e9), dep("B", weight=1e-9)
     script = Script(A=[server_error], B=["ok-from-B"])
-    assert router({"smart": [a, b]}, t).run(ctx(), script) == "ok-from-B"
+    assert driver.route(router({"smart": [a, b]}, t), ctx(), script) == "ok-from-B"
     assert script.calls == ["A", "B"]
     assert t.sleeps == []  # no backoff while another deployment was ready
 
 
-def test_backoff_sleeps_only_after_every_candidate_failed_with_full_jitter() -> None:
+def test_backoff_sleeps_only_after_every_candidate_failed_with_full_jitter(driver: Driver) -> None:
     t = FakeTime()
     a, b = dep("A"), dep("B")
     script = Script(A=[server_error], B=[server_error])
     r = router({"smart": [a, b]}, t, retries=2, backoff_base=1.0, backoff_max=3.0, max_attempts=50)
     board = r.board
     with pytest.raises(errors.AllDeploymentsFailedError) as caught:
-        r.run(ctx(), script)
+        driver.route(r, ctx(), script)
     # 3 rounds of 2 deployments, a sleep between rounds only (first round 2 tries, no sleep)
     assert len(script.calls) == 6
     assert sorted(script.calls[:2]) == ["A", "B"] and sorted(script.calls[2:4]) == ["A", "B"]
@@ -156,27 +153,28 @@ def test_backoff_sleeps_only_after_every_candidate_failed_with_full_jitter() -> 
     assert board.health(a).in_flight == 0 and board.health(b).in_flight == 0
 
 
-def test_jitter_is_spread_over_the_whole_window() -> None:
+def test_jitter_is_spread_over_the_whole_window(driver: Driver) -> None:
     delays = []
     for seed in range(40):
         t = FakeTime()
         script = Script(A=[server_error, "ok"])
-        router({"smart": [dep("A")]}, t, seed=seed, backoff_base=2.0, backoff_max=8.0).run(ctx(), script)
+        r = router({"smart": [dep("A")]}, t, seed=seed, backoff_base=2.0, backoff_max=8.0)
+        driver.route(r, ctx(), script)
         delays += t.sleeps
     assert len(delays) == 40 and all(0 <= d <= 2.0 for d in delays)
     assert min(delays) < 0.5 and max(delays) > 1.5  # full jitter, not "base plus a little"
 
 
-def test_retry_after_is_honoured_and_capped() -> None:
+def test_retry_after_is_honoured_and_capped(driver: Driver) -> None:
     t = FakeTime()
     script = Script(A=[rate_limited(1.0), "ok"])
-    assert router({"smart": [dep("A")]}, t, backoff_base=0.01).run(ctx(), script) == "ok"
+    assert driver.route(router({"smart": [dep("A")]}, t, backoff_base=0.01), ctx(), script) == "ok"
     assert t.sleeps == [pytest.approx(1.0)]
 
     t = FakeTime()
     script = Script(A=[rate_limited(600.0), "ok"])
     r = router({"smart": [dep("A")]}, t, backoff_base=0.01, retry_after_cap=2.5)
-    assert r.run(ctx(), script) == "ok"
+    assert driver.route(r, ctx(), script) == "ok"
     assert t.sleeps == [pytest.approx(2.5)]
 
 
@@ -189,43 +187,46 @@ def test_retry_after_is_honoured_and_capped() -> None:
     ],
     ids=["400", "context window", "content filter"],
 )
-def test_request_errors_are_raised_as_is_without_retry_or_failover(error: Callable[[], Exception]) -> None:
+def test_request_errors_are_raised_as_is_without_retry_or_failover(
+    error: Callable[[], Exception], driver: Driver
+) -> None:
     t = FakeTime()
     a, b = dep("A", weight=1e9), dep("B", weight=1e-9)
     script = Script(A=[error], B=["ok"])
     with pytest.raises(type(error())):
-        router({"smart": [a, b]}, t).run(ctx(), script)
+        driver.route(router({"smart": [a, b]}, t), ctx(), script)
     assert script.calls == ["A"] and t.sleeps == []
 
 
-def test_auth_and_not_found_fail_over_and_are_never_retried_in_the_call() -> None:
+def test_auth_and_not_found_fail_over_and_are_never_retried_in_the_call(driver: Driver) -> None:
     t = FakeTime()
     a, b = dep("A", weight=1e9), dep("B", weight=1e-9)
     script = Script(A=[lambda: errors.AuthenticationError("bad key", status=401)], B=[server_error, "ok"])
-    assert router({"smart": [a, b]}, t).run(ctx(), script) == "ok"
+    assert driver.route(router({"smart": [a, b]}, t), ctx(), script) == "ok"
     assert script.calls == ["A", "B", "B"]  # the next round skips the dead A
     assert len(t.sleeps) == 1
 
 
-def test_max_attempts_caps_the_call() -> None:
+def test_max_attempts_caps_the_call(driver: Driver) -> None:
     t = FakeTime()
     deps = [dep(n) for n in "ABCDEF"]
     script = Script(**{n: [server_error] for n in "ABCDEF"})
     with pytest.raises(errors.AllDeploymentsFailedError) as caught:
-        router({"smart": deps}, t, max_attempts=4).run(ctx(), script)
+        driver.route(router({"smart": deps}, t, max_attempts=4), ctx(), script)
     assert len(script.calls) == 4 and len(caught.value.attempts) == 4
     assert "max_attempts (4)" in str(caught.value)
 
 
-def test_total_timeout_stops_before_a_sleep_would_pass_it() -> None:
+def test_total_timeout_stops_before_a_sleep_would_pass_it(driver: Driver) -> None:
     t = FakeTime()
     script = Script(A=[rate_limited(5.0)])
+    r = router({"smart": [dep("A")]}, t, total_timeout=3.0, retry_after_cap=30)
     with pytest.raises(errors.AllDeploymentsFailedError, match="total_timeout"):
-        router({"smart": [dep("A")]}, t, total_timeout=3.0, retry_after_cap=30).run(ctx(), script)
+        driver.route(r, ctx(), script)
     assert script.calls == ["A"] and t.sleeps == []
 
 
-def test_non_routing_errors_propagate_and_free_the_deployment() -> None:
+def test_non_routing_errors_propagate_and_free_the_deployment(driver: Driver) -> None:
     t = FakeTime()
     a = dep("A")
     r = router({"smart": [a]}, t)
@@ -234,23 +235,23 @@ def test_non_routing_errors_propagate_and_free_the_deployment() -> None:
         raise KeyError("bug")
 
     with pytest.raises(KeyError):
-        r.run(ctx(), broken)
+        driver.route(r, ctx(), broken)
     with pytest.raises(errors.ToolArgumentsError):
-        r.run(ctx(), Script(A=[lambda: errors.ToolArgumentsError("t", "{", "bad")]))
+        driver.route(r, ctx(), Script(A=[lambda: errors.ToolArgumentsError("t", "{", "bad")]))
     assert r.board.health(a).in_flight == 0
 
 
 # =========================================================================== circuit breaker
 
 
-def test_cooldown_after_allowed_fails_then_a_single_half_open_probe() -> None:
+def test_cooldown_after_allowed_fails_then_a_single_half_open_probe(driver: Driver) -> None:
     t = FakeTime()
     a, b = dep("A", weight=1e9), dep("B", weight=1e-9)
     board = HealthBoard(allowed_fails=2, cooldown=30.0)
     r = router({"smart": [a, b]}, t, board=board)
     script = Script(A=[server_error], B=["ok"])
     for _ in range(5):
-        assert r.run(ctx(), script) == "ok"
+        assert driver.route(r, ctx(), script) == "ok"
     assert script.calls.count("A") == 2  # then A cools down and B serves alone
     assert board.ready_at(a, t.now) == pytest.approx(t.now + 30.0)
 
@@ -263,51 +264,51 @@ def test_cooldown_after_allowed_fails_then_a_single_half_open_probe() -> None:
     t.now += 31
     script.plans["A"] = ["ok-from-A"]
     calls_before = len(script.calls)
-    assert r.run(ctx(), script) == "ok-from-A"  # the probe succeeded: closed again
+    assert driver.route(r, ctx(), script) == "ok-from-A"  # the probe succeeded: closed again
     assert script.calls[calls_before:] == ["A"]
     assert board.health(a).fails == 0 and not board.health(a).tripped
 
 
-def test_a_request_error_on_a_deployment_does_not_count_against_its_health() -> None:
+def test_a_request_error_on_a_deployment_does_not_count_against_its_health(driver: Driver) -> None:
     t = FakeTime()
     a = dep("A")
     r = router({"smart": [a]}, t, board=HealthBoard(allowed_fails=1))
     for _ in range(3):
         with pytest.raises(errors.BadRequestError):
-            r.run(ctx(), Script(A=[lambda: errors.BadRequestError("bad", status=400)]))
+            driver.route(r, ctx(), Script(A=[lambda: errors.BadRequestError("bad", status=400)]))
     assert r.board.ready_at(a, t.now) == t.now
 
 
-def test_all_cooling_fails_fast_when_the_wait_is_too_long() -> None:
+def test_all_cooling_fails_fast_when_the_wait_is_too_long(driver: Driver) -> None:
     t = FakeTime()
     a = dep("A")
     board = HealthBoard(allowed_fails=1, cooldown=120.0)
     r = router({"smart": [a]}, t, board=board, backoff_max=8.0, retry_after_cap=10.0)
     with pytest.raises(errors.AllDeploymentsFailedError):
-        r.run(ctx(), Script(A=[server_error]))
+        driver.route(r, ctx(), Script(A=[server_error]))
     script = Script(A=["ok"])
     with pytest.raises(errors.AllDeploymentsFailedError, match="cooling down") as caught:
-        r.run(ctx(), script)
+        driver.route(r, ctx(), script)
     assert script.calls == [] and caught.value.attempts == []
     assert "A: ServerError: upstream exploded" in str(caught.value)  # why it cools
     assert t.sleeps == []
 
 
-def test_a_cooldown_shorter_than_the_backoff_is_waited_out_then_probed() -> None:
+def test_a_cooldown_shorter_than_the_backoff_is_waited_out_then_probed(driver: Driver) -> None:
     t = FakeTime()
     a = dep("A")
     board = HealthBoard(allowed_fails=1, cooldown=2.0)
     r = router({"smart": [a]}, t, board=board, retries=0, backoff_max=8.0)
     with pytest.raises(errors.AllDeploymentsFailedError):
-        r.run(ctx(), Script(A=[server_error]))
+        driver.route(r, ctx(), Script(A=[server_error]))
     r.policy = RoutePolicy(retries=1, backoff_base=0.01, backoff_max=8.0)
     script = Script(A=["probe-ok"])
-    assert r.run(ctx(), script) == "probe-ok"
+    assert driver.route(r, ctx(), script) == "probe-ok"
     assert t.sleeps == [pytest.approx(2.0)] and script.calls == ["A"]
     assert not board.health(a).tripped
 
 
-def test_health_is_consistent_under_concurrent_threads() -> None:
+def test_health_is_consistent_under_concurrent_threads(driver: Driver) -> None:
     a, b = dep("A"), dep("B")
     board = HealthBoard(allowed_fails=3, cooldown=60.0)
     r = Router("smart", {"smart": [a, b]}, board=board, policy=RoutePolicy(retries=0))
@@ -322,7 +323,7 @@ def test_health_is_consistent_under_concurrent_threads() -> None:
             served.append(d.name)
         return d.name
 
-    threads = [threading.Thread(target=lambda: r.run(ctx(), attempt)) for _ in range(40)]
+    threads = [threading.Thread(target=lambda: driver.route(r, ctx(), attempt)) for _ in range(40)]
     for th in threads:
         th.start()
     for th in threads:
@@ -332,20 +333,20 @@ def test_health_is_consistent_under_concurrent_threads() -> None:
     assert board.health(a).tripped
 
 
-def test_rpm_limit_skips_a_deployment_like_a_cooling_one() -> None:
+def test_rpm_limit_skips_a_deployment_like_a_cooling_one(driver: Driver) -> None:
     t = FakeTime()
     a, b = dep("A", weight=1e9, rpm=2), dep("B", weight=1e-9)
     script = Script(A=["A"], B=["B"])
     r = router({"smart": [a, b]}, t)
-    assert [r.run(ctx(), script) for _ in range(4)] == ["A", "A", "B", "B"]
+    assert [driver.route(r, ctx(), script) for _ in range(4)] == ["A", "A", "B", "B"]
     t.now += 61
-    assert r.run(ctx(), script) == "A"
+    assert driver.route(r, ctx(), script) == "A"
 
 
 # =========================================================================== fallbacks
 
 
-def test_context_window_falls_back_to_the_larger_alias_without_sleeping() -> None:
+def test_context_window_falls_back_to_the_larger_alias_without_sleeping(driver: Driver) -> None:
     t = FakeTime()
     small, big = dep("small"), dep("big", model="openai/gpt-4.1")
     script = Script(small=[lambda: errors.ContextWindowExceededError("too long", status=400)], big=["big-ok"])
@@ -354,12 +355,12 @@ def test_context_window_falls_back_to_the_larger_alias_without_sleeping() -> Non
         fallbacks={"smart": [FallbackRule("long", on(errors.ContextWindowExceededError))]},
     )
     c = ctx()
-    assert r.run(c, script) == "big-ok"
+    assert driver.route(r, c, script) == "big-ok"
     assert script.calls == ["small", "big"] and t.sleeps == []
     assert c.alias == "long"  # ledger rows and guards see the alias that served
 
 
-def test_fallback_rules_only_fire_on_their_error_classes() -> None:
+def test_fallback_rules_only_fire_on_their_error_classes(driver: Driver) -> None:
     t = FakeTime()
     script = Script(A=[lambda: errors.ContentFilterError("refused", status=400)], B=["ok"])
     r = router(
@@ -367,11 +368,13 @@ def test_fallback_rules_only_fire_on_their_error_classes() -> None:
         fallbacks={"smart": [FallbackRule("other", on(errors.RateLimitError, errors.ServerError))]},
     )
     with pytest.raises(errors.ContentFilterError):
-        r.run(ctx(), script)
+        driver.route(r, ctx(), script)
     assert script.calls == ["A"]
 
 
-def test_fallback_chain_shares_one_attempt_budget_and_never_restarts_retries() -> None:
+def test_fallback_chain_shares_one_attempt_budget_and_never_restarts_retries(
+    driver: Driver
+) -> None:
     t = FakeTime()
     aliases = {"a": [dep("A1"), dep("A2")], "b": [dep("B1")], "c": [dep("C1")]}
     script = Script(A1=[server_error], A2=[server_error], B1=[server_error], C1=[server_error])
@@ -381,14 +384,14 @@ def test_fallback_chain_shares_one_attempt_budget_and_never_restarts_retries() -
         fallbacks={"a": [FallbackRule("b", any_error)], "b": [FallbackRule("c", any_error)]},
     )
     with pytest.raises(errors.AllDeploymentsFailedError) as caught:
-        r.run(ctx("a"), script)
+        driver.route(r, ctx("a"), script)
     # two rounds over the whole chain (1 retry), one sleep: not one retry cycle per alias
     assert len(script.calls) == 8 and len(t.sleeps) == 1
     assert script.calls[2:4] == ["B1", "C1"] and script.calls[6:] == ["B1", "C1"]
     assert len(caught.value.attempts) == 8
 
 
-def test_an_exhausted_fallback_returns_to_the_parents_next_rule() -> None:
+def test_an_exhausted_fallback_returns_to_the_parents_next_rule(driver: Driver) -> None:
     t = FakeTime()
     aliases = {"a": [dep("A")], "b": [dep("B")], "c": [dep("C")]}
     script = Script(A=[server_error], B=[server_error], C=["from-c"])
@@ -397,11 +400,11 @@ def test_an_exhausted_fallback_returns_to_the_parents_next_rule() -> None:
         aliases, t, root="a",
         fallbacks={"a": [FallbackRule("b", any_error), FallbackRule("c", any_error)]},
     )
-    assert r.run(ctx("a"), script) == "from-c"
+    assert driver.route(r, ctx("a"), script) == "from-c"
     assert script.calls == ["A", "B", "C"] and t.sleeps == []
 
 
-def test_a_cooling_alias_falls_back_without_trying_it() -> None:
+def test_a_cooling_alias_falls_back_without_trying_it(driver: Driver) -> None:
     t = FakeTime()
     a, b = dep("A"), dep("B")
     board = HealthBoard(allowed_fails=1, cooldown=60)
@@ -410,8 +413,8 @@ def test_a_cooling_alias_falls_back_without_trying_it() -> None:
         fallbacks={"smart": [FallbackRule("backup", on(errors.ServerError))]},
     )
     script = Script(A=[server_error], B=["ok"])
-    assert r.run(ctx(), script) == "ok"
-    assert r.run(ctx(), script) == "ok"
+    assert driver.route(r, ctx(), script) == "ok"
+    assert driver.route(r, ctx(), script) == "ok"
     assert script.calls == ["A", "B", "B"]
 
 
@@ -422,26 +425,26 @@ def budget_denied() -> errors.BudgetExceededError:
     return errors.BudgetExceededError("model:openai/gpt-4o", 10.0, 10.0, 0.0)
 
 
-def test_a_budget_denial_skips_the_deployment_and_another_serves() -> None:
+def test_a_budget_denial_skips_the_deployment_and_another_serves(driver: Driver) -> None:
     t = FakeTime()
     a, b = dep("A", weight=1e9), dep("B", weight=1e-9)
     script = Script(A=[budget_denied], B=["ok"])
-    assert router({"smart": [a, b]}, t).run(ctx(), script) == "ok"
+    assert driver.route(router({"smart": [a, b]}, t), ctx(), script) == "ok"
     assert script.calls == ["A", "B"] and t.sleeps == []
 
 
-def test_when_guards_deny_everywhere_the_first_denial_itself_is_raised() -> None:
+def test_when_guards_deny_everywhere_the_first_denial_itself_is_raised(driver: Driver) -> None:
     t = FakeTime()
     a, b = dep("A", weight=1e9), dep("B", weight=1e-9)
     first = budget_denied()
     script = Script(A=[lambda: first], B=[budget_denied])
     with pytest.raises(errors.BudgetExceededError) as caught:
-        router({"smart": [a, b]}, t).run(ctx(), script)
+        driver.route(router({"smart": [a, b]}, t), ctx(), script)
     assert caught.value is first and t.sleeps == []
     assert script.calls == ["A", "B"]
 
 
-def test_outside_hours_with_reroute_continues_on_that_alias_without_failure() -> None:
+def test_outside_hours_with_reroute_continues_on_that_alias_without_failure(driver: Driver) -> None:
     t = FakeTime()
 
     def closed() -> errors.OutsideAllowedHoursError:
@@ -452,32 +455,32 @@ def test_outside_hours_with_reroute_continues_on_that_alias_without_failure() ->
     script = Script(A=[closed], C=["cheap-ok"])
     c = ctx()
     r = router({"smart": [dep("A")], "cheap": [dep("C")]}, t, max_attempts=1)
-    assert r.run(c, script) == "cheap-ok"  # the reroute did not use up the one attempt
+    assert driver.route(r, c, script) == "cheap-ok"  # the reroute did not use up the one attempt
     assert script.calls == ["A", "C"] and c.alias == "cheap" and t.sleeps == []
 
 
 # =========================================================================== balancing
 
 
-def test_weighted_random_follows_the_weights() -> None:
+def test_weighted_random_follows_the_weights(driver: Driver) -> None:
     t = FakeTime()
     a, b = dep("A", weight=3), dep("B", weight=1)
     r = router({"smart": [a, b]}, t, seed=1)
     script = Script(A=["A"], B=["B"])
-    picks = [r.run(ctx(), script) for _ in range(2000)]
+    picks = [driver.route(r, ctx(), script) for _ in range(2000)]
     assert 0.70 < picks.count("A") / 2000 < 0.80
 
 
-def test_least_inflight_picks_the_idle_deployment() -> None:
+def test_least_inflight_picks_the_idle_deployment(driver: Driver) -> None:
     t = FakeTime()
     a, b = dep("A"), dep("B")
     r = router({"smart": [a, b]}, t, strategy="least_inflight")
     assert r.board.claim(a, t.now)  # a call in flight on A
     script = Script(A=["A"], B=["B"])
-    assert {r.run(ctx(), script) for _ in range(20)} == {"B"}
+    assert {driver.route(r, ctx(), script) for _ in range(20)} == {"B"}
 
 
-def test_latency_strategy_prefers_the_faster_deployment_once_measured() -> None:
+def test_latency_strategy_prefers_the_faster_deployment_once_measured(driver: Driver) -> None:
     t = FakeTime()
     fast, slow = dep("fast"), dep("slow")
     r = router({"smart": [fast, slow]}, t, strategy="latency")
@@ -486,13 +489,13 @@ def test_latency_strategy_prefers_the_faster_deployment_once_measured() -> None:
         t.now += 0.05 if d.name == "fast" else 0.8
         return d.name
 
-    picks = [r.run(ctx(), attempt) for _ in range(30)]
+    picks = [driver.route(r, ctx(), attempt) for _ in range(30)]
     assert set(picks[:2]) == {"fast", "slow"}  # both measured first
     assert picks[2:] == ["fast"] * 28
     assert r.board.health(fast).latency == pytest.approx(0.05)
 
 
-def test_cost_strategy_picks_the_cheapest_priced_deployment() -> None:
+def test_cost_strategy_picks_the_cheapest_priced_deployment(driver: Driver) -> None:
     from tollway.core.cost.pricing import PriceBook
 
     t = FakeTime()
@@ -503,10 +506,10 @@ def test_cost_strategy_picks_the_cheapest_priced_deployment() -> None:
         clock=t.clock, sleep=t.sleep,
     )
     script = Script(pricey=["pricey"], cheap=["cheap"])
-    assert {r.run(ctx(), script) for _ in range(20)} == {"cheap"}
+    assert {driver.route(r, ctx(), script) for _ in range(20)} == {"cheap"}
 
 
-def test_cost_strategy_without_prices_falls_back_to_weighted() -> None:
+def test_cost_strategy_without_prices_falls_back_to_weighted(driver: Driver) -> None:
     from tollway.core.cost.pricing import PriceBook
 
     t = FakeTime()
@@ -517,18 +520,18 @@ def test_cost_strategy_without_prices_falls_back_to_weighted() -> None:
     )
     script = Script(A=["A"], B=["B"])
     with pytest.warns(UserWarning, match="no price known"):
-        picks = {r.run(ctx(), script) for _ in range(40)}
+        picks = {driver.route(r, ctx(), script) for _ in range(40)}
     assert picks == {"A", "B"}
 
 
 # =========================================================================== async
 
 
-async def test_async_router_fails_over_and_backs_off_with_asyncio_sleep() -> None:
+def test_router_fails_over_then_backs_off_once_through_its_sleep(driver: Driver) -> None:
     t = FakeTime()
     a, b = dep("A", weight=1e9), dep("B", weight=1e-9)
     script = Script(A=[server_error], B=[server_error, "ok"])
-    assert await router({"smart": [a, b]}, t).arun(ctx(), script.a) == "ok"
+    assert driver.route(router({"smart": [a, b]}, t), ctx(), script) == "ok"
     assert script.calls == ["A", "B", "A", "B"]
     assert len(t.sleeps) == 1
 
@@ -587,7 +590,9 @@ def model(target: str, config: Any, **kw: Any) -> tollway.Model:
     return tollway.Model(target, config=config, **kw)
 
 
-def test_a_dead_deployment_costs_no_failed_calls_and_cools_down(servers: Callable[[], FakeProvider]) -> None:
+def test_a_dead_deployment_costs_no_failed_calls_and_cools_down(
+    servers: Callable[[], FakeProvider], driver: Driver
+) -> None:
     a, b = servers(), servers()
     a.default = oai.error_reply(500, "the server had an error")
     b.default = oai.text_reply("fine")
@@ -599,7 +604,7 @@ def test_a_dead_deployment_costs_no_failed_calls_and_cools_down(servers: Callabl
     failed = 0
     for _ in range(200):
         try:
-            response = m.complete("hi")
+            response = driver.complete(m, "hi")
         except errors.TollwayError:
             failed += 1
             continue
@@ -609,7 +614,9 @@ def test_a_dead_deployment_costs_no_failed_calls_and_cools_down(servers: Callabl
     assert len(b.requests) == 200
 
 
-def test_429_with_retry_after_waits_about_a_second_then_succeeds(servers: Callable[[], FakeProvider]) -> None:
+def test_429_with_retry_after_waits_about_a_second_then_succeeds(
+    servers: Callable[[], FakeProvider], driver: Driver
+) -> None:
     a = servers()
     a.add(oai.error_reply(429, "Rate limit reached", retry_after=1), oai.text_reply("after the wait"))
     cfg = TollwaySettings.from_dict({
@@ -617,7 +624,7 @@ def test_429_with_retry_after_waits_about_a_second_then_succeeds(servers: Callab
         "router": {"backoff": {"base": 0.05, "max": 0.1}},
     })
     started = time.perf_counter()
-    response = model("smart", cfg).complete("hi")
+    response = driver.complete(model("smart", cfg), "hi")
     elapsed = time.perf_counter() - started
     assert response.text == "after the wait"
     assert 0.95 <= elapsed < 2.0
@@ -626,7 +633,9 @@ def test_429_with_retry_after_waits_about_a_second_then_succeeds(servers: Callab
     assert attempt.deployment == "A" and attempt.status == 429 and "RateLimitError" in attempt.error
 
 
-def test_fallback_to_a_healthy_alias_adds_no_backoff(servers: Callable[[], FakeProvider]) -> None:
+def test_fallback_to_a_healthy_alias_adds_no_backoff(
+    servers: Callable[[], FakeProvider], driver: Driver
+) -> None:
     bad, good = servers(), servers()
     bad.default = oai.error_reply(503, "overloaded")
     good.default = oai.text_reply("from backup")
@@ -639,13 +648,13 @@ def test_fallback_to_a_healthy_alias_adds_no_backoff(servers: Callable[[], FakeP
         "fallbacks": {"primary": ["backup"]},
     })
     via_fallback, direct = model("primary", cfg), model("backup", cfg)
-    direct.complete("warm up")
+    driver.complete(direct, "warm up")
     added = []
     for _ in range(15):
         t0 = time.perf_counter()
-        response = via_fallback.complete("hi")
+        response = driver.complete(via_fallback, "hi")
         t1 = time.perf_counter()
-        direct.complete("hi")
+        driver.complete(direct, "hi")
         t2 = time.perf_counter()
         assert response.text == "from backup" and response.deployment == "good"
         added.append((t1 - t0) - (t2 - t1))
@@ -653,7 +662,9 @@ def test_fallback_to_a_healthy_alias_adds_no_backoff(servers: Callable[[], FakeP
     assert len(bad.requests) <= 3  # then the primary cools down and is skipped outright
 
 
-def test_a_hanging_deployment_times_out_then_fails_over(servers: Callable[[], FakeProvider]) -> None:
+def test_a_hanging_deployment_times_out_then_fails_over(
+    servers: Callable[[], FakeProvider], driver: Driver
+) -> None:
     slow, fast = servers(), servers()
     slow.default = Reply(200, oai.text_reply("too late").body, hang=3.0)
     fast.default = oai.text_reply("on time")
@@ -664,7 +675,7 @@ def test_a_hanging_deployment_times_out_then_fails_over(servers: Callable[[], Fa
         ]},
     })
     started = time.perf_counter()
-    response = model("smart", cfg).complete("hi")
+    response = driver.complete(model("smart", cfg), "hi")
     assert response.text == "on time" and response.deployment == "fast"
     assert time.perf_counter() - started < 2.0
     assert "TimeoutError" in response.attempts[0].error
@@ -679,14 +690,16 @@ def stream_config(first: FakeProvider, second: FakeProvider) -> TollwaySettings:
     })
 
 
-def test_a_stream_cut_before_its_first_token_fails_over(servers: Callable[[], FakeProvider]) -> None:
+def test_a_stream_cut_before_its_first_token_fails_over(
+    servers: Callable[[], FakeProvider], driver: Driver
+) -> None:
     first, second = servers(), servers()
     cut = oai.text_stream(["never", " seen"])
     cut.cut_after = 1  # only the role chunk, no content
     first.default = cut
     second.default = oai.text_stream(["Hel", "lo"])
-    with model("smart", stream_config(first, second)).stream("hi") as stream:
-        text = "".join(e.text for e in stream if isinstance(e, TextDelta))
+    stream = driver.stream_collect(model("smart", stream_config(first, second)), "hi")
+    text = "".join(e.text for e in stream.events if isinstance(e, TextDelta))
     assert text == "Hello"
     assert stream.response is not None and stream.response.deployment == "second"
     assert len(first.requests) == 1 and len(second.requests) == 1
@@ -694,18 +707,17 @@ def test_a_stream_cut_before_its_first_token_fails_over(servers: Callable[[], Fa
 
 def test_a_stream_cut_after_its_first_token_raises_without_duplicating_text(
     servers: Callable[[], FakeProvider],
+    driver: Driver,
 ) -> None:
     first, second = servers(), servers()
     cut = oai.text_stream(["Hel", "lo", " world"])
     cut.cut_after = 2  # role chunk and "Hel", then the connection drops
     first.default = cut
     second.default = oai.text_stream(["should", " not", " run"])
-    seen: list[str] = []
-    with pytest.raises(errors.ProviderError):  # noqa: SIM117
-        with model("smart", stream_config(first, second)).stream("hi") as stream:
-            for event in stream:
-                if isinstance(event, TextDelta):
-                    seen.append(event.text)
+    events: list[Any] = []
+    with pytest.raises(errors.ProviderError):
+        driver.stream_collect(model("smart", stream_config(first, second)), "hi", into=events)
+    seen = [e.text for e in events if isinstance(e, TextDelta)]
     assert seen == ["Hel"]
     assert second.requests == []
 
@@ -722,7 +734,7 @@ async def test_async_calls_fail_over_through_the_model(servers: Callable[[], Fak
 
 
 def test_a_missing_key_variable_fails_that_deployment_only(
-    servers: Callable[[], FakeProvider], monkeypatch: pytest.MonkeyPatch
+    servers: Callable[[], FakeProvider], monkeypatch: pytest.MonkeyPatch, driver: Driver
 ) -> None:
     monkeypatch.delenv("TOLLWAY_TEST_ABSENT_KEY", raising=False)
     a, b = servers(), servers()
@@ -731,7 +743,7 @@ def test_a_missing_key_variable_fails_that_deployment_only(
         deployment(a, "A", weight=1e9, api_key="env:TOLLWAY_TEST_ABSENT_KEY"),
         deployment(b, "B", weight=1e-9),
     ]}})
-    response = model("smart", cfg).complete("hi")
+    response = driver.complete(model("smart", cfg), "hi")
     assert response.text == "served by B"
     assert a.requests == []  # nothing was sent without a key
     assert "TOLLWAY_TEST_ABSENT_KEY is not set" in response.attempts[0].error
@@ -763,14 +775,14 @@ def test_a_tollway_yaml_in_the_working_directory_is_used_by_default(
     assert a.requests == []
 
 
-def agent(m: tollway.Model) -> str:
+def agent(m: tollway.Model, driver: Driver) -> str:
     """'Agent code': the same function whatever model the config names."""
-    return m.complete([{"role": "user", "content": "Summarise the findings."}]).text
+    return driver.complete(m, [{"role": "user", "content": "Summarise the findings."}]).text
 
 
 @pytest.mark.parametrize("via", ["ledger object", "ledger section"])
 def test_same_code_on_two_configs_records_the_configured_models(
-    servers: Callable[[], FakeProvider], tmp_path: Path, via: str
+    servers: Callable[[], FakeProvider], tmp_path: Path, via: str, driver: Driver
 ) -> None:
     ledger_mod = pytest.importorskip("tollway.core.stores.open")
     spend = pytest.importorskip("tollway.core.reports").spend
@@ -791,10 +803,10 @@ def test_same_code_on_two_configs_records_the_configured_models(
         """))
         if via == "ledger object":
             ledger = ledger_mod.open_ledger(db)
-            assert agent(model("researcher", str(path), ledger=ledger)) == "summary"
+            assert agent(model("researcher", str(path), ledger=ledger), driver) == "summary"
             ledger.close()
         else:
-            assert agent(model("researcher", str(path), ledger=None)) == "summary"
+            assert agent(model("researcher", str(path), ledger=None), driver) == "summary"
     rows = spend(str(db), group_by=("alias", "provider", "model"))
     seen = {(r.group["alias"], r.group["provider"], r.group["model"]): r.calls for r in rows}
     assert seen == {
@@ -807,6 +819,7 @@ def test_same_code_on_two_configs_records_the_configured_models(
 
 def test_direct_targets_under_a_config_get_its_prices_and_raise_errors_unchanged(
     servers: Callable[[], FakeProvider],
+    driver: Driver,
 ) -> None:
     from tollway.core.types import Usage
 
@@ -816,13 +829,15 @@ def test_direct_targets_under_a_config_get_its_prices_and_raise_errors_unchanged
     cfg = TollwaySettings.from_dict({"prices": {"openai/gpt-4o-mini": {"input": 7, "output": 9}}})
     m = tollway.Model("openai/gpt-4o-mini", api_key=KEY, api_base=a.url, config=cfg, ledger=False)
     assert m.alias is None
-    assert m.complete("hi").cost_nanos == 7_000_000_000
+    assert driver.complete(m, "hi").cost_nanos == 7_000_000_000
     with pytest.raises(errors.ServerError):  # one attempt, the provider's own error
-        m.complete("hi")
+        driver.complete(m, "hi")
     assert len(a.requests) == 2
 
 
-def test_config_attribution_defaults_sit_under_the_callers_scope(servers: Callable[[], FakeProvider]) -> None:
+def test_config_attribution_defaults_sit_under_the_callers_scope(
+    servers: Callable[[], FakeProvider], driver: Driver
+) -> None:
     a = servers()
     a.default = oai.text_reply("ok")
     cfg = TollwaySettings.from_dict({
@@ -831,7 +846,7 @@ def test_config_attribution_defaults_sit_under_the_callers_scope(servers: Callab
     })
     m = model("smart", cfg)
     with tollway.attribute(project="search"):
-        response = m.complete("hi")
+        response = driver.complete(m, "hi")
     assert response.attribution["org"] == "acme"
     assert response.attribution["project"] == "search"
 
@@ -857,11 +872,12 @@ def guarded_config(servers: Callable[[], FakeProvider], **sections: Any) -> tupl
 
 def test_a_deployment_over_its_budget_is_skipped_and_another_serves(
     servers: Callable[[], FakeProvider],
+    driver: Driver,
 ) -> None:
     cfg, a, b = guarded_config(servers, budgets=[
         {"scope": {"deployment": "A"}, "limit": 0, "unit": "requests", "period": "day"},
     ])
-    response = model("smart", cfg).complete("hi")
+    response = driver.complete(model("smart", cfg), "hi")
     assert response.text == "from B" and response.deployment == "B"
     assert a.requests == [] and len(b.requests) == 1  # the denied one was never called
     assert "BudgetExceededError" in response.attempts[0].error
@@ -869,12 +885,13 @@ def test_a_deployment_over_its_budget_is_skipped_and_another_serves(
 
 def test_when_every_deployment_is_over_budget_the_budget_error_surfaces(
     servers: Callable[[], FakeProvider],
+    driver: Driver,
 ) -> None:
     cfg, a, b = guarded_config(servers, budgets=[
         {"scope": "all", "limit": 0, "unit": "requests", "period": "day"},
     ])
     with pytest.raises(errors.BudgetExceededError):
-        model("smart", cfg).complete("hi")
+        driver.complete(model("smart", cfg), "hi")
     assert a.requests == [] and b.requests == []
 
 
@@ -885,14 +902,14 @@ def closed_today() -> list[str]:
 
 @pytest.mark.parametrize("target", ["smart", "openai/gpt-4o-mini"])
 def test_outside_allowed_hours_the_call_is_rerouted_to_the_configured_alias(
-    servers: Callable[[], FakeProvider], target: str
+    servers: Callable[[], FakeProvider], target: str, driver: Driver
 ) -> None:
     cfg, a, b = guarded_config(servers, hours=[{
         "scope": "all", "windows": "daily", "holidays": closed_today(),
         "action": "reroute", "to": "cheap",
     }])
     kw = {} if target == "smart" else {"api_key": KEY, "api_base": a.url}
-    response = model(target, cfg, **kw).complete("hi")
+    response = driver.complete(model(target, cfg, **kw), "hi")
     assert response.text == "from B" and response.deployment == "cheap-B"
     assert a.requests == [] and len(b.requests) == 1
 
@@ -944,7 +961,7 @@ def test_a_cooldown_in_one_process_is_seen_by_another(redis_prefix: str) -> None
 @needs_redis
 @pytest.mark.services
 def test_models_on_two_configs_sharing_redis_skip_a_deployment_the_other_cooled(
-    servers: Callable[[], FakeProvider], redis_prefix: str
+    servers: Callable[[], FakeProvider], redis_prefix: str, driver: Driver
 ) -> None:
     from tollway.core.assembly import health_board
     from tollway.core.routing import redis_board
@@ -960,13 +977,15 @@ def test_models_on_two_configs_sharing_redis_skip_a_deployment_the_other_cooled(
     worker_1, worker_2 = TollwaySettings.from_dict(data), TollwaySettings.from_dict(data)
     for settings in (worker_1, worker_2):
         assert isinstance(health_board(settings), redis_board.RedisHealthBoard)
-    assert model("smart", worker_1).complete("hi").deployment == "B"
+    assert driver.complete(model("smart", worker_1), "hi").deployment == "B"
     assert len(a.requests) == 1
-    assert model("smart", worker_2).complete("hi").deployment == "B"
+    assert driver.complete(model("smart", worker_2), "hi").deployment == "B"
     assert len(a.requests) == 1  # the second worker never called the cooled deployment
 
 
-def test_routing_survives_an_unreachable_redis(caplog: pytest.LogCaptureFixture) -> None:
+def test_routing_survives_an_unreachable_redis(
+    caplog: pytest.LogCaptureFixture, driver: Driver
+) -> None:
     pytest.importorskip("redis")
     from tollway.core.routing.redis_board import RedisHealthBoard
 
@@ -974,7 +993,7 @@ def test_routing_survives_an_unreachable_redis(caplog: pytest.LogCaptureFixture)
     board = RedisHealthBoard("redis://127.0.0.1:9/0", refresh=0, allowed_fails=1, cooldown=10)
     r = router({"smart": [dep("A", weight=1e9), dep("B", weight=1e-9)]}, t, board=board)
     script = Script(A=[server_error], B=["ok"])
-    assert r.run(ctx(), script) == "ok"
-    assert r.run(ctx(), script) == "ok"
+    assert driver.route(r, ctx(), script) == "ok"
+    assert driver.route(r, ctx(), script) == "ok"
     assert script.calls == ["A", "B", "B"]  # the local breaker still works
     assert "shared deployment health in Redis is unavailable" in caplog.text

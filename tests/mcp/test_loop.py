@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from tests.conftest import Driver
 from tests.fakes import replies_openai as oai
 from tests.fakes.server import FakeProvider
 from tests.mcp.conftest import Dialect, RunningServer, results, time_server, toolbox
@@ -31,7 +32,6 @@ from tollway.mcp import (
     ToolCallRequest,
     ToolCallStarted,
     ToolLoopEnd,
-    arun_tools,
     astream_tools,
 )
 
@@ -57,13 +57,13 @@ def sent(fake: FakeProvider, index: int) -> str:
 
 
 async def test_model_asks_for_a_tool_the_server_runs_it_and_the_answer_comes_back(
-    mcp: MCPClient, fake: FakeProvider, dialect: Dialect
+    mcp: MCPClient, fake: FakeProvider, dialect: Dialect, driver: Driver
 ) -> None:
     fake.add(
         dialect.replies.tool_call_reply([("web__echo", {"text": "ping over http"})]),
         dialect.replies.text_reply("The server said: ping over http."),
     )
-    result = await arun_tools(dialect.model(fake), "Echo 'ping over http'.", mcp=mcp)
+    result = await driver.arun_tools(dialect.model(fake), "Echo 'ping over http'.", mcp=mcp)
     assert result.text == "The server said: ping over http."
     assert "web__echo" in sent(fake, 0) and "toolbox__describe" in sent(fake, 0)
     assert "[web] ping over http" in sent(fake, 1)  # the real tool output reached the model
@@ -76,7 +76,7 @@ async def test_model_asks_for_a_tool_the_server_runs_it_and_the_answer_comes_bac
 
 
 async def test_two_servers_exposing_the_same_tool_name_both_run_in_one_round(
-    mcp: MCPClient, fake: FakeProvider, dialect: Dialect
+    mcp: MCPClient, fake: FakeProvider, dialect: Dialect, driver: Driver
 ) -> None:
     fake.add(
         dialect.replies.tool_call_reply(
@@ -84,7 +84,7 @@ async def test_two_servers_exposing_the_same_tool_name_both_run_in_one_round(
         ),
         dialect.replies.text_reply("both answered"),
     )
-    result = await arun_tools(dialect.model(fake), "Echo on both servers.", mcp=mcp)
+    result = await driver.arun_tools(dialect.model(fake), "Echo on both servers.", mcp=mcp)
     assert [r.text for r in results(result.messages)] == ["[toolbox] a", "[other] b"]
     body = sent(fake, 1)
     assert "[toolbox] a" in body and "[other] b" in body
@@ -92,27 +92,27 @@ async def test_two_servers_exposing_the_same_tool_name_both_run_in_one_round(
 
 
 async def test_a_stateful_tool_keeps_its_state_across_rounds(
-    mcp: MCPClient, fake: FakeProvider, dialect: Dialect
+    mcp: MCPClient, fake: FakeProvider, dialect: Dialect, driver: Driver
 ) -> None:
     fake.add(
         dialect.replies.tool_call_reply([("toolbox__count", {})]),
         dialect.replies.tool_call_reply([("toolbox__count", {})]),
         dialect.replies.text_reply("counted twice"),
     )
-    result = await arun_tools(dialect.model(fake), "Count twice.", mcp=mcp)
+    result = await driver.arun_tools(dialect.model(fake), "Count twice.", mcp=mcp)
     first, second = (int(r.text) for r in results(result.messages))
     assert second == first + 1
     assert mcp.connections()["toolbox"] == 1
 
 
 async def test_a_hanging_tool_times_out_and_the_model_is_told(
-    mcp: MCPClient, fake: FakeProvider, dialect: Dialect
+    mcp: MCPClient, fake: FakeProvider, dialect: Dialect, driver: Driver
 ) -> None:
     fake.add(
         dialect.replies.tool_call_reply([("toolbox__hang", {"seconds": 30})]),
         dialect.replies.text_reply("The tool timed out."),
     )
-    result = await arun_tools(dialect.model(fake), "Wait.", mcp=mcp, tool_timeout=0.3)
+    result = await driver.arun_tools(dialect.model(fake), "Wait.", mcp=mcp, tool_timeout=0.3)
     (tool_result,) = results(result.messages)
     assert tool_result.is_error and "timed out after 0.3 s" in tool_result.text
     assert "timed out after 0.3 s" in sent(fake, 1)
@@ -121,13 +121,13 @@ async def test_a_hanging_tool_times_out_and_the_model_is_told(
 
 
 async def test_a_tool_that_raises_returns_an_error_result_to_the_model(
-    mcp: MCPClient, fake: FakeProvider, dialect: Dialect
+    mcp: MCPClient, fake: FakeProvider, dialect: Dialect, driver: Driver
 ) -> None:
     fake.add(
         dialect.replies.tool_call_reply([("toolbox__fail", {"message": "quota exhausted"})]),
         dialect.replies.text_reply("The tool failed."),
     )
-    result = await arun_tools(dialect.model(fake), "Try it.", mcp=mcp)
+    result = await driver.arun_tools(dialect.model(fake), "Try it.", mcp=mcp)
     (tool_result,) = results(result.messages)
     assert tool_result.is_error and "quota exhausted" in tool_result.text
     assert "quota exhausted" in sent(fake, 1)
@@ -135,7 +135,7 @@ async def test_a_tool_that_raises_returns_an_error_result_to_the_model(
 
 
 async def test_a_server_that_dies_mid_run_is_reported_and_reconnected(
-    mcp: MCPClient, fake: FakeProvider, dialect: Dialect
+    mcp: MCPClient, fake: FakeProvider, dialect: Dialect, driver: Driver
 ) -> None:
     fake.add(
         dialect.replies.tool_call_reply([("box__count", {})]),
@@ -144,7 +144,7 @@ async def test_a_server_that_dies_mid_run_is_reported_and_reconnected(
         dialect.replies.text_reply("recovered"),
     )
     disconnects, sessions = len(mcp.disconnects), mcp.connections()["box"]
-    result = await arun_tools(dialect.model(fake), "Go.", mcp=mcp)
+    result = await driver.arun_tools(dialect.model(fake), "Go.", mcp=mcp)
     assert [d.server for d in mcp.disconnects[disconnects:]] == ["box"]
     assert mcp.connections()["box"] == sessions + 1
     before, crashed, after = results(result.messages)
@@ -157,7 +157,7 @@ async def test_a_server_that_dies_mid_run_is_reported_and_reconnected(
 
 
 async def test_ledger_records_every_round_and_every_tool_call_under_one_trace(
-    mcp: MCPClient, fake: FakeProvider, dialect: Dialect
+    mcp: MCPClient, fake: FakeProvider, dialect: Dialect, driver: Driver
 ) -> None:
     ledger = open_ledger("memory")
     fake.add(
@@ -167,7 +167,7 @@ async def test_ledger_records_every_round_and_every_tool_call_under_one_trace(
         ),
         dialect.replies.text_reply("done"),
     )
-    result = await arun_tools(dialect.model(fake, ledger=ledger), "Go.", mcp=mcp)
+    result = await driver.arun_tools(dialect.model(fake, ledger=ledger), "Go.", mcp=mcp)
     rows = ledger.records()  # type: ignore[attr-defined]
     model_rows = [r for r in rows if r.kind == "model"]
     tool_rows = [r for r in rows if r.kind == "tool"]
@@ -187,7 +187,7 @@ async def test_ledger_records_every_round_and_every_tool_call_under_one_trace(
 
 
 async def test_the_approval_hook_can_deny_edit_and_approve_calls(
-    mcp: MCPClient, fake: FakeProvider
+    mcp: MCPClient, fake: FakeProvider, driver: Driver
 ) -> None:
     seen: list[ToolCallRequest] = []
 
@@ -207,7 +207,7 @@ async def test_the_approval_hook_can_deny_edit_and_approve_calls(
     )
     ledger = open_ledger("memory")
     model = Dialect("openai", "openai/gpt-4o-mini", oai).model(fake, ledger=ledger)
-    result = await arun_tools(model, "Go.", mcp=mcp, on_tool_call=approve)
+    result = await driver.arun_tools(model, "Go.", mcp=mcp, on_tool_call=approve)
     assert [(r.server, r.tool, r.arguments) for r in seen] == [
         ("toolbox", "fail", {}), ("toolbox", "echo", {"text": "original"}), ("other", "echo", {"text": "ok"}),
     ]
@@ -220,14 +220,14 @@ async def test_the_approval_hook_can_deny_edit_and_approve_calls(
 
 
 async def test_invalid_arguments_and_unknown_tools_go_back_to_the_model(
-    mcp: MCPClient, fake: FakeProvider
+    mcp: MCPClient, fake: FakeProvider, driver: Driver
 ) -> None:
     broken = oai.tool_call_reply([("toolbox__echo", {}), ("toolbox__teleport", {"to": "mars"})])
     assert isinstance(broken.body, dict)
     broken.body["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] = '{"text": oops'
     fake.add(broken, oai.tool_call_reply([("toolbox__echo", {"text": "fixed"})]), oai.text_reply("ok"))
     model = Dialect("openai", "openai/gpt-4o-mini", oai).model(fake)
-    result = await arun_tools(model, "Go.", mcp=mcp)
+    result = await driver.arun_tools(model, "Go.", mcp=mcp)
     bad_args, unknown, fixed = results(result.messages)
     assert bad_args.is_error and "not valid" in bad_args.text and "JSON object" in bad_args.text
     assert unknown.is_error and "no tool named 'toolbox__teleport'" in unknown.text
@@ -235,35 +235,43 @@ async def test_invalid_arguments_and_unknown_tools_go_back_to_the_model(
     assert fixed.text == "[toolbox] fixed"
 
 
-async def test_max_rounds_stops_the_loop_with_the_transcript(mcp: MCPClient, fake: FakeProvider) -> None:
+async def test_max_rounds_stops_the_loop_with_the_transcript(
+    mcp: MCPClient, fake: FakeProvider, driver: Driver
+) -> None:
     fake.default = oai.tool_call_reply([("toolbox__echo", {"text": "again"})])
     model = Dialect("openai", "openai/gpt-4o-mini", oai).model(fake)
     with pytest.raises(ToolLoopError, match="max_rounds=3") as info:
-        await arun_tools(model, "Loop forever.", mcp=mcp, max_rounds=3)
+        await driver.arun_tools(model, "Loop forever.", mcp=mcp, max_rounds=3)
     assert len(fake.requests) == 3
     transcript = info.value.transcript
     assert [m.role for m in transcript] == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
 
 
-async def test_on_tool_error_raise_stops_at_the_first_failed_call(mcp: MCPClient, fake: FakeProvider) -> None:
+async def test_on_tool_error_raise_stops_at_the_first_failed_call(
+    mcp: MCPClient, fake: FakeProvider, driver: Driver
+) -> None:
     fake.add(oai.tool_call_reply([("toolbox__fail", {"message": "broken"})]), oai.text_reply("unused"))
     model = Dialect("openai", "openai/gpt-4o-mini", oai).model(fake)
     with pytest.raises(ToolLoopError, match="broken") as info:
-        await arun_tools(model, "Go.", mcp=mcp, on_tool_error="raise")
+        await driver.arun_tools(model, "Go.", mcp=mcp, on_tool_error="raise")
     assert len(fake.requests) == 1
     assert info.value.transcript[-1].role == "tool"
 
 
-async def test_a_forced_tool_choice_applies_to_the_first_round_only(mcp: MCPClient, fake: FakeProvider) -> None:
+async def test_a_forced_tool_choice_applies_to_the_first_round_only(
+    mcp: MCPClient, fake: FakeProvider, driver: Driver
+) -> None:
     fake.add(oai.tool_call_reply([("toolbox__echo", {"text": "x"})]), oai.text_reply("done"))
     model = Dialect("openai", "openai/gpt-4o-mini", oai).model(fake)
-    await arun_tools(model, "Go.", mcp=mcp, tool_choice="required", temperature=0)
+    await driver.arun_tools(model, "Go.", mcp=mcp, tool_choice="required", temperature=0)
     first, second = (r.json for r in fake.requests)
     assert first["tool_choice"] == "required" and "tool_choice" not in second
     assert first["temperature"] == 0 == second["temperature"]
 
 
-async def test_local_python_tools_run_beside_mcp_tools(mcp: MCPClient, fake: FakeProvider) -> None:
+async def test_local_python_tools_run_beside_mcp_tools(
+    mcp: MCPClient, fake: FakeProvider, driver: Driver
+) -> None:
     def local_weather(city: str) -> dict[str, Any]:
         """Weather for a city."""
         return {"city": city, "sky": "clear"}
@@ -277,7 +285,7 @@ async def test_local_python_tools_run_beside_mcp_tools(mcp: MCPClient, fake: Fak
         fake, ledger=ledger, attribution={"project": "forecasts", "org": "acme"}
     )
     with attribute(org="override"):
-        result = await arun_tools(model, "Weather?", mcp=mcp, tools=[local_weather])
+        result = await driver.arun_tools(model, "Weather?", mcp=mcp, tools=[local_weather])
     tools_sent = {t["function"]["name"] for t in fake.requests[0].json["tools"]}
     assert {"local_weather", "toolbox__echo"} <= tools_sent
     weather, echo = results(result.messages)
@@ -318,23 +326,25 @@ class CountingGuard:
     async def arelease(self) -> None: ...
 
 
-async def test_budgets_are_checked_on_every_round(mcp: MCPClient, fake: FakeProvider) -> None:
+async def test_budgets_are_checked_on_every_round(
+    mcp: MCPClient, fake: FakeProvider, driver: Driver
+) -> None:
     fake.default = oai.tool_call_reply([("toolbox__echo", {"text": "again"})])
     guard = CountingGuard(allow=2)
     model = Dialect("openai", "openai/gpt-4o-mini", oai).model(fake, guards=[guard])
     with pytest.raises(BudgetExceededError):
-        await arun_tools(model, "Go.", mcp=mcp)
+        await driver.arun_tools(model, "Go.", mcp=mcp)
     assert guard.reserved == 3 and len(fake.requests) == 2
 
 
-async def test_mcp_server_time_answers_through_the_loop(fake: FakeProvider) -> None:
+async def test_mcp_server_time_answers_through_the_loop(fake: FakeProvider, driver: Driver) -> None:
     fake.add(
         oai.tool_call_reply([("time__get_current_time", {"timezone": "Asia/Tokyo"})]),
         oai.text_reply("It is evening in Tokyo."),
     )
     model = Dialect("openai", "openai/gpt-4o-mini", oai).model(fake)
     async with MCPClient([time_server()]) as client:
-        result = await arun_tools(model, "Time in Tokyo?", mcp=client)
+        result = await driver.arun_tools(model, "Time in Tokyo?", mcp=client)
     (tool_result,) = results(result.messages)
     assert json.loads(tool_result.text)["timezone"] == "Asia/Tokyo"
     assert "Asia/Tokyo" in fake.requests[1].json["messages"][2]["content"]
@@ -370,13 +380,13 @@ async def test_streamed_loop_yields_text_tool_events_and_the_result(
 
 
 async def test_an_image_result_reaches_the_model_as_an_image(
-    mcp: MCPClient, fake: FakeProvider, dialect: Dialect
+    mcp: MCPClient, fake: FakeProvider, dialect: Dialect, driver: Driver
 ) -> None:
     fake.add(
         dialect.replies.tool_call_reply([("toolbox__picture", {})]),
         dialect.replies.text_reply("A transparent pixel."),
     )
-    result = await arun_tools(dialect.model(fake), "Show me the picture.", mcp=mcp)
+    result = await driver.arun_tools(dialect.model(fake), "Show me the picture.", mcp=mcp)
     (tool_result,) = results(result.messages)
     assert isinstance(tool_result.content, list)
     assert "iVBORw0KGgo" in sent(fake, 1)  # the PNG, base64, in the dialect's image form

@@ -1,4 +1,5 @@
-"""The synchronous tool loop (``Model.run_tools``) with a SyncMCPClient."""
+"""The tool loop with a SyncMCPClient (its sessions on a private loop thread), on both
+drivers; the sync loop's refusal inside an event loop."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 
 import pytest
 
+from tests.conftest import Driver
 from tests.fakes import replies_openai as oai
 from tests.fakes.server import FakeProvider
 from tests.mcp.conftest import Dialect, results, toolbox
@@ -16,7 +18,7 @@ from tollway.mcp import MCPClient, arun_tools, run_tools
 OPENAI = Dialect("openai", "openai/gpt-4o-mini", oai)
 
 
-def test_sync_run_tools_with_a_sync_client(fake: FakeProvider) -> None:
+def test_run_tools_with_a_sync_client(fake: FakeProvider, driver: Driver) -> None:
     fake.add(
         oai.tool_call_reply([("box__count", {}), ("box__count", {})]),
         oai.tool_call_reply([("box__count", {})]),
@@ -26,8 +28,8 @@ def test_sync_run_tools_with_a_sync_client(fake: FakeProvider) -> None:
     model = OPENAI.model(fake, ledger=ledger)
     with MCPClient([toolbox("box", price_per_call="0.01")]).sync() as client:
         decisions: list[str] = []
-        result = run_tools(model,
-            "Count.", mcp=client, on_tool_call=lambda req: decisions.append(req.name) or True
+        result = driver.run_tools(
+            model, "Count.", mcp=client, on_tool_call=lambda req: decisions.append(req.name) or True
         )
     assert sorted(int(r.text) for r in results(result.messages)) == [1, 2, 3]
     assert decisions == ["box__count"] * 3

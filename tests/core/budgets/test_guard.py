@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import tollway
+from tests.conftest import Driver
 from tests.core.budgets import support
 from tests.fakes import replies_openai as oai
 from tests.fakes.server import FakeProvider
@@ -63,23 +64,25 @@ def rows(g: Budgets) -> dict[tuple[str, str], Any]:
 # --------------------------------------------------------------------------- scopes
 
 
-def test_each_user_gets_their_own_budget(fake: FakeProvider) -> None:
+def test_each_user_gets_their_own_budget(fake: FakeProvider, driver: Driver) -> None:
     g = guard(BudgetPolicy(scope={"user": "each"}, limit="0.000005", period="day"))
     m = model(fake, g)
     with tollway.attribute(user="alice"):
-        m.complete("hi", max_tokens=5)
+        driver.complete(m, "hi", max_tokens=5)
         with pytest.raises(errors.BudgetExceededError) as denied:
-            m.complete("hi", max_tokens=5)
+            driver.complete(m, "hi", max_tokens=5)
     with tollway.attribute(user="bob"):
-        m.complete("hi", max_tokens=5)
+        driver.complete(m, "hi", max_tokens=5)
     assert "user=alice" in denied.value.scope
     assert len(fake.requests) == 2
     status = rows(g)
     assert status[("user/usd/day", "user=alice")].spent == status[("user/usd/day", "user=bob")].spent
-    m.complete("hi", max_tokens=5)  # no user: outside every "user: each" budget
+    driver.complete(m, "hi", max_tokens=5)  # no user: outside every "user: each" budget
 
 
-def test_a_call_is_checked_against_every_budget_it_falls_in(fake: FakeProvider) -> None:
+def test_a_call_is_checked_against_every_budget_it_falls_in(
+    fake: FakeProvider, driver: Driver
+) -> None:
     g = guard(
         BudgetPolicy(name="org", scope={"org": "acme"}, limit=1, period="month"),
         BudgetPolicy(name="project", scope={"org": "acme", "project": "search"}, limit=1,
@@ -88,10 +91,10 @@ def test_a_call_is_checked_against_every_budget_it_falls_in(fake: FakeProvider) 
     )
     m = model(fake, g)
     with tollway.attribute(org="acme", project="search", user="alice"):
-        m.complete("hi", max_tokens=5)
-        m.complete("hi", max_tokens=5)
+        driver.complete(m, "hi", max_tokens=5)
+        driver.complete(m, "hi", max_tokens=5)
         with pytest.raises(errors.BudgetExceededError) as denied:
-            m.complete("hi", max_tokens=5)
+            driver.complete(m, "hi", max_tokens=5)
     assert denied.value.budget == "user"  # type: ignore[attr-defined]
     status = rows(g)
     # The denied call reserved nothing anywhere (all or nothing).
@@ -101,15 +104,19 @@ def test_a_call_is_checked_against_every_budget_it_falls_in(fake: FakeProvider) 
     assert len(fake.requests) == 2
 
 
-def test_a_budget_scoped_to_a_model_leaves_other_models_alone(fake: FakeProvider) -> None:
+def test_a_budget_scoped_to_a_model_leaves_other_models_alone(
+    fake: FakeProvider, driver: Driver
+) -> None:
     g = guard(BudgetPolicy(scope={"model": "gpt-4o"}, limit=0, period="day"))
-    assert model(fake, g).complete("hi", max_tokens=5).text == "hi"
+    assert driver.complete(model(fake, g), "hi", max_tokens=5).text == "hi"
     with pytest.raises(errors.BudgetExceededError):
-        model(fake, g, "openai/gpt-4o").complete("hi", max_tokens=5)
+        driver.complete(model(fake, g, "openai/gpt-4o"), "hi", max_tokens=5)
     assert len(fake.requests) == 1
 
 
-def test_denial_reports_scope_limit_spend_reservation_request_and_reset(fake: FakeProvider) -> None:
+def test_denial_reports_scope_limit_spend_reservation_request_and_reset(
+    fake: FakeProvider, driver: Driver
+) -> None:
     clock = Clock(datetime(2025, 6, 10, 15, 0, tzinfo=BERLIN))
     g = guard(
         BudgetPolicy(name="search", scope={"project": "search"}, limit="0.00001",
@@ -117,9 +124,9 @@ def test_denial_reports_scope_limit_spend_reservation_request_and_reset(fake: Fa
         clock=clock,
     )
     m = model(fake, g, attribution={"project": "search"})
-    m.complete("hi", max_tokens=5)
+    driver.complete(m, "hi", max_tokens=5)
     with pytest.raises(errors.BudgetExceededError) as denied:
-        m.complete("hi", max_tokens=6)
+        driver.complete(m, "hi", max_tokens=6)
     err = denied.value
     assert (err.limit, err.spent, err.reserved, err.unit) == (0.00001, 0.000005, 0, "usd")
     assert err.requested == pytest.approx(0.000006)
@@ -131,49 +138,57 @@ def test_denial_reports_scope_limit_spend_reservation_request_and_reset(fake: Fa
 # --------------------------------------------------------------------------- units
 
 
-def test_token_budget_reserves_the_estimate_and_settles_real_tokens(fake: FakeProvider) -> None:
+def test_token_budget_reserves_the_estimate_and_settles_real_tokens(
+    fake: FakeProvider, driver: Driver
+) -> None:
     g = guard(BudgetPolicy(scope="all", limit=100, unit="tokens", period="total"))
     m = model(fake, g)
-    m.complete("hi", max_tokens=50)
+    driver.complete(m, "hi", max_tokens=50)
     row = rows(g)[("all/tokens/total", "all")]
     assert (row.spent, row.reserved, row.remaining) == (15, 0, 85)
     with pytest.raises(errors.BudgetExceededError) as denied:
-        m.complete("hi", max_tokens=80)  # 8 estimated input + 80 output > 85 left
+        driver.complete(m, "hi", max_tokens=80)  # 8 estimated input + 80 output > 85 left
     assert denied.value.unit == "tokens" and denied.value.requested == 88
     assert row.resets_at is None
 
 
-def test_input_and_output_token_budgets_count_their_side_only(fake: FakeProvider) -> None:
+def test_input_and_output_token_budgets_count_their_side_only(
+    fake: FakeProvider, driver: Driver
+) -> None:
     g = guard(
         BudgetPolicy(name="in", limit=1000, unit="input_tokens", period="day"),
         BudgetPolicy(name="out", limit=1000, unit="output_tokens", period="day"),
     )
-    model(fake, g).complete("hi", max_tokens=50)
+    driver.complete(model(fake, g), "hi", max_tokens=50)
     status = rows(g)
     assert (status[("in", "all")].spent, status[("out", "all")].spent) == (10, 5)
 
 
-def test_request_budget_counts_calls(fake: FakeProvider) -> None:
+def test_request_budget_counts_calls(fake: FakeProvider, driver: Driver) -> None:
     g = guard(BudgetPolicy(limit=2, unit="requests", period="hour"))
     m = model(fake, g)
-    m.complete("hi")
-    m.complete("hi")
+    driver.complete(m, "hi")
+    driver.complete(m, "hi")
     with pytest.raises(errors.BudgetExceededError, match="limit 2 requests"):
-        m.complete("hi")
+        driver.complete(m, "hi")
     assert len(fake.requests) == 2
 
 
-def test_unpriced_model_is_denied_by_a_usd_budget_by_default(fake: FakeProvider) -> None:
+def test_unpriced_model_is_denied_by_a_usd_budget_by_default(
+    fake: FakeProvider, driver: Driver
+) -> None:
     g = guard(BudgetPolicy(limit=100, period="day"), prices=PriceBook())
     m = model(fake, g, "openai/tollway-unknown-model-x")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnpricedModelWarning)
         with pytest.raises(UnpricedModelDeniedError, match=r"no known price.*unpriced: allow"):
-            m.complete("hi")
+            driver.complete(m, "hi")
     assert fake.requests == []
 
 
-def test_unpriced_allow_lets_the_call_through_at_zero_usd(fake: FakeProvider) -> None:
+def test_unpriced_allow_lets_the_call_through_at_zero_usd(
+    fake: FakeProvider, driver: Driver
+) -> None:
     g = guard(
         BudgetPolicy(limit="0.01", period="day", unpriced="allow"),
         BudgetPolicy(name="tok", limit=10_000, unit="tokens", period="day"),
@@ -182,7 +197,7 @@ def test_unpriced_allow_lets_the_call_through_at_zero_usd(fake: FakeProvider) ->
     m = model(fake, g, "openai/tollway-unknown-model-x")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnpricedModelWarning)
-        assert m.complete("hi").cost_nanos is None
+        assert driver.complete(m, "hi").cost_nanos is None
     status = rows(g)
     assert status[("all/usd/day", "all")].spent == 0
     assert status[("tok", "all")].spent == 15  # token budgets need no price
@@ -191,47 +206,51 @@ def test_unpriced_allow_lets_the_call_through_at_zero_usd(fake: FakeProvider) ->
 # --------------------------------------------------------------------------- periods
 
 
-def test_day_budget_resets_at_midnight_in_its_timezone(fake: FakeProvider) -> None:
+def test_day_budget_resets_at_midnight_in_its_timezone(fake: FakeProvider, driver: Driver) -> None:
     clock = Clock(datetime(2025, 3, 29, 23, 59, 59, tzinfo=BERLIN))
     g = guard(BudgetPolicy(limit="0.000005", period="day", timezone="Europe/Berlin"), clock=clock)
     m = model(fake, g)
-    m.complete("hi", max_tokens=5)
+    driver.complete(m, "hi", max_tokens=5)
     with pytest.raises(errors.BudgetExceededError) as denied:
-        m.complete("hi", max_tokens=5)
+        driver.complete(m, "hi", max_tokens=5)
     assert denied.value.resets_at == datetime(2025, 3, 30, tzinfo=BERLIN)
     clock.set(datetime(2025, 3, 30, 0, 0, tzinfo=BERLIN))  # the DST-change day begins
-    m.complete("hi", max_tokens=5)
+    driver.complete(m, "hi", max_tokens=5)
     with pytest.raises(errors.BudgetExceededError) as again:
-        m.complete("hi", max_tokens=5)
+        driver.complete(m, "hi", max_tokens=5)
     # The next day starts 23 real hours later (clocks jump forward that night).
     assert again.value.resets_at is not None
     assert again.value.resets_at.timestamp() - clock.now == 23 * 3600
     assert len(fake.requests) == 2
 
 
-def test_month_budget_resets_on_the_first_after_a_leap_february(fake: FakeProvider) -> None:
+def test_month_budget_resets_on_the_first_after_a_leap_february(
+    fake: FakeProvider, driver: Driver
+) -> None:
     clock = Clock(datetime(2024, 2, 29, 23, 0, tzinfo=UTC))
     g = guard(BudgetPolicy(limit="0.000005", period="month"), clock=clock)
     m = model(fake, g)
-    m.complete("hi", max_tokens=5)
+    driver.complete(m, "hi", max_tokens=5)
     with pytest.raises(errors.BudgetExceededError) as denied:
-        m.complete("hi", max_tokens=5)
+        driver.complete(m, "hi", max_tokens=5)
     assert denied.value.resets_at == datetime(2024, 3, 1, tzinfo=UTC)
     clock.set(datetime(2024, 3, 1, tzinfo=UTC))
-    m.complete("hi", max_tokens=5)
+    driver.complete(m, "hi", max_tokens=5)
 
 
-def test_reservation_of_a_holder_that_never_returns_expires_after_its_ttl() -> None:
+def test_reservation_of_a_holder_that_never_returns_expires_after_its_ttl(
+    driver: Driver,
+) -> None:
     clock = Clock(datetime(2025, 1, 1, 12, tzinfo=UTC))
     g = guard(BudgetPolicy(limit="0.000005", period="day"), clock=clock, reservation_ttl=30)
-    g.reserve(support.call_context(), support.deployment())  # never settled
+    driver.reserve(g, support.call_context(), support.deployment())  # never settled
     with pytest.raises(errors.BudgetExceededError):
-        g.reserve(support.call_context(), support.deployment())
+        driver.reserve(g, support.call_context(), support.deployment())
     clock.now += 30
-    hold = g.reserve(support.call_context(), support.deployment())
-    hold.settle(USAGE, support.CALL_NANOS)
-    hold.settle(USAGE, support.CALL_NANOS)  # a second settle changes nothing
-    hold.release()
+    hold = driver.reserve(g, support.call_context(), support.deployment())
+    driver.settle(hold, USAGE, support.CALL_NANOS)
+    driver.settle(hold, USAGE, support.CALL_NANOS)  # a second settle changes nothing
+    driver.release(hold)
     (row,) = g.status()
     assert (row.spent, row.reserved) == (Decimal("0.000005"), 0)
 
@@ -241,41 +260,45 @@ def test_reservation_of_a_holder_that_never_returns_expires_after_its_ttl() -> N
 
 def test_requests_per_minute_denies_with_retry_after_and_resets_next_minute(
     fake: FakeProvider,
+    driver: Driver,
 ) -> None:
     clock = Clock(datetime(2025, 1, 1, 12, 0, 15, tzinfo=UTC))
     g = guard(rate_limits=[RateLimitPolicy(scope={"user": "each"}, requests_per_minute=2)],
               clock=clock)
     m = model(fake, g, attribution={"user": "alice"})
-    m.complete("hi")
-    m.complete("hi")
+    driver.complete(m, "hi")
+    driver.complete(m, "hi")
     with pytest.raises(RateLimitExceededError) as denied:
-        m.complete("hi")
+        driver.complete(m, "hi")
     assert denied.value.retry_after == 45
     assert isinstance(denied.value, errors.BudgetExceededError)
     assert "rate limit for user=alice" in str(denied.value)
     clock.now += 45
-    m.complete("hi")
+    driver.complete(m, "hi")
     assert len(fake.requests) == 3
 
 
 def test_tokens_per_minute_reserve_the_estimate_and_keep_the_real_count(
     fake: FakeProvider,
+    driver: Driver,
 ) -> None:
     clock = Clock(datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC))
     g = guard(rate_limits=[RateLimitPolicy(tokens_per_minute=100)], clock=clock)
     m = model(fake, g)
-    m.complete("hi", max_tokens=60)  # reserves 68, settles 15
-    m.complete("hi", max_tokens=60)  # fits again because only 15 were used
+    driver.complete(m, "hi", max_tokens=60)  # reserves 68, settles 15
+    driver.complete(m, "hi", max_tokens=60)  # fits again because only 15 were used
     (row,) = g.status()
     assert (row.budget, row.spent, row.reserved) == ("rate:all/tokens", 30, 0)
     with pytest.raises(RateLimitExceededError):
-        m.complete("hi", max_tokens=70)
+        driver.complete(m, "hi", max_tokens=70)
 
 
 # --------------------------------------------------------------------------- soft threshold
 
 
-def test_soft_threshold_fires_once_per_period(fake: FakeProvider, caplog: Any) -> None:
+def test_soft_threshold_fires_once_per_period(
+    fake: FakeProvider, caplog: Any, driver: Driver
+) -> None:
     clock = Clock(datetime(2025, 1, 1, 10, tzinfo=UTC))
     events: list[SoftLimitEvent] = []
     g = guard(
@@ -283,61 +306,67 @@ def test_soft_threshold_fires_once_per_period(fake: FakeProvider, caplog: Any) -
         clock=clock,
     )
     m = model(fake, g)
-    m.complete("hi", max_tokens=5)
+    driver.complete(m, "hi", max_tokens=5)
     assert events == []
-    m.complete("hi", max_tokens=5)  # 10,000 of 20,000 nano-USD: crosses 50%
-    m.complete("hi", max_tokens=5)
+    driver.complete(m, "hi", max_tokens=5)  # 10,000 of 20,000 nano-USD: crosses 50%
+    driver.complete(m, "hi", max_tokens=5)
     assert len(events) == 1
     assert (events[0].spent, events[0].limit, events[0].threshold) == (0.00001, 0.00002, 0.5)
     assert "reached 50% of its limit" in caplog.text
     clock.set(datetime(2025, 1, 2, 10, tzinfo=UTC))
-    m.complete("hi", max_tokens=5)
-    m.complete("hi", max_tokens=5)
+    driver.complete(m, "hi", max_tokens=5)
+    driver.complete(m, "hi", max_tokens=5)
     assert len(events) == 2 and events[1].period_start > events[0].period_start
 
 
-def test_a_failing_soft_limit_callback_does_not_fail_the_call(fake: FakeProvider) -> None:
+def test_a_failing_soft_limit_callback_does_not_fail_the_call(
+    fake: FakeProvider, driver: Driver
+) -> None:
     def boom(event: SoftLimitEvent) -> None:
         raise RuntimeError("callback bug")
 
     g = guard(BudgetPolicy(limit="0.00001", period="day", soft_threshold=0.1), on_soft_limit=boom)
-    assert model(fake, g).complete("hi", max_tokens=5).text == "hi"
+    assert driver.complete(model(fake, g), "hi", max_tokens=5).text == "hi"
 
 
 # --------------------------------------------------------------------------- allowed hours
 
 
-def test_outside_allowed_hours_the_call_is_denied_with_next_open(fake: FakeProvider) -> None:
+def test_outside_allowed_hours_the_call_is_denied_with_next_open(
+    fake: FakeProvider, driver: Driver
+) -> None:
     clock = Clock(datetime(2025, 1, 11, 12, tzinfo=BERLIN))  # Saturday
     g = guard(hours=[HoursPolicy(scope={"project": "search"},
                                  windows=["mon-fri 08:00-19:00"], timezone="Europe/Berlin")],
               clock=clock)
     m = model(fake, g)
     with tollway.attribute(project="search"), pytest.raises(errors.OutsideAllowedHoursError) as denied:
-        m.complete("hi")
+        driver.complete(m, "hi")
     assert denied.value.next_open == datetime(2025, 1, 13, 8, tzinfo=BERLIN)
     assert denied.value.reroute_to is None  # type: ignore[attr-defined]
     assert "mon-fri 08:00-19:00 Europe/Berlin" in str(denied.value)
     with tollway.attribute(project="other"):
-        m.complete("hi")  # outside the policy's scope
+        driver.complete(m, "hi")  # outside the policy's scope
     clock.set(datetime(2025, 1, 13, 8, tzinfo=BERLIN))
     with tollway.attribute(project="search"):
-        m.complete("hi")
+        driver.complete(m, "hi")
     assert len(fake.requests) == 2
 
 
-def test_reroute_policy_names_the_alias_and_does_not_apply_on_that_alias() -> None:
+def test_reroute_policy_names_the_alias_and_does_not_apply_on_that_alias(
+    driver: Driver,
+) -> None:
     clock = Clock(datetime(2025, 1, 11, 23, tzinfo=UTC))
     g = guard(hours=[HoursPolicy(windows=["mon-fri 08:00-19:00"], action="reroute", to="small")],
               clock=clock)
     with pytest.raises(errors.OutsideAllowedHoursError) as denied:
-        g.reserve(support.call_context(alias="big"), support.deployment())
+        driver.reserve(g, support.call_context(alias="big"), support.deployment())
     assert denied.value.reroute_to == "small"  # type: ignore[attr-defined]
-    g.reserve(support.call_context(alias="small"), support.deployment())
+    driver.reserve(g, support.call_context(alias="small"), support.deployment())
 
 
 def test_config_reroutes_off_hours_calls_to_the_cheaper_alias(
-    fake: FakeProvider, monkeypatch: Any
+    fake: FakeProvider, monkeypatch: Any, driver: Driver
 ) -> None:
     monkeypatch.setenv("TW_BUDGET_TEST_KEY", support.KEY)
     today = datetime.now(UTC).date()
@@ -358,7 +387,7 @@ def test_config_reroutes_off_hours_calls_to_the_cheaper_alias(
         "ledger": False,
     })
     fake.default = oai.text_reply("hi", usage=USAGE)
-    response = Model("big", config=settings).complete("hi")
+    response = driver.complete(Model("big", config=settings), "hi")
     assert [r.json["model"] for r in fake.requests] == ["gpt-4o-mini"]
     assert response.text == "hi"
 
@@ -366,25 +395,31 @@ def test_config_reroutes_off_hours_calls_to_the_cheaper_alias(
 # --------------------------------------------------------------------------- streams, async
 
 
-def test_stream_settles_its_real_cost_when_it_ends(fake: FakeProvider) -> None:
+def test_stream_settles_its_real_cost_when_it_ends(fake: FakeProvider, driver: Driver) -> None:
     g = guard(BudgetPolicy(limit=1, period="day"))
     m = model(fake, g)
     fake.add(oai.text_stream(["a", "b"], usage=Usage(input_tokens=10, output_tokens=7)))
-    with m.stream("hi", max_tokens=20) as stream:
-        response = stream.collect()
+    response = driver.stream_collect(m, "hi", max_tokens=20).response
     (row,) = g.status()
     assert response.cost_nanos == 7_000
     assert (row.spent, row.reserved) == (Decimal("0.000007"), 0)
 
 
-def test_stream_closed_before_usage_arrives_releases_its_reservation(fake: FakeProvider) -> None:
+def test_stream_closed_before_usage_arrives_releases_its_reservation(
+    fake: FakeProvider, driver: Driver
+) -> None:
     g = guard(BudgetPolicy(limit=1, period="day"))
     m = model(fake, g)
-    fake.add(oai.text_stream(["a", "b", "c"], usage=Usage(input_tokens=10, output_tokens=7)))
-    with m.stream("hi", max_tokens=20) as stream:
-        for event in stream:
-            if isinstance(event, TextDelta):
-                break
+    reply = oai.text_stream(["a", "b", "c"], usage=Usage(input_tokens=10, output_tokens=7))
+    # Chunks 50 ms apart, so usage truly arrives after the close: written back to back,
+    # the async transport reads the whole body at once and the usage would already be
+    # known (and billed, as a partial charge) when the stream closes.
+    reply.chunk_delay = 0.05
+    fake.add(reply)
+    stream = driver.stream_collect(
+        m, "hi", max_tokens=20, until=lambda event: isinstance(event, TextDelta)
+    )
+    assert stream.response is None  # closed before it ended
     (row,) = g.status()
     assert (row.spent, row.reserved) == (0, 0)
     assert g.store.counters(0)[0].released_total == 20_000
@@ -406,6 +441,7 @@ async def test_async_calls_share_the_budget_with_sync_calls(fake: FakeProvider) 
 
 def test_status_lists_fixed_scopes_before_any_call_and_one_row_per_each_value(
     fake: FakeProvider,
+    driver: Driver,
 ) -> None:
     clock = Clock(datetime(2025, 5, 20, 9, tzinfo=UTC))
     g = guard(
@@ -421,7 +457,7 @@ def test_status_lists_fixed_scopes_before_any_call_and_one_row_per_each_value(
     m = model(fake, g)
     for user in ("bob", "alice"):
         with tollway.attribute(user=user):
-            m.complete("hi", max_tokens=5)
+            driver.complete(m, "hi", max_tokens=5)
     after = budget_status(g)
     assert [(r.budget, r.scope) for r in after] == [
         ("search", "project=search"),
@@ -438,7 +474,7 @@ def test_status_lists_fixed_scopes_before_any_call_and_one_row_per_each_value(
 
 
 def test_budget_status_of_a_settings_object_uses_its_shared_guard(
-    fake: FakeProvider, monkeypatch: Any
+    fake: FakeProvider, monkeypatch: Any, driver: Driver
 ) -> None:
     monkeypatch.setenv("TW_BUDGET_TEST_KEY", support.KEY)
     from tollway.core.config import TollwaySettings
@@ -452,7 +488,7 @@ def test_budget_status_of_a_settings_object_uses_its_shared_guard(
         "ledger": False,
     })
     fake.default = oai.text_reply("hi", usage=USAGE)
-    Model("m", config=settings, attribution={"project": "p"}).complete("hi", max_tokens=5)
+    driver.complete(Model("m", config=settings, attribution={"project": "p"}), "hi", max_tokens=5)
     (row,) = budget_status(settings)
     assert row.spent == Decimal("0.000005")
 
