@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.core.budgets.store_contract import NOW, StoreContract, charge
+from tests.core.cost.budgets.store_contract import NOW, StoreContract, charge
 from tollway.core.errors import ConfigError
 from tollway.core.stores.postgres_budgets import PostgresBudgetStore
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.core.budgets.store_contract import NOW, StoreContract, charge
+from tests.core.cost.budgets.store_contract import NOW, StoreContract, charge
 from tollway.core.stores.redis_budgets import RedisBudgetStore
 
 URL = os.environ.get("TOLLWAY_TEST_REDIS_URL")
@@ -56,7 +56,7 @@ class TestRedisStore(StoreContract):
 def test_a_guarded_call_costs_one_round_trip_to_reserve_and_one_to_settle(prefix: str) -> None:
     import redis
 
-    from tests.core.budgets import support
+    from tests.core.cost.budgets import support
     from tollway.core.cost.budgets import Budgets
     from tollway.core.cost.policy import BudgetPolicy
     from tollway.core.types import Usage

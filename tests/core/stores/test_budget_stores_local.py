@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.core.budgets.store_contract import StoreContract
+from tests.core.cost.budgets.store_contract import StoreContract
 from tollway.core.cost.budgets import Charge
 from tollway.core.cost.budgets.guard import _new_hold_id as new_hold_id
 from tollway.core.cost.budgets.memory import MemoryBudgetStore

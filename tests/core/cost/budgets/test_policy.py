@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from tests.core.budgets.support import call_context, deployment
+from tests.core.cost.budgets.support import call_context, deployment
 from tollway.core.cost.policy import BudgetPolicy, HoursPolicy, RateLimitPolicy, Scope
 
 

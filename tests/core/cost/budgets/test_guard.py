@@ -15,7 +15,7 @@ import pytest
 
 import tollway
 from tests.conftest import Driver
-from tests.core.budgets import support
+from tests.core.cost.budgets import support
 from tests.fakes import replies_openai as oai
 from tests.fakes.server import FakeProvider
 from tollway import errors

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.core.budgets import support
+from tests.core.cost.budgets import support
 from tests.fakes import replies_openai as oai
 from tests.fakes.server import FakeProvider
 from tollway.cli import main
