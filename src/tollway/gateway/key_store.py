@@ -19,6 +19,7 @@ import sqlite3
 import threading
 import time
 import zlib
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -69,7 +70,7 @@ def _row_key(row: Any) -> VirtualKey:
     )
 
 
-class _SQLKeyStore:
+class _SQLKeyStore(ABC):
     """The statements both stores run; subclasses give ``_run`` (one transaction) and
     the placeholder style."""
 
@@ -77,8 +78,9 @@ class _SQLKeyStore:
     _version_table = "key_version"
     _p = "?"
 
+    @abstractmethod
     def _run(self, statements: list[tuple[str, tuple[Any, ...]]]) -> list[Any]:
-        raise NotImplementedError
+        """Run ``statements`` in one transaction; the rows of the last one."""
 
     def _sql(self, text: str) -> str:
         return text.format(t=self._table, v=self._version_table).replace("?", self._p)
