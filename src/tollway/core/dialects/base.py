@@ -7,11 +7,12 @@ belong to the provider table (``core/providers.py``), not here.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tollway.core.errors import ProviderError
+from tollway.core.errors import ProviderError, StreamError, scrub
 from tollway.core.types import Request, Response, StreamEvent
 
 
@@ -33,6 +34,24 @@ class SSEEvent:
     data: str
     event: str | None = None
     id: str | None = None
+
+
+def sse_json(data: str, what: str = "stream event") -> dict[str, Any]:
+    """The JSON object one SSE event carries; a StreamError (with an excerpt) when it is
+    not valid JSON or not an object, so a malformed stream never passes as an answer."""
+    try:
+        payload = json.loads(data)
+    except ValueError as exc:
+        raise StreamError(
+            f"a {what} is not valid JSON ({exc.args[0] if exc.args else exc}); "
+            f"it starts with: {scrub(data, 120)}",
+            body=data,
+        ) from None
+    if not isinstance(payload, dict):
+        raise StreamError(
+            f"a {what} must be a JSON object, got {type(payload).__name__}", body=data
+        )
+    return payload
 
 
 class StreamParser(Protocol):

@@ -19,14 +19,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tollway.core.dialects.base import SSEEvent
+from tollway.core.dialects.base import SSEEvent, sse_json
 from tollway.core.dialects.openai_chat.errors import error_from_payload
 from tollway.core.dialects.openai_chat.wire import (
     REASONING_FIELDS,
     finish_reason,
     usage_from_openai,
 )
-from tollway.core.errors import StreamError, scrub
+from tollway.core.errors import StreamError
 from tollway.core.types import (
     FinishEvent,
     StreamEvent,
@@ -78,18 +78,7 @@ class OpenAIChatStreamParser:
         if data == "[DONE]":
             self._done = True
             return []
-        try:
-            chunk = json.loads(data)
-        except ValueError as exc:
-            raise StreamError(
-                f"a stream chunk is not valid JSON ({exc.args[0] if exc.args else exc}); "
-                f"chunk starts with: {scrub(data, 120)}",
-                body=data,
-            ) from None
-        if not isinstance(chunk, dict):
-            raise StreamError(
-                f"a stream chunk must be a JSON object, got {type(chunk).__name__}", body=data
-            )
+        chunk = sse_json(data, "stream chunk")
         if chunk.get("error"):
             raise error_from_payload(chunk, data)
         out: list[StreamEvent] = []

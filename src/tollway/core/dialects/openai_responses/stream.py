@@ -27,11 +27,10 @@ decrypt to the same state; either can be sent back).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
-from tollway.core.dialects.base import SSEEvent
+from tollway.core.dialects.base import SSEEvent, sse_json
 from tollway.core.dialects.openai_responses.errors import error_from_event, failed_response_error
 from tollway.core.dialects.openai_responses.request import ITEM_KEY, NAME
 from tollway.core.dialects.openai_responses.response import (
@@ -42,7 +41,7 @@ from tollway.core.dialects.openai_responses.response import (
     response_meta,
     usage_from_wire,
 )
-from tollway.core.errors import StreamError, scrub
+from tollway.core.errors import StreamError
 from tollway.core.types import (
     FinishEvent,
     StreamEvent,
@@ -84,18 +83,7 @@ class OpenAIResponsesStreamParser:
         data = event.data.strip()
         if not data or data == "[DONE]" or self._finished:
             return []
-        try:
-            payload = json.loads(data)
-        except ValueError as exc:
-            raise StreamError(
-                f"a stream event is not valid JSON ({exc.args[0] if exc.args else exc}); "
-                f"it starts with: {scrub(data, 120)}",
-                body=data,
-            ) from None
-        if not isinstance(payload, dict):
-            raise StreamError(
-                f"a stream event must be a JSON object, got {type(payload).__name__}", body=data
-            )
+        payload = sse_json(data, "stream event")
         kind = payload.get("type") or event.event
         out: list[StreamEvent] = []
         if kind == "error":
