@@ -136,4 +136,6 @@ def error_response(dialect: Dialect, exc: BaseException) -> tuple[int, dict[str,
     """``(status, headers, body)`` for ``exc`` in the client's dialect."""
     status, message, code, headers = classify(exc)
     param = exc.param if isinstance(exc, GatewayError) else None
+    if isinstance(exc, errors.InvalidRequestError):
+        param = exc.field
     return status, headers, error_body(dialect, status, message, code, param)

@@ -126,7 +126,7 @@ def part_from_openai(part: Any) -> Part:
         spec = part.get("file") or {}
         data_url = spec.get("file_data")
         if data_url and str(data_url).startswith("data:"):
-            media_type, data = _split_data_url(str(data_url))
+            media_type, data = split_data_url(str(data_url))
             return File(data=data, media_type=media_type, filename=spec.get("filename"))
         return File(file_id=spec.get("file_id"), filename=spec.get("filename"))
     raise BadRequestError(
@@ -137,12 +137,12 @@ def part_from_openai(part: Any) -> Part:
 def image_from_url(url: str, detail: str | None = None) -> Image:
     """An Image from an http(s) URL or a ``data:<type>;base64,...`` URL."""
     if url.startswith("data:"):
-        media_type, data = _split_data_url(url)
+        media_type, data = split_data_url(url)
         return Image(data=data, media_type=media_type, detail=detail)
     return Image(url=url, detail=detail)
 
 
-def _split_data_url(url: str) -> tuple[str, bytes]:
+def split_data_url(url: str) -> tuple[str, bytes]:
     header, _, payload = url.partition(",")
     media_type = header[5:].split(";")[0] or "application/octet-stream"
     if ";base64" not in header:
