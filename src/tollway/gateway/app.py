@@ -44,7 +44,7 @@ class Route:
 
 
 async def _metrics(gw: Gateway, req: HttpRequest) -> JSONReply:
-    return JSONReply(200, gw.metrics.render(), content_type="text/plain; version=0.0.4")
+    return JSONReply(200, gw.metrics_totals().render(), content_type="text/plain; version=0.0.4")
 
 
 ROUTES: tuple[Route, ...] = (

@@ -1,7 +1,8 @@
 """Prometheus metrics for ``GET /metrics``, in the text exposition format.
 
-Counted per process (each worker serves its own ``/metrics``; scrape every worker, or
-sum the ledger for totals across machines):
+Counted per process and summed across the workers of one ``tollway gateway --workers N``
+(:mod:`tollway.gateway.metrics_share`): whichever worker answers a scrape shows the
+totals of all of them. Across machines, scrape each instance (or sum the ledger):
 
 - ``tollway_gateway_requests_total{route, status}``
 - ``tollway_gateway_request_duration_seconds{route}`` (histogram; streams until their end)
@@ -16,7 +17,8 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from tollway.core.types import NANOS_PER_USD
 
@@ -58,6 +60,40 @@ class Metrics:
         self.tokens[(model, key_label, "output")] += usage.output_tokens
         if response.cost_nanos is not None:
             self.cost_nanos[(model, key_label)] += response.cost_nanos
+
+    # ------------------------------------------------------------------ across workers
+
+    def snapshot(self) -> dict[str, Any]:
+        """The counters as JSON-ready lists (what a worker publishes for the others)."""
+        return {
+            "requests": [[route, status, n] for (route, status), n in self.requests.items()],
+            "durations": {route: list(counts) for route, counts in self.durations.items()},
+            "duration_sums": dict(self.duration_sums),
+            "tokens": [[m, k, kind, n] for (m, k, kind), n in self.tokens.items()],
+            "cost_nanos": [[m, k, n] for (m, k), n in self.cost_nanos.items()],
+        }
+
+    def add(self, snapshot: dict[str, Any]) -> None:
+        """Add another worker's :meth:`snapshot` into these counters."""
+        for route, status, n in snapshot.get("requests", ()):
+            self.requests[(route, int(status))] += int(n)
+        for route, counts in snapshot.get("durations", {}).items():
+            mine = self.durations.setdefault(route, [0] * (len(BUCKETS) + 1))
+            for index, count in enumerate(counts[: len(mine)]):
+                mine[index] += int(count)
+        for route, seconds in snapshot.get("duration_sums", {}).items():
+            self.duration_sums[route] += float(seconds)
+        for model, key, kind, n in snapshot.get("tokens", ()):
+            self.tokens[(model, key, kind)] += int(n)
+        for model, key, n in snapshot.get("cost_nanos", ()):
+            self.cost_nanos[(model, key)] += int(n)
+
+    @classmethod
+    def summed(cls, snapshots: Iterable[dict[str, Any]]) -> Metrics:
+        total = cls()
+        for snapshot in snapshots:
+            total.add(snapshot)
+        return total
 
     def render(self) -> bytes:
         lines = [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from tollway.gateway.guard import KeyGuard
 from tollway.gateway.key_cache import KeyCache
 from tollway.gateway.key_store import KeyStore, open_key_store
 from tollway.gateway.metrics import Metrics
+from tollway.gateway.metrics_share import METRICS_DIR_ENV, MetricsShare
 
 if TYPE_CHECKING:
     from tollway.core.config import TollwaySettings
@@ -53,6 +55,8 @@ class Gateway:
         self.guard = KeyGuard(self._budget_store_factory(budget_store),
                               prices=price_book(settings), clock=settings.clock)
         self.metrics = Metrics()
+        shared = os.environ.get(METRICS_DIR_ENV)
+        self.metrics_share = MetricsShare(shared, self.metrics) if shared else None
         self.admin_key = self.spec.admin_key()
         self._models: dict[str, Model] = {}
         self._refresher: asyncio.Task[None] | None = None
@@ -72,7 +76,10 @@ class Gateway:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Read the key version once, then keep it fresh in the background."""
+        """Read the key version once, then keep it fresh in the background; publish
+        this worker's metrics for the others when there are several."""
+        if self.metrics_share is not None:
+            self.metrics_share.start()
         if self.keys is not None:
             await self.keys.arefresh()
             self._refresher = asyncio.get_running_loop().create_task(self._refresh_keys())
@@ -84,7 +91,16 @@ class Gateway:
             await asyncio.sleep(interval)
             await self.keys.arefresh()
 
+    def metrics_totals(self) -> Metrics:
+        """The metrics ``/metrics`` shows: this process's, summed with its sibling
+        workers' when the gateway runs several."""
+        if self.metrics_share is None:
+            return self.metrics
+        return self.metrics_share.totals()
+
     async def stop(self) -> None:
+        if self.metrics_share is not None:
+            await self.metrics_share.stop()
         task, self._refresher = self._refresher, None
         if task is not None:
             task.cancel()

@@ -7,7 +7,8 @@ has a granian row (``tollway-on-granian``) to compare; granian is not a tollway
 dependency, so that row is skipped unless it is installed, and the comparison has not
 been made yet: uvicorn is the default until it is. Every worker builds its own app from ``$TOLLWAY_CONFIG`` (keys
 cache, Models, metrics are per process; keys, budgets and the ledger are shared
-through their stores).
+through their stores; ``/metrics`` sums the workers' counters through
+:mod:`tollway.gateway.metrics_share`).
 
 Graceful shutdown (SIGTERM / SIGINT): uvicorn stops accepting, lets requests in
 flight finish (streams included) for up to ``graceful_seconds``, then runs the app's
@@ -17,11 +18,14 @@ lifespan shutdown (the key refresher stops, stores close).
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from tollway.core.config import CONFIG_ENV, load_config
 from tollway.core.errors import ConfigError
 from tollway.gateway.config import gateway_spec
+from tollway.gateway.metrics_share import METRICS_DIR_ENV
 
 __all__ = ["check", "serve"]
 
@@ -46,8 +50,19 @@ def serve(config: str | None, *, host: str = "127.0.0.1", port: int = 4000, work
     os.environ[CONFIG_ENV] = str(path.resolve())
     import uvicorn
 
-    uvicorn.run(
-        "tollway.gateway.app:app_from_environment", factory=True, host=host, port=port,
-        workers=workers, loop="uvloop", http="httptools", lifespan="on", access_log=False,
-        timeout_graceful_shutdown=int(graceful_seconds), log_level=log_level,
-    )
+    # Several workers sum their metrics through files in a directory of this run only
+    # (a fresh one each start: counters begin at zero with the gateway, as they would
+    # in one process).
+    shared = tempfile.mkdtemp(prefix="tollway-metrics-") if workers > 1 else None
+    if shared is not None:
+        os.environ[METRICS_DIR_ENV] = shared
+    try:
+        uvicorn.run(
+            "tollway.gateway.app:app_from_environment", factory=True, host=host, port=port,
+            workers=workers, loop="uvloop", http="httptools", lifespan="on", access_log=False,
+            timeout_graceful_shutdown=int(graceful_seconds), log_level=log_level,
+        )
+    finally:
+        if shared is not None:
+            os.environ.pop(METRICS_DIR_ENV, None)
+            shutil.rmtree(shared, ignore_errors=True)

@@ -28,8 +28,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tollway.core.dialects.openai_interchange.reading import (
-    split_data_url,
     part_from_openai,
+    split_data_url,
     to_tool_choice,
 )
 from tollway.core.dialects.openai_responses.response import parse_output
