@@ -24,11 +24,16 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tollway.core.cost.budgets.contract import COUNTER_RETENTION, Charge, CounterState, Denial
+from tollway.core.cost.ledger import row_values
 from tollway.core.errors import ConfigError
 from tollway.core.stores._sqlite import is_busy, open_connection, retry_while_busy
+from tollway.core.stores.sqlite_ledger import INSERT_ROW
+
+if TYPE_CHECKING:
+    from tollway.core.cost.records import CallRecord
 
 __all__ = ["SQLiteBudgetStore"]
 
@@ -299,6 +304,52 @@ class SQLiteBudgetStore:
 
     async def acounters(self, now: float) -> list[CounterState]:
         return await self._async(self._counters(now))
+
+    # ------------------------------------------------------------------ the ledger's file
+
+    def shares_database(self, ledger: object) -> bool:
+        """True when ``ledger`` is a SQLite ledger on this store's file: then a hold's
+        settle and the call's row are one transaction (:meth:`settle_and_record`)."""
+        from tollway.core.stores.sqlite_ledger import SQLiteLedger
+
+        if not isinstance(ledger, SQLiteLedger) or ledger.path == ":memory:":
+            return False
+        try:
+            return os.path.samefile(ledger.path, self.path)
+        except OSError:
+            return Path(ledger.path).resolve() == self.path.resolve()
+
+    def _with_row(
+        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int] | None,
+        row: CallRecord,
+    ) -> Callable[[sqlite3.Connection], list[int]]:
+        end = self._settle(hold_id, charges, actuals) if actuals is not None else None
+        release = self._release(hold_id) if actuals is None else None
+        values = row_values(row, text_time=True)
+
+        def body(conn: sqlite3.Connection) -> list[int]:
+            spent: list[int] = []
+            if end is not None:
+                spent = end(conn)
+            elif release is not None:
+                release(conn)
+            conn.execute(INSERT_ROW, values)
+            return spent
+
+        return body
+
+    def settle_and_record(
+        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int] | None,
+        now: float, ledger: object, row: CallRecord,
+    ) -> list[int]:
+        """Settle (``actuals``) or release (None) and insert ``row`` in ONE transaction."""
+        return self._sync(self._with_row(hold_id, charges, actuals, row))
+
+    async def asettle_and_record(
+        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int] | None,
+        now: float, ledger: object, row: CallRecord,
+    ) -> list[int]:
+        return await self._async(self._with_row(hold_id, charges, actuals, row))
 
     def close(self) -> None:
         """Close this thread's connections (other threads' close when they exit)."""
