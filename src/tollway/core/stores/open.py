@@ -146,7 +146,7 @@ def _default_store_path(ledger: str | os.PathLike[str] | bool | None = None) -> 
 
 
 _STORE_OPTIONS = {"backend", "path", "url", "prefix", "schema", "busy_timeout",
-                  "synchronous_commit"}
+                  "synchronous_commit", "pool_size", "pool_timeout"}
 GUARD_OPTIONS = {"reservation_ttl", "default_max_output_tokens"}
 
 
@@ -194,7 +194,8 @@ def open_budget_store(
 ) -> BudgetStore:
     """A store from its config: ``{backend: memory | sqlite | redis | postgres, ...}``
     (``path`` and ``busy_timeout`` for sqlite, ``url`` for redis / postgres, ``prefix``
-    for redis, ``schema`` and ``synchronous_commit`` for postgres), or a string:
+    for redis, ``schema``, ``synchronous_commit``, ``pool_size`` and ``pool_timeout``
+    for postgres), or a string:
     ``memory``, a SQLite path, ``redis://...``, ``postgresql://...``. None, or sqlite
     without a path: the SQLite file ``$TOLLWAY_BUDGETS_DB``, else the file of the SQLite
     ``ledger`` target the counters go with (the default ledger's when None): one file,
@@ -225,4 +226,7 @@ def open_budget_store(
         pg_kw["schema"] = str(options["schema"])
     if "synchronous_commit" in options:
         pg_kw["synchronous_commit"] = bool(options["synchronous_commit"])
+    for name in ("pool_size", "pool_timeout"):
+        if name in options:
+            pg_kw[name] = options[name]
     return PostgresBudgetStore(str(options["url"]), **pg_kw)
