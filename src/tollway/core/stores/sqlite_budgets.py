@@ -63,6 +63,26 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS budget_holds_expires ON budget_holds (expires)",
 )
 
+_CREATE_COUNTER = (
+    "INSERT OR IGNORE INTO budget_counters (key, budget, scope, period_start, period_end, lim) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_RESERVE_ONE = (
+    "UPDATE budget_counters SET reserved = reserved + ?, reserved_total = reserved_total + ?, "
+    "lim = ? WHERE key = ? AND spent + reserved + ? <= ? RETURNING 1"
+)
+"""Check-and-reserve one existing counter in one statement (no row: absent or no room)."""
+_INSERT_HOLD = "INSERT INTO budget_holds (hold_id, key, amount, expires) VALUES (?, ?, ?, ?)"
+_TAKE_HOLD = "DELETE FROM budget_holds WHERE hold_id = ? RETURNING key, amount"
+_SETTLE_ONE = (
+    "UPDATE budget_counters SET spent = spent + ?, reserved = reserved - ?, "
+    "released_total = released_total + ?, overrun_total = overrun_total + ? "
+    "WHERE key = ? RETURNING spent"
+)
+_SWEEP_EVERY = 1.0
+"""Seconds between sweeps of expired holds when every charge fits (a charge that does
+not fit sweeps at once)."""
+
 _COLUMNS = (
     "key, budget, scope, period_start, period_end, lim, spent, reserved, reserved_total, "
     "released_total, overrun_total"
@@ -78,6 +98,7 @@ class SQLiteBudgetStore:
         self._local = threading.local()
         self._schema_ready = False
         self._next_cleanup = 0.0
+        self._next_sweep = 0.0
 
     # ------------------------------------------------------------------ connections
 
@@ -158,6 +179,7 @@ class SQLiteBudgetStore:
     # ------------------------------------------------------------------ transactions
 
     def _sweep(self, conn: sqlite3.Connection, now: float) -> None:
+        self._next_sweep = now + _SWEEP_EVERY
         expired = conn.execute(
             "SELECT key, SUM(amount) FROM budget_holds WHERE expires <= ? GROUP BY key", (now,)
         ).fetchall()
@@ -179,46 +201,65 @@ class SQLiteBudgetStore:
     def _reserve(
         self, hold_id: str, charges: Sequence[Charge], expires_at: float, now: float
     ) -> Callable[[sqlite3.Connection], Denial | None]:
+        """Check-and-reserve. Expired holds are swept at most every ``_SWEEP_EVERY``
+        seconds and whenever a charge would not fit (only then can a sweep change the
+        answer), so the common call pays one conditional UPDATE and one INSERT."""
+
         def body(conn: sqlite3.Connection) -> Denial | None:
-            self._sweep(conn, now)
-            conn.executemany(
-                "INSERT OR IGNORE INTO budget_counters "
-                "(key, budget, scope, period_start, period_end, lim) VALUES (?, ?, ?, ?, ?, ?)",
-                [(c.key, c.budget, c.scope, c.period_start, c.period_end, c.limit)
-                 for c in charges],
-            )
+            swept = now >= self._next_sweep
+            if swept:
+                self._sweep(conn, now)
+            if len(charges) == 1:
+                c = charges[0]
+                if conn.execute(_RESERVE_ONE, (c.amount, c.amount, c.limit, c.key, c.amount,
+                                               c.limit)).fetchone() is not None:
+                    conn.execute(_INSERT_HOLD, (hold_id, c.key, c.amount, expires_at))
+                    return None
+            return self._reserve_all(conn, hold_id, charges, expires_at, now, swept)
+
+        return body
+
+    def _reserve_all(
+        self, conn: sqlite3.Connection, hold_id: str, charges: Sequence[Charge],
+        expires_at: float, now: float, swept: bool,
+    ) -> Denial | None:
+        """The general reserve: create missing counters, check every charge (sweeping
+        once before a denial), reserve all or none."""
+        conn.executemany(_CREATE_COUNTER, [
+            (c.key, c.budget, c.scope, c.period_start, c.period_end, c.limit) for c in charges
+        ])
+        while True:
             marks = ",".join("?" * len(charges))
             rows = conn.execute(
                 f"SELECT key, spent, reserved FROM budget_counters WHERE key IN ({marks})",
                 [c.key for c in charges],
             ).fetchall()
             found = {key: (spent, reserved) for key, spent, reserved in rows}
+            denial = None
             for index, charge in enumerate(charges):
                 spent, reserved = found[charge.key]
                 if spent + reserved + charge.amount > charge.limit:
-                    return Denial(index, spent, reserved)
-            conn.executemany(
-                "UPDATE budget_counters SET reserved = reserved + ?, "
-                "reserved_total = reserved_total + ?, lim = ? WHERE key = ?",
-                [(c.amount, c.amount, c.limit, c.key) for c in charges],
-            )
-            conn.executemany(
-                "INSERT INTO budget_holds (hold_id, key, amount, expires) VALUES (?, ?, ?, ?)",
-                [(hold_id, c.key, c.amount, expires_at) for c in charges],
-            )
-            return None
-
-        return body
+                    denial = Denial(index, spent, reserved)
+                    break
+            if denial is None:
+                break
+            if swept:
+                return denial
+            self._sweep(conn, now)
+            swept = True
+        conn.executemany(
+            "UPDATE budget_counters SET reserved = reserved + ?, "
+            "reserved_total = reserved_total + ?, lim = ? WHERE key = ?",
+            [(c.amount, c.amount, c.limit, c.key) for c in charges],
+        )
+        conn.executemany(_INSERT_HOLD, [(hold_id, c.key, c.amount, expires_at) for c in charges])
+        return None
 
     def _settle(
         self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int]
     ) -> Callable[[sqlite3.Connection], list[int]]:
         def body(conn: sqlite3.Connection) -> list[int]:
-            held = dict(conn.execute(
-                "SELECT key, amount FROM budget_holds WHERE hold_id = ?", (hold_id,)
-            ).fetchall())
-            if held:
-                conn.execute("DELETE FROM budget_holds WHERE hold_id = ?", (hold_id,))
+            held = dict(conn.execute(_TAKE_HOLD, (hold_id,)).fetchall())
             spent: list[int] = []
             for charge, actual in zip(charges, actuals, strict=True):
                 amount = held.get(charge.key)
@@ -227,19 +268,14 @@ class SQLiteBudgetStore:
                 else:
                     used = min(actual, amount)
                     reserved_delta, released, overrun = amount, amount - used, actual - used
-                conn.execute(
-                    "INSERT OR IGNORE INTO budget_counters "
-                    "(key, budget, scope, period_start, period_end, lim) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (charge.key, charge.budget, charge.scope, charge.period_start,
-                     charge.period_end, charge.limit),
-                )
-                row = conn.execute(
-                    "UPDATE budget_counters SET spent = spent + ?, reserved = reserved - ?, "
-                    "released_total = released_total + ?, overrun_total = overrun_total + ? "
-                    "WHERE key = ? RETURNING spent",
-                    (actual, reserved_delta, released, overrun, charge.key),
-                ).fetchone()
+                values = (actual, reserved_delta, released, overrun, charge.key)
+                row = conn.execute(_SETTLE_ONE, values).fetchone()
+                if row is None:  # its counter was cleaned up meanwhile (a very late settle)
+                    conn.execute(_CREATE_COUNTER, (
+                        charge.key, charge.budget, charge.scope, charge.period_start,
+                        charge.period_end, charge.limit,
+                    ))
+                    row = conn.execute(_SETTLE_ONE, values).fetchone()
                 spent.append(int(row[0]))
             return spent
 
@@ -247,9 +283,7 @@ class SQLiteBudgetStore:
 
     def _release(self, hold_id: str) -> Callable[[sqlite3.Connection], None]:
         def body(conn: sqlite3.Connection) -> None:
-            held = conn.execute(
-                "DELETE FROM budget_holds WHERE hold_id = ? RETURNING key, amount", (hold_id,)
-            ).fetchall()
+            held = conn.execute(_TAKE_HOLD, (hold_id,)).fetchall()
             if held:
                 conn.executemany(
                     "UPDATE budget_counters SET reserved = reserved - ?, "
