@@ -149,8 +149,10 @@ GENEROUS_BUDGET = [{"name": "bench-day", "limit": 1000, "period": "day"}]
 reserving and settling, not of denying."""
 
 
-def budget_guard(store: str, tmp: Path, policies: list[dict[str, Any]]) -> Any:
-    """A tollway Budgets guard over a fresh store of the given kind."""
+def budget_guard(store: str, tmp: Path, policies: list[dict[str, Any]],
+                 sqlite_file: Path | None = None) -> Any:
+    """A tollway Budgets guard over a fresh store of the given kind (SQLite: in
+    ``sqlite_file`` when given, the ledger's file, as tollway lays them out by default)."""
     from tollway.core.cost.budgets import Budgets
 
     if store == "memory":
@@ -160,7 +162,7 @@ def budget_guard(store: str, tmp: Path, policies: list[dict[str, Any]]) -> Any:
     elif store == "sqlite":
         from tollway.core.stores.sqlite_budgets import SQLiteBudgetStore
 
-        backend = SQLiteBudgetStore(tmp / f"budgets-{os.getpid()}.db")
+        backend = SQLiteBudgetStore(sqlite_file or tmp / f"budgets-{os.getpid()}.db")
     elif store == "redis":
         from tollway.core.stores.redis_budgets import RedisBudgetStore
 
@@ -200,8 +202,10 @@ def tollway_model(client: str, url: str, tmp: Path, **model_options: Any) -> Any
         os.environ["TOLLWAY_ASYNC_TRANSPORT"] = opts.transport
         if opts.transport == "httpx":
             os.environ["TOLLWAY_SYNC_TRANSPORT"] = "httpx"
-    guards = [budget_guard(opts.budgets, tmp, GENEROUS_BUDGET)] if opts.budgets else []
-    ledger: Any = str(tmp / f"ledger-{os.getpid()}.db") if opts.ledger else False
+    ledger_file = tmp / f"ledger-{os.getpid()}.db"
+    ledger: Any = str(ledger_file) if opts.ledger else False
+    guards = [budget_guard(opts.budgets, tmp, GENEROUS_BUDGET,
+                           ledger_file if opts.ledger else None)] if opts.budgets else []
     return tollway.Model(
         TOLLWAY_MODEL, api_base=url, api_key=API_KEY, ledger=ledger, guards=guards,
         **model_options,

@@ -4,7 +4,8 @@ One call after another on one connection (the pool keeps it alive), so the figur
 are each library's own work per call on top of the same loopback round trip. The
 tollway rows include the ledger (SQLite) and budgets (memory, SQLite, Redis) on,
 which DESIGN.md budgets separately (<= 40 us added with both off, <= 100 us on).
-Sync rows also show raw httpcore, the stack tollway's sync transport drives directly.
+Sync tollway rows are paired with raw httpcore, the stack tollway's sync transport
+drives directly (the fastest raw sync client); raw httpx stays beside it as information.
 """
 
 from __future__ import annotations
@@ -64,9 +65,12 @@ def summarize(results: list[dict[str, Any]], env: dict[str, Any]) -> tuple[list[
     sync_table, sync_data = latency_table(
         "sync sequential non-streamed calls", results, "sync", "httpx",
         notes=[*skipped, "tollway's sync transport drives httpcore's pool directly (httpx's "
-               "Client layer is skipped); raw httpcore is that stack bare, so tollway minus "
-               "raw httpcore is tollway's own code. tollway [httpx transport]: "
-               "TOLLWAY_SYNC_TRANSPORT=httpx (what proxies get)"])
+               "Client layer is skipped), so its rows are paired with raw httpcore, that "
+               "stack bare and the fastest raw sync client: the added figure is tollway's "
+               "own code. tollway [httpx transport] (TOLLWAY_SYNC_TRANSPORT=httpx, what "
+               "proxies get) is paired with raw httpx; the other clients with raw httpx"],
+        against={c: "httpcore" for c in SYNC_CLIENTS
+                 if c.startswith("tollway") and c != "tollway-httpx"})
     transport = env.get("tollway_transport", "httpx")
     async_table, async_data = latency_table(
         "async sequential non-streamed calls", results, "async", "httpx",

@@ -62,6 +62,7 @@ _ERROR_NAMES = {
     "StreamError", "BudgetExceededError", "OutsideAllowedHoursError",
     "AllDeploymentsFailedError", "ToolLoopError", "ToolArgumentsError", "RateLimitExceededError",
     "UnpricedModelDeniedError", "InvalidRequestError", "OutputValidationError",
+    "StoreUnavailableError", "TollwayWarning", "BudgetSettleWarning",
 }
 
 

@@ -438,7 +438,7 @@ def budgets_from_config(
         return None
     guard_kw = budget_store_options(settings)
     try:
-        store = open_budget_store(store_spec)
+        store = open_budget_store(store_spec, ledger=settings.ledger_target)
         return Budgets(
             policies, hours=hours, rate_limits=limits, store=store,
             prices=price_book(settings), clock=clock, **guard_kw,

@@ -14,8 +14,11 @@ An effect that raises is thrown back into the steps at the ``yield``, so ``try``
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator
+import warnings
+from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from tollway.core.errors import BudgetSettleWarning, scrub
 
 if TYPE_CHECKING:
     from tollway.core.cost.ledger import Ledger
@@ -90,57 +93,131 @@ class Reserve:
         return await self.guard.areserve(self.ctx, self.dep)
 
 
-class Settle:
-    __slots__ = ("cost_nanos", "hold", "usage")
+# --------------------------------------------------------------------------- the money record
 
-    def __init__(self, hold: Hold, usage: Usage, cost_nanos: int | None) -> None:
-        self.hold, self.usage, self.cost_nanos = hold, usage, cost_nanos
+
+class SettleAndWrite:
+    """The end of an attempt: its ledger row, and the end of every hold it took
+    (settled to ``usage`` / ``cost_nanos``, or released when ``usage`` is None), in the
+    one order that never loses the row and never fails the call.
+
+    - A hold whose budget store keeps its counters in the ledger's own database (one
+      SQLite file, one PostgreSQL database: ``hold.joins(ledger)``) ends in the SAME
+      transaction as the row is written (``hold.settle_and_record``): both or neither.
+    - Every other hold ends after the row is written, so a store that fails then has
+      already lost nothing.
+    - A hold that cannot be ended is left to expire: the store frees it after its TTL,
+      so the budget is over-reserved meanwhile (the safe direction). A
+      :class:`~tollway.core.errors.BudgetSettleWarning` says so (``warnings`` and the
+      ``tollway`` logger). If the joint transaction failed, the row is written alone.
+
+    Nothing here raises an Exception: the provider has answered (or failed) and the
+    caller gets exactly that. A failing ledger is logged (the row is then lost: the
+    log is the record).
+    """
+
+    __slots__ = ("cost_nanos", "holds", "ledger", "record", "trace_id", "usage")
+
+    def __init__(self, holds: Sequence[Hold], ledger: Ledger | None, record: CallRecord | None,
+                 usage: Usage | None, cost_nanos: int | None, trace_id: str) -> None:
+        self.holds, self.ledger, self.record = holds, ledger, record
+        self.usage, self.cost_nanos, self.trace_id = usage, cost_nanos, trace_id
+
+    def _joined(self) -> Any:
+        """The first hold that can end inside the row's transaction (None: none can)."""
+        ledger = self.ledger
+        if ledger is None or self.record is None:
+            return None
+        for hold in self.holds:
+            joins = getattr(hold, "joins", None)
+            if joins is not None and joins(ledger):
+                return hold
+        return None
 
     def run(self) -> None:
-        self.hold.settle(self.usage, self.cost_nanos)
+        ledger, record, usage = self.ledger, self.record, self.usage
+        joined = self._joined() if self.holds else None
+        if joined is not None:
+            try:
+                joined.settle_and_record(usage, self.cost_nanos, ledger, record)
+                record = None
+            except Exception as exc:
+                settle_failed(joined, exc, self.trace_id)
+            except BaseException:  # interrupted: the row goes in alone, then it goes on
+                _write(ledger, record)
+                raise
+        if record is not None and ledger is not None:
+            _write(ledger, record)
+        for hold in self.holds:
+            if hold is joined:
+                continue
+            try:
+                if usage is None:
+                    hold.release()
+                else:
+                    hold.settle(usage, self.cost_nanos)
+            except Exception as exc:
+                settle_failed(hold, exc, self.trace_id)
 
     async def arun(self) -> None:
-        await self.hold.asettle(self.usage, self.cost_nanos)
+        ledger, record, usage = self.ledger, self.record, self.usage
+        joined = self._joined() if self.holds else None
+        if joined is not None:
+            try:
+                await joined.asettle_and_record(usage, self.cost_nanos, ledger, record)
+                record = None
+            except Exception as exc:
+                settle_failed(joined, exc, self.trace_id)
+            except BaseException:  # cancelled: the row goes in alone (it takes microseconds
+                _write(ledger, record)  # on SQLite), then the cancellation goes on
+                raise
+        if record is not None and ledger is not None:
+            await _awrite(ledger, record)
+        for hold in self.holds:
+            if hold is joined:
+                continue
+            try:
+                if usage is None:
+                    await hold.arelease()
+                else:
+                    await hold.asettle(usage, self.cost_nanos)
+            except Exception as exc:
+                settle_failed(hold, exc, self.trace_id)
 
 
-class Release:
-    __slots__ = ("hold",)
-
-    def __init__(self, hold: Hold) -> None:
-        self.hold = hold
-
-    def run(self) -> None:
-        self.hold.release()
-
-    async def arun(self) -> None:
-        await self.hold.arelease()
+def settle_failed(hold: Any, exc: BaseException, trace_id: str | None) -> None:
+    """Warn that ``hold`` could not be ended (it is left to expire)."""
+    budgets = tuple(getattr(hold, "budget_ids", ()))
+    error = scrub(f"{type(exc).__name__}: {exc}", 300)
+    message = (
+        f"tollway: the budget store failed after the provider answered (trace {trace_id}); "
+        f"the call's ledger row is kept and its reservation on "
+        f"{', '.join(budgets) or 'its budgets'} is left to expire after its TTL: {error}"
+    )
+    log.warning("%s", message)
+    warnings.warn(BudgetSettleWarning(message, trace_id=trace_id, budgets=budgets, error=error),
+                  stacklevel=2)
 
 
 # --------------------------------------------------------------------------- ledger
 
 
-class Write:
+def _write(ledger: Ledger | None, record: CallRecord | None) -> None:
     """Write a ledger row. A failing ledger is logged, never raised: a lost ledger must
     not turn a paid answer into an error."""
+    if ledger is None or record is None:
+        return
+    try:
+        ledger.record(record)
+    except Exception:
+        log.exception("tollway: could not write the ledger row for trace %s", record.trace_id)
 
-    __slots__ = ("ledger", "record")
 
-    def __init__(self, ledger: Ledger, record: CallRecord) -> None:
-        self.ledger, self.record = ledger, record
-
-    def run(self) -> None:
-        try:
-            self.ledger.record(self.record)
-        except Exception:
-            log.exception("tollway: could not write the ledger row for trace %s",
-                          self.record.trace_id)
-
-    async def arun(self) -> None:
-        try:
-            await self.ledger.arecord(self.record)
-        except Exception:
-            log.exception("tollway: could not write the ledger row for trace %s",
-                          self.record.trace_id)
+async def _awrite(ledger: Ledger, record: CallRecord) -> None:
+    try:
+        await ledger.arecord(record)
+    except Exception:
+        log.exception("tollway: could not write the ledger row for trace %s", record.trace_id)
 
 
 # --------------------------------------------------------------------------- transport

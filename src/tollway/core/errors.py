@@ -350,11 +350,50 @@ class ToolArgumentsError(TollwayError, ValueError):
         super().__init__(f"tool {tool!r}: arguments are not valid: {reason}: {scrub(raw, 200)}")
 
 
+class StoreUnavailableError(TollwayError):
+    """A budget store or ledger could not do its part: its server is down, its file is
+    locked or unwritable, or its connection pool stayed full for ``timeout`` seconds.
+
+    Raised before the provider is called (a reservation that could not be taken), never
+    after: once a provider answered, a store failure becomes a
+    :class:`BudgetSettleWarning` and the caller still gets the answer. ``store`` names
+    the backend (``sqlite budget store``, ``postgres ledger``...), ``operation`` what it
+    was doing (``reserve``, ``settle``, ``connect``...); the message says how to fix it.
+    """
+
+    def __init__(self, store: str, operation: str, reason: str, *,
+                 timeout: float | None = None) -> None:
+        self.store = store
+        self.operation = operation
+        self.timeout = timeout
+        super().__init__(f"the {store} could not {operation}: {scrub(reason, 300)}")
+
+
+class TollwayWarning(UserWarning):
+    """Base of every warning tollway emits (filter them with ``warnings`` as usual)."""
+
+
+class BudgetSettleWarning(TollwayWarning):
+    """A paid call's reservation could not be settled or released: its budget store
+    failed after the provider answered. The caller got the answer and the ledger has
+    the call's row; the reservation stays held until its TTL expires (so the budget is
+    over-reserved meanwhile, the safe direction), and the call's real cost is not in
+    the counter's ``spent``: the ledger row is the record of it."""
+
+    def __init__(self, message: str, *, trace_id: str | None = None,
+                 budgets: tuple[str, ...] = (), error: str = "") -> None:
+        self.trace_id = trace_id
+        self.budgets = budgets
+        self.error = error
+        super().__init__(message)
+
+
 __all__ = [
     "AllDeploymentsFailedError",
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceededError",
+    "BudgetSettleWarning",
     "ConfigError",
     "ConnectionError",
     "ContentFilterError",
@@ -368,9 +407,11 @@ __all__ = [
     "RateLimitError",
     "RateLimitExceededError",
     "ServerError",
+    "StoreUnavailableError",
     "StreamError",
     "TimeoutError",
     "TollwayError",
+    "TollwayWarning",
     "ToolArgumentsError",
     "ToolLoopError",
     "UnknownModelError",

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from tollway.core import errors
 from tollway.core.cost.attribution import Attribution, current_attribution
 from tollway.core.cost.records import CallRecord
-from tollway.core.effects import Post, Release, Reserve, Settle, Steps, Write, adrive, drive
+from tollway.core.effects import Post, Reserve, SettleAndWrite, Steps, adrive, drive
 from tollway.core.hooks import CallContext, Guard, Hold, Route
 from tollway.core.inputs import build_request
 from tollway.core.providers import Deployment, registered_transport
@@ -195,17 +195,22 @@ class Model:
             for guard in self._guards:
                 holds.append((yield Reserve(guard, ctx, dep)))
         except BaseException as exc:
-            for hold in holds:
-                yield Release(hold)
-            if isinstance(exc, errors.TollwayError):
-                yield from self.record(self.failure(ctx, dep, exc, t0))
+            record = self.failure(ctx, dep, exc, t0) if isinstance(exc, errors.TollwayError) else None
+            yield from self.conclude(ctx, holds, record, None)
             raise
         return holds
 
-    def record(self, record: CallRecord | None) -> Steps[None]:
-        ledger = self.ledger
-        if ledger is not None and record is not None:
-            yield Write(ledger, record)
+    def conclude(
+        self, ctx: CallContext, holds: list[Hold], record: CallRecord | None,
+        charge: tuple[Usage, int | None] | None,
+    ) -> Steps[None]:
+        """Write the attempt's row (if any) and end its holds: settled to ``charge``, or
+        released when it is None (see :class:`~tollway.core.effects.SettleAndWrite` for
+        the order and the one-transaction case)."""
+        ledger = self.ledger if record is not None else None
+        if holds or ledger is not None:
+            usage, cost = charge if charge is not None else (None, None)
+            yield SettleAndWrite(holds, ledger, record, usage, cost, ctx.trace_id)
 
     def finish(
         self, ctx: CallContext, dep: Deployment, response: Response, t0: float, ttft: float | None
@@ -276,15 +281,10 @@ class Model:
             )
             response = parse(dep, ctx.request, raw.status, raw.headers, raw.body)
         except BaseException as exc:
-            for hold in holds:
-                yield Release(hold)
-            yield from self.record(self.failure(ctx, dep, exc, t0))
+            yield from self.conclude(ctx, holds, self.failure(ctx, dep, exc, t0), None)
             raise
         record = self.finish(ctx, dep, response, t0, None)
-        for hold in holds:
-            yield Settle(hold, response.usage, response.cost_nanos)
-        if record is not None:
-            yield from self.record(record)
+        yield from self.conclude(ctx, holds, record, (response.usage, response.cost_nanos))
         return response
 
 

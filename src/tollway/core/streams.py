@@ -19,8 +19,6 @@ from tollway.core.effects import (
     NextChunk,
     OpenStream,
     ReadBody,
-    Release,
-    Settle,
     Steps,
     StreamHandle,
     adrive,
@@ -151,10 +149,10 @@ class LiveStream:
         yield CloseStream(self.http)
         response = self.state.response()
         record = self.model.finish(self.ctx, self.dep, response, self.t0, self.state.ttft())
-        for hold in self.holds:
-            yield Settle(hold, response.usage, response.cost_nanos)
         self.done = True
-        yield from self.model.record(record)
+        yield from self.model.conclude(
+            self.ctx, self.holds, record, (response.usage, response.cost_nanos)
+        )
         return response
 
     def fail(self, exc: BaseException) -> Steps[None]:
@@ -166,9 +164,7 @@ class LiveStream:
         yield CloseStream(self.http)
         record = self.model.failure(self.ctx, self.dep, exc, self.t0)
         charge = _partial_charge(self.model, self.state, record)
-        for hold in self.holds:
-            yield Release(hold) if charge is None else Settle(hold, *charge)
-        yield from self.model.record(record)
+        yield from self.model.conclude(self.ctx, self.holds, record, charge)
 
     # ------------------------------------------------------------------ drivers
 

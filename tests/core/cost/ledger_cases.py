@@ -244,6 +244,13 @@ def record_until_killed(target: str, n: int) -> list[int]:
     return acknowledged
 
 
+def _connections(ledger: Any) -> Any:
+    """What holds a ledger's connections in this process: SQLite's one connection, the
+    PostgreSQL ledger's sync pool."""
+    pools = getattr(ledger, "_pools", None)
+    return ledger._conn if pools is None else pools._pool
+
+
 def check_fork_safety(ledger: Any) -> None:
     """A forked child (gunicorn --preload, multiprocessing 'fork') gets its own
     connection on first use, and the parent's connection keeps working afterwards."""
@@ -251,7 +258,7 @@ def check_fork_safety(ledger: Any) -> None:
     import os
 
     ledger.record(full_row(request_id="parent-1"))
-    connection = ledger._conn  # the parent's own connection must survive, not be replaced
+    connection = _connections(ledger)  # the parent's own must survive, not be replaced
     pid = os.fork()
     if pid == 0:  # child: write, then free what it inherited, as a normal exit would
         code = 1
@@ -265,6 +272,6 @@ def check_fork_safety(ledger: Any) -> None:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     ledger.record(full_row(request_id="parent-2"))
-    assert ledger._conn is connection
+    assert _connections(ledger) is connection
     ids = [r.request_id for r in ledger.records()]
     assert sorted(ids) == ["child-1", "parent-1", "parent-2"]

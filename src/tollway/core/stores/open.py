@@ -32,6 +32,7 @@ __all__ = [
     "open_budget_store",
     "open_ledger",
     "shared_ledger",
+    "sqlite_ledger_file",
 ]
 
 
@@ -112,16 +113,40 @@ def _close_shared() -> None:
     _SHARED.clear()
 
 
-def _default_store_path() -> Path:
+def sqlite_ledger_file(target: str | os.PathLike[str] | bool | None) -> Path | None:
+    """The SQLite file a ledger target writes to (None: an in-memory, PostgreSQL or
+    disabled ledger). ``None`` / ``True`` name the default ledger."""
+    if target is False:
+        return None
+    if target is None or target is True:
+        env = os.environ.get("TOLLWAY_LEDGER")
+        if env and "://" in env:
+            return sqlite_ledger_file(env)
+        return default_ledger_path()
+    text = os.fspath(target)
+    if text in ("memory", ":memory:", "sqlite://", "sqlite:///:memory:"):
+        return None
+    if text.startswith("sqlite:"):
+        from tollway.core.stores.sqlite_ledger import SQLiteLedger
+
+        path = SQLiteLedger.url_path(text)
+        return None if path == ":memory:" else Path(path).expanduser()
+    if "://" in text:
+        return None
+    return Path(text).expanduser()
+
+
+def _default_store_path(ledger: str | os.PathLike[str] | bool | None = None) -> Path:
+    """``$TOLLWAY_BUDGETS_DB``, else the file of the SQLite ledger the counters belong
+    with (so settle and ledger row are one transaction), else the default ledger file."""
     env = os.environ.get("TOLLWAY_BUDGETS_DB")
     if env:
         return Path(env)
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "tollway" / "budgets.db"
+    return sqlite_ledger_file(ledger) or default_ledger_path()
 
 
 _STORE_OPTIONS = {"backend", "path", "url", "prefix", "schema", "busy_timeout",
-                  "synchronous_commit"}
+                  "synchronous_commit", "pool_size", "pool_timeout"}
 GUARD_OPTIONS = {"reservation_ttl", "default_max_output_tokens"}
 
 
@@ -163,13 +188,19 @@ def budget_store_plan(spec: Mapping[str, Any] | str | None = None) -> tuple[str,
     return backend, options
 
 
-def open_budget_store(spec: Mapping[str, Any] | str | None = None) -> BudgetStore:
+def open_budget_store(
+    spec: Mapping[str, Any] | str | None = None, *,
+    ledger: str | os.PathLike[str] | bool | None = None,
+) -> BudgetStore:
     """A store from its config: ``{backend: memory | sqlite | redis | postgres, ...}``
     (``path`` and ``busy_timeout`` for sqlite, ``url`` for redis / postgres, ``prefix``
-    for redis, ``schema`` and ``synchronous_commit`` for postgres), or a string:
-    ``memory``, a SQLite path, ``redis://...``, ``postgresql://...``. None: the SQLite
-    file ``$TOLLWAY_BUDGETS_DB`` or ``~/.local/share/tollway/budgets.db`` (shared by
-    every process on the machine)."""
+    for redis, ``schema``, ``synchronous_commit``, ``pool_size`` and ``pool_timeout``
+    for postgres), or a string:
+    ``memory``, a SQLite path, ``redis://...``, ``postgresql://...``. None, or sqlite
+    without a path: the SQLite file ``$TOLLWAY_BUDGETS_DB``, else the file of the SQLite
+    ``ledger`` target the counters go with (the default ledger's when None): one file,
+    so a call's settle and its ledger row are one transaction, shared by every process
+    on the machine."""
     backend, options = budget_store_plan(spec)
     if backend == "memory":
         from tollway.core.cost.budgets.memory import MemoryBudgetStore
@@ -178,7 +209,7 @@ def open_budget_store(spec: Mapping[str, Any] | str | None = None) -> BudgetStor
     if backend == "sqlite":
         from tollway.core.stores.sqlite_budgets import SQLiteBudgetStore
 
-        path = options.get("path") or _default_store_path()
+        path = options.get("path") or _default_store_path(ledger)
         kw = {"busy_timeout": float(options["busy_timeout"])} if "busy_timeout" in options else {}
         return SQLiteBudgetStore(path, **kw)
     if backend == "redis":
@@ -195,4 +226,7 @@ def open_budget_store(spec: Mapping[str, Any] | str | None = None) -> BudgetStor
         pg_kw["schema"] = str(options["schema"])
     if "synchronous_commit" in options:
         pg_kw["synchronous_commit"] = bool(options["synchronous_commit"])
+    for name in ("pool_size", "pool_timeout"):
+        if name in options:
+            pg_kw[name] = options[name]
     return PostgresBudgetStore(str(options["url"]), **pg_kw)

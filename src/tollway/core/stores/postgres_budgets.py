@@ -11,23 +11,31 @@ Tables (``<schema>.budget_counters`` and ``<schema>.budget_holds``, schema ``tol
 by default) are created on first use. Each commit waits for the WAL flush by default;
 ``synchronous_commit=False`` skips that wait (several times faster per step on a disk
 with slow fsync), at the price that a PostgreSQL *server* crash may forget the last
-fraction of a second of reservations and settles (the ledger keeps the money record). Connections come from a small pool per store
-(sync) and per event loop (async, ``psycopg.AsyncConnection``: no thread per call).
-``psycopg`` is imported on first use.
+fraction of a second of reservations and settles (the ledger keeps the money record).
+
+Connections come from bounded pools (``_postgres.py``): ``pool_size`` per process and
+per event loop, a wait of up to ``pool_timeout`` seconds for a free one, then a typed
+StoreUnavailableError; async calls use ``psycopg.AsyncConnection`` (no thread per call).
+When the ledger is in the same database, a hold's settle and the call's row are one
+transaction (:meth:`PostgresBudgetStore.settle_and_record`). ``psycopg`` is imported on
+first use.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import threading
-import weakref
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tollway.core.cost.budgets.contract import COUNTER_RETENTION, Charge, CounterState, Denial
+from tollway.core.cost.ledger import row_values
 from tollway.core.errors import ConfigError
+from tollway.core.stores._postgres import DEFAULT_POOL_TIMEOUT, PostgresPools, same_database
+
+if TYPE_CHECKING:
+    from tollway.core.cost.records import CallRecord
 
 __all__ = ["PostgresBudgetStore"]
 
@@ -42,6 +50,14 @@ _POOL_SIZE = 8
 # Each operation is written once, as a generator that yields ``(sql, params)`` and is
 # sent back the fetched rows; ``_run`` (sync) and ``_arun`` (async) drive it inside one
 # transaction, so both paths run exactly the same statements.
+
+
+def _commit_async(conn: Any) -> None:
+    conn.execute("SET synchronous_commit = off")
+
+
+async def _acommit_async(conn: Any) -> None:
+    await conn.execute("SET synchronous_commit = off")
 
 
 _SCHEMA_LOCK = 0x746F6C6C  # "toll": serializes concurrent first-use schema creation
@@ -74,28 +90,41 @@ def _schema_sql(s: str) -> list[str]:
 
 
 class PostgresBudgetStore:
-    """The many-machine :class:`~tollway.core.cost.budgets.BudgetStore` on PostgreSQL."""
+    """The many-machine :class:`~tollway.core.cost.budgets.BudgetStore` on PostgreSQL.
+
+    At most ``pool_size`` connections per process (and per event loop); a call that
+    finds them all busy waits up to ``pool_timeout`` seconds, then gets a
+    StoreUnavailableError (``core/stores/_postgres.py``)."""
 
     def __init__(
         self, url: str, *, schema: str = "tollway", pool_size: int = _POOL_SIZE,
-        synchronous_commit: bool = True,
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT, synchronous_commit: bool = True,
     ) -> None:
         if not _IDENT.match(schema):
             raise ConfigError(
                 f"schema {schema!r} is not a plain SQL identifier (letters, digits, _)",
                 key="budget_store.schema",
             )
+        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
+            raise ConfigError(f"pool_size must be a whole number >= 1; got {pool_size!r}",
+                              key="budget_store.pool_size")
+        if isinstance(pool_timeout, bool) or not isinstance(pool_timeout, int | float) \
+                or pool_timeout <= 0:
+            raise ConfigError(f"pool_timeout must be a positive number of seconds; got "
+                              f"{pool_timeout!r}", key="budget_store.pool_timeout")
         self.url = url
         self.schema = schema
         self.pool_size = pool_size
+        self.pool_timeout = float(pool_timeout)
         self.synchronous_commit = synchronous_commit
         self._t_counters = f"{schema}.budget_counters"
         self._t_holds = f"{schema}.budget_holds"
-        self._lock = threading.Lock()
-        self._idle: list[Any] = []
         self._ready = False
-        self._aidle: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[Any]] = (
-            weakref.WeakKeyDictionary()
+        self._schema_lock = threading.Lock()
+        self._pools = PostgresPools(
+            url, name="postgres budget store", max_size=pool_size, timeout=self.pool_timeout,
+            configure=None if synchronous_commit else _commit_async,
+            aconfigure=None if synchronous_commit else _acommit_async,
         )
         self._next_cleanup = 0.0
 
@@ -103,55 +132,25 @@ class PostgresBudgetStore:
 
     @contextmanager
     def _conn(self) -> Iterator[Any]:
-        import psycopg
-
-        with self._lock:
-            conn = self._idle.pop() if self._idle else None
-        if conn is None or conn.closed:
-            conn = psycopg.connect(self.url, autocommit=True)
-            if not self.synchronous_commit:
-                conn.execute("SET synchronous_commit = off")
+        with self._pools.connection() as conn:
             if not self._ready:
-                with conn.transaction():
-                    for sql in _schema_sql(self.schema):
-                        conn.execute(sql)
-                self._ready = True
-        try:
+                with self._schema_lock:
+                    if not self._ready:
+                        with conn.transaction():
+                            for sql in _schema_sql(self.schema):
+                                conn.execute(sql)
+                        self._ready = True
             yield conn
-        except BaseException:
-            conn.close()
-            raise
-        with self._lock:
-            if len(self._idle) < self.pool_size:
-                self._idle.append(conn)
-                conn = None
-        if conn is not None:
-            conn.close()
 
     @asynccontextmanager
     async def _aconn(self) -> AsyncIterator[Any]:
-        import psycopg
-
-        idle = self._aidle.setdefault(asyncio.get_running_loop(), [])
-        conn = idle.pop() if idle else None
-        if conn is None or conn.closed:
-            conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
-            if not self.synchronous_commit:
-                await conn.execute("SET synchronous_commit = off")
+        async with self._pools.aconnection() as conn:
             if not self._ready:
                 async with conn.transaction():
                     for sql in _schema_sql(self.schema):
                         await conn.execute(sql)
                 self._ready = True
-        try:
             yield conn
-        except BaseException:
-            await conn.close()
-            raise
-        if len(idle) < self.pool_size:
-            idle.append(conn)
-        else:
-            await conn.close()
 
     def _run(self, steps: Callable[[], Steps[T]]) -> T:
         import psycopg.errors as pe
@@ -379,6 +378,44 @@ class PostgresBudgetStore:
 
         return steps
 
+    # ------------------------------------------------------------------ the ledger's database
+
+    def shares_database(self, ledger: object) -> bool:
+        """True when ``ledger`` is a PostgreSQL ledger in this store's database (any
+        schema): then a hold's settle and the call's row are one transaction."""
+        from tollway.core.stores.postgres_ledger import PostgresLedger
+
+        return isinstance(ledger, PostgresLedger) and same_database(ledger.conninfo, self.url)
+
+    def _with_row(
+        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int] | None,
+        ledger: Any, row: CallRecord,
+    ) -> Callable[[], Steps[list[int]]]:
+        values = row_values(row, text_time=False)
+        end = (self._settle_steps(hold_id, charges, actuals) if actuals is not None
+               else self._release_steps(hold_id))
+
+        def steps() -> Steps[list[int]]:
+            spent = yield from end()
+            yield (ledger.insert_sql, values)
+            return spent or []
+
+        return steps
+
+    def settle_and_record(
+        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int] | None,
+        now: float, ledger: Any, row: CallRecord,
+    ) -> list[int]:
+        """Settle (``actuals``) or release (None) and insert ``row`` into ``ledger``'s
+        table in ONE transaction."""
+        return self._run(self._with_row(hold_id, charges, actuals, ledger, row))
+
+    async def asettle_and_record(
+        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int] | None,
+        now: float, ledger: Any, row: CallRecord,
+    ) -> list[int]:
+        return await self._arun(self._with_row(hold_id, charges, actuals, ledger, row))
+
     # ------------------------------------------------------------------ contract
 
     def reserve(
@@ -414,15 +451,11 @@ class PostgresBudgetStore:
         return await self._arun(self._counter_steps(now))
 
     def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        self._pools.close()
 
     async def aclose(self) -> None:
         """Close the pooled async connections of the running event loop."""
-        for conn in self._aidle.pop(asyncio.get_running_loop(), []):
-            await conn.close()
+        await self._pools.aclose()
 
     def drop(self) -> None:
         """Drop this store's schema and everything in it (tests, resets)."""

@@ -9,17 +9,16 @@ The tables live in their own schema (``?schema=NAME`` in the URL, default ``toll
 advisory lock so processes starting together do not race. Money is BIGINT nano-USD.
 
 ``psycopg`` is imported only when a PostgreSQL ledger is opened (``pip install
-tollway[postgres]``). Sync calls share one connection per process under a lock;
-``arecord`` uses one AsyncConnection per event loop.
+tollway[postgres]``). Connections come from bounded pools (``_postgres.py``;
+``?pool_size=4&pool_timeout=30`` in the URL): a caller waits up to ``pool_timeout``
+seconds for a free connection, then gets a StoreUnavailableError, never psycopg's
+``too many clients``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
 import threading
-import weakref
 import zlib
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -28,12 +27,17 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from tollway.core.cost.ledger import COLUMNS, record_from_values, row_values
 from tollway.core.cost.spend import SQLDialect, build_sql, rows_from_sql
 from tollway.core.errors import ConfigError
+from tollway.core.stores._postgres import DEFAULT_POOL_TIMEOUT, PostgresPools
 
 if TYPE_CHECKING:
     from tollway.core.cost.records import CallRecord
     from tollway.core.cost.spend import SpendQuery, SpendRow
 
 __all__ = ["PostgresLedger"]
+
+_POOL_SIZE = 4
+"""Connections per process (and per event loop): inserts take a fraction of a
+millisecond, so a few serve many concurrent calls."""
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _COLUMN_LIST = ", ".join(f'"{c.name}"' for c in COLUMNS)
@@ -55,23 +59,6 @@ def _migrations(schema: str) -> tuple[tuple[int, tuple[str, ...]], ...]:
     )
 
 
-_OPEN: weakref.WeakSet[PostgresLedger] = weakref.WeakSet()
-
-
-def _after_fork() -> None:
-    """In a forked child, drop the parent's connections (never close them: that would
-    end the parent's sessions; psycopg itself only finishes a connection in the process
-    that opened it) and its lock; the child connects on first use."""
-    for ledger in list(_OPEN):
-        ledger._conn = None
-        ledger._aconns = {}
-        ledger._lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork)
-
-
 def _psycopg() -> Any:
     """The psycopg module, imported on first use."""
     import psycopg
@@ -79,43 +66,61 @@ def _psycopg() -> Any:
     return psycopg
 
 
-def _finish(conn: Any) -> None:
-    """Close an AsyncConnection from outside its event loop: libpq's finish does no
-    waiting; marking it closed keeps psycopg from warning that it was left open."""
-    conn._closed = True
-    conn.pgconn.finish()
+_OPTIONS = ("schema", "pool_size", "pool_timeout")
 
 
-def _split_url(url: str) -> tuple[str, str | None]:
-    """The libpq URL without tollway's own ``schema`` parameter, and that parameter."""
+def _split_url(url: str) -> tuple[str, dict[str, str]]:
+    """The libpq URL without tollway's own parameters (``schema``, ``pool_size``,
+    ``pool_timeout``), and those parameters."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
-    schema = next((v for k, v in query if k == "schema"), None)
-    rest = [(k, v) for k, v in query if k != "schema"]
-    return urlunsplit(parts._replace(query=urlencode(rest))), schema
+    ours = {k: v for k, v in query if k in _OPTIONS}
+    rest = [(k, v) for k, v in query if k not in _OPTIONS]
+    return urlunsplit(parts._replace(query=urlencode(rest))), ours
+
+
+def _number(options: dict[str, str], name: str, kind: type, default: Any) -> Any:
+    if name not in options:
+        return default
+    try:
+        value = kind(options[name])
+    except ValueError:
+        value = None
+    if value is None or value <= 0:
+        raise ConfigError(f"ledger option {name} must be a positive number; got "
+                          f"{options[name]!r}", key="ledger")
+    return value
 
 
 class PostgresLedger:
     """A ledger in PostgreSQL (``postgresql://user@host:5432/db?schema=tollway``)."""
 
-    def __init__(self, url: str, *, schema: str | None = None, connect_timeout: int = 10) -> None:
-        conninfo, url_schema = _split_url(url)
-        self.schema = schema or url_schema or "tollway"
+    def __init__(self, url: str, *, schema: str | None = None, connect_timeout: int = 10,
+                 pool_size: int | None = None, pool_timeout: float | None = None) -> None:
+        conninfo, options = _split_url(url)
+        self.schema = schema or options.get("schema") or "tollway"
         if not _IDENTIFIER.match(self.schema):
             raise ConfigError(
                 f"ledger schema must be a plain SQL identifier (letters, digits, _); got "
                 f"{self.schema!r}",
                 key="ledger",
             )
+        self.pool_size = pool_size or _number(options, "pool_size", int, _POOL_SIZE)
+        self.pool_timeout = pool_timeout or _number(
+            options, "pool_timeout", float, DEFAULT_POOL_TIMEOUT
+        )
         self._conninfo = conninfo
-        self._connect_kwargs: dict[str, Any] = {"autocommit": True}
+        connect_kwargs: dict[str, Any] = {}
         if "connect_timeout" not in conninfo:
-            self._connect_kwargs["connect_timeout"] = connect_timeout
+            connect_kwargs["connect_timeout"] = connect_timeout
         table = f'"{self.schema}"."calls"'
         self._table = table
-        self._insert = (
+        self.insert_sql = (
             f"INSERT INTO {table} ({_COLUMN_LIST}) VALUES ({', '.join('%s' for _ in COLUMNS)})"
         )
+        """The statement that writes one row (``row_values(row, text_time=False)``): the
+        PostgreSQL budget store runs it inside its settle transaction when it shares the
+        ledger's database."""
         self._dialect = SQLDialect(
             table=table,
             placeholder="%s",
@@ -124,30 +129,28 @@ class PostgresLedger:
             tag=lambda name: ('("tags" ->> %s)', name),
             time_param=lambda value: value,
         )
-        self._lock = threading.Lock()
-        self._conn: Any = None
-        self._aconns: dict[asyncio.AbstractEventLoop, tuple[asyncio.Lock, Any]] = {}
-        _OPEN.add(self)
-        with self._lock:
-            self._connection()
+        self._pools = PostgresPools(
+            conninfo, name="postgres ledger", max_size=self.pool_size,
+            timeout=self.pool_timeout, connect_kwargs=connect_kwargs,
+        )
+        self._migrated = False
+        self._migrate_lock = threading.Lock()
+        self._run(lambda conn: None)  # connect and migrate now: a bad URL fails here
+
+    @property
+    def conninfo(self) -> str:
+        """The libpq connection string (without tollway's own URL parameters)."""
+        return self._conninfo
 
     # ------------------------------------------------------------------ connections
 
-    def _connection(self) -> Any:
-        """This process's sync connection (caller holds the lock), migrated on first use."""
-        conn = self._conn
-        if conn is not None and not conn.closed:
-            return conn
-        import psycopg
-
-        conn = psycopg.connect(self._conninfo, **self._connect_kwargs)
-        try:
-            self._migrate(conn)
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
-        return conn
+    def _ensure_schema(self, conn: Any) -> None:
+        if self._migrated:
+            return
+        with self._migrate_lock:
+            if not self._migrated:
+                self._migrate(conn)
+                self._migrated = True
 
     def _migrate(self, conn: Any) -> None:
         lock_key = zlib.crc32(f"tollway-ledger:{self.schema}".encode())
@@ -172,67 +175,42 @@ class PostgresLedger:
                     )
 
     def _run(self, action: Any) -> Any:
-        """Run ``action(conn)`` under the lock. If the connection turns out to be broken
-        (server restart, network cut), reconnect and run it once more: a single
+        """Run ``action(conn)`` on a pooled connection. If the connection turns out to be
+        broken (server restart, network cut), run it once more on a fresh one: a single
         autocommitted statement on a dead connection has not committed, except in the
         rare case where the link died between the server's commit and its reply."""
-        import psycopg
-
-        with self._lock:
-            conn = self._connection()
-            try:
-                return action(conn)
-            except psycopg.OperationalError:
-                if not conn.closed:
-                    raise
-            return action(self._connection())
+        psycopg = _psycopg()
+        for attempt in (1, 2):
+            with self._pools.connection() as conn:
+                try:
+                    self._ensure_schema(conn)
+                    return action(conn)
+                except psycopg.OperationalError:
+                    if not conn.closed or attempt == 2:
+                        raise
+        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ Ledger
 
     def record(self, row: CallRecord) -> None:
         """Insert one row; committed when this returns."""
         values = row_values(row, text_time=False)
-        self._run(lambda conn: conn.execute(self._insert, values))
+        self._run(lambda conn: conn.execute(self.insert_sql, values))
 
     async def arecord(self, row: CallRecord) -> None:
-        """Insert one row on this event loop's AsyncConnection; committed on return."""
+        """Insert one row on a connection of this event loop's pool; committed on return."""
         values = row_values(row, text_time=False)
-        loop = asyncio.get_running_loop()
-        entry = self._aconns.get(loop)
-        if entry is None:
-            self._forget_closed_loops()
-            entry = (asyncio.Lock(), None)
-            self._aconns[loop] = entry
-        lock = entry[0]
-        async with lock:
-            conn = self._aconns[loop][1]
-            if conn is None or conn.closed:
-                import psycopg
-
-                with self._lock:  # the schema exists once the sync connection is up
-                    self._connection()
-                conn = await psycopg.AsyncConnection.connect(
-                    self._conninfo, **self._connect_kwargs
-                )
-                self._aconns[loop] = (lock, conn)
-            try:
-                await conn.execute(self._insert, values)
-            except _psycopg().OperationalError:
-                if not conn.closed:
-                    raise
-                conn = await _psycopg().AsyncConnection.connect(
-                    self._conninfo, **self._connect_kwargs
-                )
-                self._aconns[loop] = (lock, conn)
-                await conn.execute(self._insert, values)
-
-    def _forget_closed_loops(self) -> None:
-        """Close the connections of event loops that have ended (``asyncio.run`` per
-        request, pytest loops...) so they neither leak nor linger."""
-        for loop in [lp for lp in self._aconns if lp.is_closed()]:
-            _lock, conn = self._aconns.pop(loop)
-            if conn is not None and not conn.closed:
-                _finish(conn)
+        psycopg = _psycopg()
+        if not self._migrated:
+            self._run(lambda conn: None)  # the schema, once, on the sync pool
+        for attempt in (1, 2):
+            async with self._pools.aconnection() as conn:
+                try:
+                    await conn.execute(self.insert_sql, values)
+                    return
+                except psycopg.OperationalError:
+                    if not conn.closed or attempt == 2:
+                        raise
 
     def query(self, query: SpendQuery) -> list[SpendRow]:
         sql, params = build_sql(query, self._dialect)
@@ -256,24 +234,14 @@ class PostgresLedger:
         return int(self._run(lambda conn: conn.execute(sql).fetchone()[0]))
 
     async def aclose(self) -> None:
-        """Close this event loop's async connection (and the sync one)."""
-        loop = asyncio.get_running_loop()
-        entry = self._aconns.pop(loop, None)
-        if entry is not None and entry[1] is not None:
-            await entry[1].close()
+        """Close this event loop's pool (and the sync one)."""
+        await self._pools.aclose()
         self.close()
 
     def close(self) -> None:
-        """Close the sync connection and every async one (closing a libpq connection
-        does no waiting, so it is safe from outside their event loops)."""
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-        for _lock, conn in list(self._aconns.values()):
-            if conn is not None and not conn.closed:
-                _finish(conn)
-        self._aconns = {}
+        """Close the sync pool and every async one (finishing a libpq connection does no
+        waiting, so it is safe from outside their event loops)."""
+        self._pools.close()
 
     def __enter__(self) -> PostgresLedger:
         return self

@@ -24,11 +24,16 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tollway.core.cost.budgets.contract import COUNTER_RETENTION, Charge, CounterState, Denial
+from tollway.core.cost.ledger import row_values
 from tollway.core.errors import ConfigError
 from tollway.core.stores._sqlite import is_busy, open_connection, retry_while_busy
+from tollway.core.stores.sqlite_ledger import INSERT_ROW
+
+if TYPE_CHECKING:
+    from tollway.core.cost.records import CallRecord
 
 __all__ = ["SQLiteBudgetStore"]
 
@@ -58,6 +63,26 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS budget_holds_expires ON budget_holds (expires)",
 )
 
+_CREATE_COUNTER = (
+    "INSERT OR IGNORE INTO budget_counters (key, budget, scope, period_start, period_end, lim) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_RESERVE_ONE = (
+    "UPDATE budget_counters SET reserved = reserved + ?, reserved_total = reserved_total + ?, "
+    "lim = ? WHERE key = ? AND spent + reserved + ? <= ? RETURNING 1"
+)
+"""Check-and-reserve one existing counter in one statement (no row: absent or no room)."""
+_INSERT_HOLD = "INSERT INTO budget_holds (hold_id, key, amount, expires) VALUES (?, ?, ?, ?)"
+_TAKE_HOLD = "DELETE FROM budget_holds WHERE hold_id = ? RETURNING key, amount"
+_SETTLE_ONE = (
+    "UPDATE budget_counters SET spent = spent + ?, reserved = reserved - ?, "
+    "released_total = released_total + ?, overrun_total = overrun_total + ? "
+    "WHERE key = ? RETURNING spent"
+)
+_SWEEP_EVERY = 1.0
+"""Seconds between sweeps of expired holds when every charge fits (a charge that does
+not fit sweeps at once)."""
+
 _COLUMNS = (
     "key, budget, scope, period_start, period_end, lim, spent, reserved, reserved_total, "
     "released_total, overrun_total"
@@ -73,6 +98,7 @@ class SQLiteBudgetStore:
         self._local = threading.local()
         self._schema_ready = False
         self._next_cleanup = 0.0
+        self._next_sweep = 0.0
 
     # ------------------------------------------------------------------ connections
 
@@ -153,6 +179,7 @@ class SQLiteBudgetStore:
     # ------------------------------------------------------------------ transactions
 
     def _sweep(self, conn: sqlite3.Connection, now: float) -> None:
+        self._next_sweep = now + _SWEEP_EVERY
         expired = conn.execute(
             "SELECT key, SUM(amount) FROM budget_holds WHERE expires <= ? GROUP BY key", (now,)
         ).fetchall()
@@ -174,46 +201,65 @@ class SQLiteBudgetStore:
     def _reserve(
         self, hold_id: str, charges: Sequence[Charge], expires_at: float, now: float
     ) -> Callable[[sqlite3.Connection], Denial | None]:
+        """Check-and-reserve. Expired holds are swept at most every ``_SWEEP_EVERY``
+        seconds and whenever a charge would not fit (only then can a sweep change the
+        answer), so the common call pays one conditional UPDATE and one INSERT."""
+
         def body(conn: sqlite3.Connection) -> Denial | None:
-            self._sweep(conn, now)
-            conn.executemany(
-                "INSERT OR IGNORE INTO budget_counters "
-                "(key, budget, scope, period_start, period_end, lim) VALUES (?, ?, ?, ?, ?, ?)",
-                [(c.key, c.budget, c.scope, c.period_start, c.period_end, c.limit)
-                 for c in charges],
-            )
+            swept = now >= self._next_sweep
+            if swept:
+                self._sweep(conn, now)
+            if len(charges) == 1:
+                c = charges[0]
+                if conn.execute(_RESERVE_ONE, (c.amount, c.amount, c.limit, c.key, c.amount,
+                                               c.limit)).fetchone() is not None:
+                    conn.execute(_INSERT_HOLD, (hold_id, c.key, c.amount, expires_at))
+                    return None
+            return self._reserve_all(conn, hold_id, charges, expires_at, now, swept)
+
+        return body
+
+    def _reserve_all(
+        self, conn: sqlite3.Connection, hold_id: str, charges: Sequence[Charge],
+        expires_at: float, now: float, swept: bool,
+    ) -> Denial | None:
+        """The general reserve: create missing counters, check every charge (sweeping
+        once before a denial), reserve all or none."""
+        conn.executemany(_CREATE_COUNTER, [
+            (c.key, c.budget, c.scope, c.period_start, c.period_end, c.limit) for c in charges
+        ])
+        while True:
             marks = ",".join("?" * len(charges))
             rows = conn.execute(
                 f"SELECT key, spent, reserved FROM budget_counters WHERE key IN ({marks})",
                 [c.key for c in charges],
             ).fetchall()
             found = {key: (spent, reserved) for key, spent, reserved in rows}
+            denial = None
             for index, charge in enumerate(charges):
                 spent, reserved = found[charge.key]
                 if spent + reserved + charge.amount > charge.limit:
-                    return Denial(index, spent, reserved)
-            conn.executemany(
-                "UPDATE budget_counters SET reserved = reserved + ?, "
-                "reserved_total = reserved_total + ?, lim = ? WHERE key = ?",
-                [(c.amount, c.amount, c.limit, c.key) for c in charges],
-            )
-            conn.executemany(
-                "INSERT INTO budget_holds (hold_id, key, amount, expires) VALUES (?, ?, ?, ?)",
-                [(hold_id, c.key, c.amount, expires_at) for c in charges],
-            )
-            return None
-
-        return body
+                    denial = Denial(index, spent, reserved)
+                    break
+            if denial is None:
+                break
+            if swept:
+                return denial
+            self._sweep(conn, now)
+            swept = True
+        conn.executemany(
+            "UPDATE budget_counters SET reserved = reserved + ?, "
+            "reserved_total = reserved_total + ?, lim = ? WHERE key = ?",
+            [(c.amount, c.amount, c.limit, c.key) for c in charges],
+        )
+        conn.executemany(_INSERT_HOLD, [(hold_id, c.key, c.amount, expires_at) for c in charges])
+        return None
 
     def _settle(
         self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int]
     ) -> Callable[[sqlite3.Connection], list[int]]:
         def body(conn: sqlite3.Connection) -> list[int]:
-            held = dict(conn.execute(
-                "SELECT key, amount FROM budget_holds WHERE hold_id = ?", (hold_id,)
-            ).fetchall())
-            if held:
-                conn.execute("DELETE FROM budget_holds WHERE hold_id = ?", (hold_id,))
+            held = dict(conn.execute(_TAKE_HOLD, (hold_id,)).fetchall())
             spent: list[int] = []
             for charge, actual in zip(charges, actuals, strict=True):
                 amount = held.get(charge.key)
@@ -222,19 +268,14 @@ class SQLiteBudgetStore:
                 else:
                     used = min(actual, amount)
                     reserved_delta, released, overrun = amount, amount - used, actual - used
-                conn.execute(
-                    "INSERT OR IGNORE INTO budget_counters "
-                    "(key, budget, scope, period_start, period_end, lim) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (charge.key, charge.budget, charge.scope, charge.period_start,
-                     charge.period_end, charge.limit),
-                )
-                row = conn.execute(
-                    "UPDATE budget_counters SET spent = spent + ?, reserved = reserved - ?, "
-                    "released_total = released_total + ?, overrun_total = overrun_total + ? "
-                    "WHERE key = ? RETURNING spent",
-                    (actual, reserved_delta, released, overrun, charge.key),
-                ).fetchone()
+                values = (actual, reserved_delta, released, overrun, charge.key)
+                row = conn.execute(_SETTLE_ONE, values).fetchone()
+                if row is None:  # its counter was cleaned up meanwhile (a very late settle)
+                    conn.execute(_CREATE_COUNTER, (
+                        charge.key, charge.budget, charge.scope, charge.period_start,
+                        charge.period_end, charge.limit,
+                    ))
+                    row = conn.execute(_SETTLE_ONE, values).fetchone()
                 spent.append(int(row[0]))
             return spent
 
@@ -242,9 +283,7 @@ class SQLiteBudgetStore:
 
     def _release(self, hold_id: str) -> Callable[[sqlite3.Connection], None]:
         def body(conn: sqlite3.Connection) -> None:
-            held = conn.execute(
-                "DELETE FROM budget_holds WHERE hold_id = ? RETURNING key, amount", (hold_id,)
-            ).fetchall()
+            held = conn.execute(_TAKE_HOLD, (hold_id,)).fetchall()
             if held:
                 conn.executemany(
                     "UPDATE budget_counters SET reserved = reserved - ?, "
@@ -299,6 +338,52 @@ class SQLiteBudgetStore:
 
     async def acounters(self, now: float) -> list[CounterState]:
         return await self._async(self._counters(now))
+
+    # ------------------------------------------------------------------ the ledger's file
+
+    def shares_database(self, ledger: object) -> bool:
+        """True when ``ledger`` is a SQLite ledger on this store's file: then a hold's
+        settle and the call's row are one transaction (:meth:`settle_and_record`)."""
+        from tollway.core.stores.sqlite_ledger import SQLiteLedger
+
+        if not isinstance(ledger, SQLiteLedger) or ledger.path == ":memory:":
+            return False
+        try:
+            return os.path.samefile(ledger.path, self.path)
+        except OSError:
+            return Path(ledger.path).resolve() == self.path.resolve()
+
+    def _with_row(
+        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int] | None,
+        row: CallRecord,
+    ) -> Callable[[sqlite3.Connection], list[int]]:
+        end = self._settle(hold_id, charges, actuals) if actuals is not None else None
+        release = self._release(hold_id) if actuals is None else None
+        values = row_values(row, text_time=True)
+
+        def body(conn: sqlite3.Connection) -> list[int]:
+            spent: list[int] = []
+            if end is not None:
+                spent = end(conn)
+            elif release is not None:
+                release(conn)
+            conn.execute(INSERT_ROW, values)
+            return spent
+
+        return body
+
+    def settle_and_record(
+        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int] | None,
+        now: float, ledger: object, row: CallRecord,
+    ) -> list[int]:
+        """Settle (``actuals``) or release (None) and insert ``row`` in ONE transaction."""
+        return self._sync(self._with_row(hold_id, charges, actuals, row))
+
+    async def asettle_and_record(
+        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int] | None,
+        now: float, ledger: object, row: CallRecord,
+    ) -> list[int]:
+        return await self._async(self._with_row(hold_id, charges, actuals, row))
 
     def close(self) -> None:
         """Close this thread's connections (other threads' close when they exit)."""

@@ -38,15 +38,18 @@ if TYPE_CHECKING:
     from tollway.core.cost.records import CallRecord
     from tollway.core.cost.spend import SpendQuery, SpendRow
 
-__all__ = ["SQLiteLedger"]
+__all__ = ["INSERT_ROW", "SQLiteLedger"]
 
 TABLE = "calls"
 T = TypeVar("T")
 
 _COLUMN_LIST = ", ".join(f'"{c.name}"' for c in COLUMNS)
-_INSERT = (
+INSERT_ROW = (
     f'INSERT INTO "{TABLE}" ({_COLUMN_LIST}) VALUES ({", ".join("?" for _ in COLUMNS)})'
 )
+"""The statement that writes one row (``row_values(row, text_time=True)``): the SQLite
+budget store runs it inside its settle transaction when it shares the ledger's file."""
+_INSERT = INSERT_ROW
 
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (
@@ -128,14 +131,8 @@ class SQLiteLedger:
         """``sqlite:///relative.db``, ``sqlite:////absolute.db`` (SQLAlchemy's rule),
         ``sqlite:///~/ledger.db``; query: ``synchronous=normal|full``, ``busy_timeout``
         (seconds)."""
-        parts = urlsplit(url)
-        path = unquote(parts.path)
-        path = path[1:] if path.startswith("/") else path
-        if parts.netloc:
-            path = parts.netloc + ("/" + path if path else "")
-        if not path or path == ":memory:":
-            path = ":memory:"
-        options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        path = cls.url_path(url)
+        options = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
         kwargs: dict[str, Any] = {}
         if "synchronous" in options:
             kwargs["synchronous"] = options.pop("synchronous")
@@ -152,6 +149,16 @@ class SQLiteLedger:
                 key="ledger",
             )
         return cls(path, **kwargs)
+
+    @staticmethod
+    def url_path(url: str) -> str:
+        """The file a ``sqlite:`` URL names (``":memory:"`` for none)."""
+        parts = urlsplit(url)
+        path = unquote(parts.path)
+        path = path[1:] if path.startswith("/") else path
+        if parts.netloc:
+            path = parts.netloc + ("/" + path if path else "")
+        return path if path and path != ":memory:" else ":memory:"
 
     # ------------------------------------------------------------------ connection
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    pass
+    from tollway.core.cost.records import CallRecord
 
 
 DEFAULT_RESERVATION_TTL = 600.0
@@ -106,6 +106,34 @@ class BudgetStore(Protocol):
     async def acounters(self, now: float) -> list[CounterState]: ...
 
     def close(self) -> None: ...
+
+
+class SharesLedgerDatabase(Protocol):
+    """An optional capability of a store: its counters can live in the same database as
+    a ledger (the SQLite store in the ledger's file, the PostgreSQL store in the
+    ledger's database). Then the end of a hold and the call's ledger row are written in
+    ONE transaction: either both are durable or neither is, so a paid call can never be
+    settled without its row (nor recorded without its settle). The guard asks
+    ``shares_database`` once per ledger; stores that cannot (memory, Redis) simply do
+    not implement it, and the row is written first, the settle after.
+
+    - ``shares_database(ledger)``: True when ``ledger`` writes to this store's database.
+    - ``settle_and_record``: exactly ``settle`` (``actuals`` given) or ``release``
+      (``actuals`` None) plus inserting ``row`` into ``ledger``'s table, atomically;
+      returns what ``settle`` returns (an empty list for a release).
+    """
+
+    def shares_database(self, ledger: Any) -> bool: ...
+
+    def settle_and_record(
+        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int] | None,
+        now: float, ledger: Any, row: CallRecord,
+    ) -> list[int]: ...
+
+    async def asettle_and_record(
+        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int] | None,
+        now: float, ledger: Any, row: CallRecord,
+    ) -> list[int]: ...
 
 
 COUNTER_RETENTION = 3600

@@ -44,11 +44,18 @@ from tollway.core.cost.policy import (
     RateLimitPolicy,
     SoftLimitEvent,
 )
-from tollway.core.errors import BudgetExceededError, ConfigError, OutsideAllowedHoursError
+from tollway.core.errors import (
+    BudgetExceededError,
+    ConfigError,
+    OutsideAllowedHoursError,
+    StoreUnavailableError,
+    TollwayError,
+)
 from tollway.core.types import Usage
 
 if TYPE_CHECKING:
     from tollway.core.cost.pricing import ModelPrice, PriceBook
+    from tollway.core.cost.records import CallRecord
     from tollway.core.hooks import CallContext, Hold
     from tollway.core.providers import Deployment
 from tollway.core.cost.budgets.contract import (
@@ -129,6 +136,7 @@ class Budgets:
         self.reservation_ttl = float(reservation_ttl)
         self.default_max_output_tokens = default_max_output_tokens
         self.on_soft_limit = on_soft_limit
+        self._joins: dict[int, tuple[object, bool]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -154,7 +162,10 @@ class Budgets:
         if not charges:
             return _NO_HOLD
         hold_id = _new_hold_id()
-        denial = self.store.reserve(hold_id, charges, now + self.reservation_ttl, now)
+        try:
+            denial = self.store.reserve(hold_id, charges, now + self.reservation_ttl, now)
+        except Exception as exc:
+            raise self._unavailable(exc) from exc
         if denial is not None:
             raise self._denied(rules[denial.index], charges[denial.index], denial, now)
         return BudgetHold(self, hold_id, rules, charges)
@@ -167,10 +178,35 @@ class Budgets:
         if not charges:
             return _NO_HOLD
         hold_id = _new_hold_id()
-        denial = await self.store.areserve(hold_id, charges, now + self.reservation_ttl, now)
+        try:
+            denial = await self.store.areserve(hold_id, charges, now + self.reservation_ttl, now)
+        except Exception as exc:
+            raise self._unavailable(exc) from exc
         if denial is not None:
             raise self._denied(rules[denial.index], charges[denial.index], denial, now)
         return BudgetHold(self, hold_id, rules, charges)
+
+    def _unavailable(self, exc: Exception) -> TollwayError:
+        """A store failure on reserve as a typed error (the provider is not called). A
+        store that already raised a TollwayError (a pool timeout) passes through."""
+        if isinstance(exc, TollwayError):
+            return exc
+        return StoreUnavailableError(
+            f"budget store ({type(self.store).__name__})", "reserve",
+            f"{type(exc).__name__}: {exc}; the call was not made. Check that the store "
+            "is reachable and writable (budget_store in tollway.yaml)",
+        )
+
+    def joins(self, ledger: object) -> bool:
+        """Whether this guard's store can end a hold in ``ledger``'s transaction (asked
+        once per ledger; see :class:`~tollway.core.cost.budgets.contract.SharesLedgerDatabase`)."""
+        key = id(ledger)
+        known = self._joins.get(key)
+        if known is None or known[0] is not ledger:
+            shares = getattr(self.store, "shares_database", None)
+            known = (ledger, bool(shares is not None and shares(ledger)))
+            self._joins[key] = known
+        return known[1]
 
     # ------------------------------------------------------------------ steps
 
@@ -347,37 +383,82 @@ class BudgetHold:
             for rule, charge in zip(self.rules, self.charges, strict=True)
         ]
 
-    def settle(self, usage: Usage, cost_nanos: int | None) -> None:
+    @property
+    def budget_ids(self) -> list[str]:
+        """The budgets and rate limits this hold reserved on (for warnings)."""
+        return [rule.id for rule in self.rules]
+
+    def joins(self, ledger: object) -> bool:
+        """Whether this hold can end in the same transaction as ``ledger``'s row."""
+        return self.guard.joins(ledger)
+
+    def _begin(self) -> bool:
         if self._done:
-            return
+            return False
         self._done = True
+        return True
+
+    def _after_settle(self, actuals: list[int], spent: list[int]) -> None:
+        guard = self.guard
+        if guard._soft:
+            guard._settled(self.rules, self.charges, actuals, spent)
+
+    def settle(self, usage: Usage, cost_nanos: int | None) -> None:
+        if not self._begin():
+            return
         guard = self.guard
         actuals = self._actuals(usage, cost_nanos)
         spent = guard.store.settle(self.hold_id, self.charges, actuals, guard._clock())
-        if guard._soft:
-            guard._settled(self.rules, self.charges, actuals, spent)
+        self._after_settle(actuals, spent)
 
     def release(self) -> None:
-        if self._done:
+        if not self._begin():
             return
-        self._done = True
         self.guard.store.release(self.hold_id, self.charges, self.guard._clock())
 
     async def asettle(self, usage: Usage, cost_nanos: int | None) -> None:
-        if self._done:
+        if not self._begin():
             return
-        self._done = True
         guard = self.guard
         actuals = self._actuals(usage, cost_nanos)
         spent = await guard.store.asettle(self.hold_id, self.charges, actuals, guard._clock())
-        if guard._soft:
-            guard._settled(self.rules, self.charges, actuals, spent)
+        self._after_settle(actuals, spent)
 
     async def arelease(self) -> None:
-        if self._done:
+        if not self._begin():
             return
-        self._done = True
         await self.guard.store.arelease(self.hold_id, self.charges, self.guard._clock())
+
+    def settle_and_record(self, usage: Usage | None, cost_nanos: int | None, ledger: Any,
+                          row: CallRecord) -> None:
+        """Settle (or release, ``usage`` None) and write ``row`` to ``ledger`` in one
+        store transaction (only when :meth:`joins` said so). An ended hold writes the
+        row alone."""
+        if not self._begin():
+            ledger.record(row)
+            return
+        guard = self.guard
+        actuals = None if usage is None else self._actuals(usage, cost_nanos)
+        store: Any = guard.store
+        spent = store.settle_and_record(
+            self.hold_id, self.charges, actuals, guard._clock(), ledger, row
+        )
+        if actuals is not None:
+            self._after_settle(actuals, spent)
+
+    async def asettle_and_record(self, usage: Usage | None, cost_nanos: int | None,
+                                 ledger: Any, row: CallRecord) -> None:
+        if not self._begin():
+            await ledger.arecord(row)
+            return
+        guard = self.guard
+        actuals = None if usage is None else self._actuals(usage, cost_nanos)
+        store: Any = guard.store
+        spent = await store.asettle_and_record(
+            self.hold_id, self.charges, actuals, guard._clock(), ledger, row
+        )
+        if actuals is not None:
+            self._after_settle(actuals, spent)
 
 
 class _NoHold:

@@ -1,0 +1,316 @@
+"""The end of a paid call (``core/effects.py`` SettleAndWrite): once the provider has
+answered, the caller gets the answer and the ledger has its row, whatever the budget
+store does; a store that fails then leaves its hold to expire with a
+BudgetSettleWarning. Real stores that really fail: a SQLite budget file whose write lock
+another connection holds while the provider answers, a Redis server stopped mid-call.
+Both drivers, non-streamed and streamed calls.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import sqlite3
+import struct
+import subprocess
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Driver
+from tests.core.cost.budgets import support
+from tests.fakes import replies_openai as oai
+from tests.fakes.server import FakeProvider, Received, Reply
+from tollway import errors
+from tollway.core.cost.budgets import Budgets
+from tollway.core.model import Model
+from tollway.core.stores.sqlite_budgets import SQLiteBudgetStore
+from tollway.core.stores.sqlite_ledger import SQLiteLedger
+from tollway.core.types import Usage
+
+USAGE = Usage(input_tokens=10, output_tokens=5)
+CALL_NANOS = 5_000  # support.PRICE: output $1 per million, input free
+TTL = 30.0
+
+
+def _model(fake: FakeProvider, store: Any, ledger: SQLiteLedger) -> tuple[Model, Budgets]:
+    guard = Budgets([support.usd_budget("1")], store=store, prices=support.pricebook(),
+                    reservation_ttl=TTL)
+    model = Model(support.MODEL, api_key=support.KEY, api_base=fake.url, guards=[guard],
+                  ledger=ledger, prices=support.pricebook(), config=False)
+    return model, guard
+
+
+def _call(driver: Driver, model: Model, streamed: bool) -> Any:
+    if streamed:
+        return driver.stream_collect(model, "hi", max_tokens=5).response
+    return driver.complete(model, "hi", max_tokens=5)
+
+
+def _reply(streamed: bool) -> Reply:
+    return oai.text_stream(["o", "k"], usage=USAGE) if streamed else oai.text_reply("ok", usage=USAGE)
+
+
+def _answer_after(action: Callable[[], None], reply: Reply) -> Callable[[Received], Reply]:
+    """The fake's answer: run ``action`` (break the store) while the call is in flight."""
+    def answer(received: Received) -> Reply:
+        action()
+        return reply
+    return answer
+
+
+def _settle_warnings(caught: list[warnings.WarningMessage]) -> list[errors.BudgetSettleWarning]:
+    return [w.message for w in caught if isinstance(w.message, errors.BudgetSettleWarning)]
+
+
+# --------------------------------------------------------------------------- SQLite
+
+
+class _WriteLock:
+    """Another connection holding the write lock of a SQLite file (what a long writer in
+    another process does), released by :meth:`release` or after ``for_seconds``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn: sqlite3.Connection | None = None
+        self.timer: threading.Timer | None = None
+
+    def take(self, for_seconds: float | None = None) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("BEGIN IMMEDIATE")
+        self.conn = conn
+        if for_seconds is not None:
+            self.timer = threading.Timer(for_seconds, self.release)
+            self.timer.start()
+
+    def release(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.execute("ROLLBACK")
+            conn.close()
+
+    def __enter__(self) -> _WriteLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer.join()
+        self.release()
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["call", "stream"])
+def test_a_budget_file_locked_on_settle_still_returns_the_answer_and_its_row(
+    fake: FakeProvider, driver: Driver, tmp_path: Path, streamed: bool,
+) -> None:
+    store = SQLiteBudgetStore(tmp_path / "budgets.db", busy_timeout=0.2)
+    ledger = SQLiteLedger(tmp_path / "ledger.db")
+    model, guard = _model(fake, store, ledger)
+    with _WriteLock(tmp_path / "budgets.db") as lock:
+        fake.default = _answer_after(lock.take, _reply(streamed))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            response = _call(driver, model, streamed)
+    assert response.text == "ok" and response.cost_nanos == CALL_NANOS
+    assert len(fake.requests) == 1
+    (row,) = ledger.records()
+    assert (row.status, row.cost_nanos, row.trace_id) == ("ok", CALL_NANOS, response.trace_id)
+    (warning,) = _settle_warnings(caught)
+    assert warning.trace_id == response.trace_id and "locked" in warning.error
+    assert warning.budgets == (guard._rules[0].id,)
+    # the hold is left to expire: reserved now, given back once its TTL has passed
+    (counter,) = store.counters(time.time())
+    assert counter.spent == 0 and counter.reserved > 0
+    (counter,) = store.counters(time.time() + TTL + 1)
+    assert counter.reserved == 0 and counter.released_total == counter.reserved_total
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["call", "stream"])
+def test_sharing_the_ledger_file_a_failed_joint_settle_still_writes_the_row(
+    fake: FakeProvider, driver: Driver, tmp_path: Path, streamed: bool,
+) -> None:
+    """Budgets in the ledger's file: settle + row are one transaction; when it cannot
+    commit (the lock is held past the store's busy timeout) the row goes in alone once
+    the ledger gets the file."""
+    db = tmp_path / "tollway.db"
+    ledger = SQLiteLedger(db)
+    store = SQLiteBudgetStore(db, busy_timeout=0.2)
+    assert store.shares_database(ledger)
+    model, _ = _model(fake, store, ledger)
+    with _WriteLock(db) as lock:
+        fake.default = _answer_after(lambda: lock.take(for_seconds=1.5), _reply(streamed))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            response = _call(driver, model, streamed)
+    assert response.text == "ok"
+    assert len(fake.requests) == 1
+    (row,) = ledger.records()
+    assert (row.status, row.cost_nanos) == ("ok", CALL_NANOS)
+    assert len(_settle_warnings(caught)) == 1
+    (counter,) = store.counters(time.time())
+    assert counter.spent == 0 and counter.reserved > 0  # left to expire, never lost
+
+
+def _commits(wal: Path) -> int:
+    """Transactions committed in a WAL file: frames whose header carries the database
+    size after commit (non-zero only on a transaction's last frame) and the WAL's salts."""
+    if not wal.exists():
+        return 0
+    data = wal.read_bytes()
+    if len(data) < 32:
+        return 0
+    page_size = struct.unpack(">I", data[8:12])[0]
+    salts = data[16:24]
+    commits, offset = 0, 32
+    while offset + 24 + page_size <= len(data):
+        header = data[offset:offset + 24]
+        if header[8:16] != salts:
+            break
+        if struct.unpack(">I", header[4:8])[0]:
+            commits += 1
+        offset += 24 + page_size
+    return commits
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["call", "stream"])
+def test_sharing_the_ledger_file_a_call_commits_twice_reserve_then_settle_with_its_row(
+    fake: FakeProvider, driver: Driver, tmp_path: Path, streamed: bool,
+) -> None:
+    db = tmp_path / "tollway.db"
+    ledger = SQLiteLedger(db)
+    store = SQLiteBudgetStore(db)
+    model, _ = _model(fake, store, ledger)
+    fake.default = _reply(streamed)
+    _call(driver, model, streamed)  # schema and first counter in place
+    before = _commits(db.with_name(db.name + "-wal"))
+    response = _call(driver, model, streamed)
+    assert _commits(db.with_name(db.name + "-wal")) - before == 2
+    rows = ledger.records()
+    assert [r.status for r in rows] == ["ok", "ok"] and rows[-1].trace_id == response.trace_id
+    (counter,) = store.counters(time.time())
+    assert (counter.spent, counter.reserved) == (2 * CALL_NANOS, 0)
+
+
+def test_by_default_the_sqlite_budget_store_lives_in_the_ledger_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tollway.core.stores.open import open_budget_store, shared_ledger
+
+    monkeypatch.delenv("TOLLWAY_BUDGETS_DB", raising=False)
+    monkeypatch.setenv("TOLLWAY_LEDGER", str(tmp_path / "default.db"))
+    store = open_budget_store({"backend": "sqlite"})
+    assert isinstance(store, SQLiteBudgetStore) and store.shares_database(shared_ledger(None))
+    configured = open_budget_store(None, ledger=f"sqlite:///{tmp_path / 'mine.db'}")
+    assert configured.shares_database(SQLiteLedger(tmp_path / "mine.db"))  # type: ignore[attr-defined]
+    assert not configured.shares_database(SQLiteLedger(tmp_path / "other.db"))  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- Redis
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _RedisServer:
+    """A throwaway redis-server on a free loopback port, stopped by the test."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = _free_port()
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("redis-server did not start")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[_RedisServer]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    pytest.importorskip("redis")
+    server = _RedisServer(tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _redis_store(url: str) -> Any:
+    from tollway.core.stores.redis_budgets import RedisBudgetStore
+
+    return RedisBudgetStore(url)
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["call", "stream"])
+def test_a_redis_store_stopped_mid_call_still_returns_the_answer_and_its_row(
+    fake: FakeProvider, driver: Driver, tmp_path: Path, redis_server: _RedisServer,
+    streamed: bool,
+) -> None:
+    ledger = SQLiteLedger(tmp_path / "ledger.db")
+    model, _ = _model(fake, _redis_store(redis_server.url), ledger)
+    fake.default = _answer_after(redis_server.stop, _reply(streamed))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        response = _call(driver, model, streamed)
+    assert response.text == "ok" and response.cost_nanos == CALL_NANOS
+    assert len(fake.requests) == 1
+    (row,) = ledger.records()
+    assert (row.status, row.cost_nanos) == ("ok", CALL_NANOS)
+    (warning,) = _settle_warnings(caught)
+    assert warning.trace_id == response.trace_id and "Connection" in warning.error
+
+
+def test_a_redis_store_stopped_mid_call_on_a_failing_call_raises_the_provider_error(
+    fake: FakeProvider, driver: Driver, tmp_path: Path, redis_server: _RedisServer,
+) -> None:
+    """Release on failure: the caller sees the provider's error, never the store's."""
+    ledger = SQLiteLedger(tmp_path / "ledger.db")
+    model, _ = _model(fake, _redis_store(redis_server.url), ledger)
+    fake.default = _answer_after(redis_server.stop, oai.error_reply(400, "bad request"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(errors.BadRequestError):
+            driver.complete(model, "hi", max_tokens=5)
+    (row,) = ledger.records()
+    assert row.status == "BadRequestError"
+    assert len(_settle_warnings(caught)) == 1
+
+
+def test_a_redis_store_down_before_the_call_is_a_typed_error_with_a_row(
+    fake: FakeProvider, driver: Driver, tmp_path: Path, redis_server: _RedisServer,
+) -> None:
+    ledger = SQLiteLedger(tmp_path / "ledger.db")
+    model, _ = _model(fake, _redis_store(redis_server.url), ledger)
+    redis_server.stop()
+    with pytest.raises(errors.StoreUnavailableError) as caught:
+        driver.complete(model, "hi", max_tokens=5)
+    assert caught.value.operation == "reserve" and "RedisBudgetStore" in str(caught.value)
+    assert fake.requests == []  # the provider was never called
+    (row,) = ledger.records()
+    assert row.status == "StoreUnavailableError"
