@@ -20,6 +20,39 @@ def fake() -> Iterator[FakeProvider]:
         yield server
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_default_ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Models and MCP clients record by default: during the tests the default ledger
+    is a temp file (children inherit it), never the developer's own
+    ``~/.local/share/tollway/ledger.db``. Tests that check the default path unset it."""
+    if os.environ.get("TOLLWAY_LEDGER"):
+        yield
+        return
+    path = tmp_path_factory.mktemp("default-ledger") / "ledger.db"
+    os.environ["TOLLWAY_LEDGER"] = str(path)
+    try:
+        yield
+    finally:
+        os.environ.pop("TOLLWAY_LEDGER", None)
+
+
+@pytest.fixture
+def default_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[Any]]:
+    """A fresh default ledger (the one a Model and an MCP client write to unless told
+    otherwise) in a temp file, with no tollway.yaml to find (cwd is a temp dir); returns
+    a reader of its rows (the process's shared ledger, as the writers see it)."""
+    monkeypatch.setenv("TOLLWAY_LEDGER", str(tmp_path / "default-ledger.db"))
+    monkeypatch.delenv("TOLLWAY_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+    def rows() -> list[Any]:
+        from tollway.core.stores.open import shared_ledger
+
+        return shared_ledger().records()  # type: ignore[attr-defined, no-any-return]
+
+    return rows
+
+
 def corpus_dir() -> Path:
     """The recorded provider traffic (../shared/corpus/A beside the repo, or
     TOLLWAY_CORPUS_DIR); tests that need it skip when it is absent."""

@@ -5,6 +5,7 @@ host but loopback."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -28,6 +29,7 @@ from tests.mcp.conftest import KEY, toolbox  # noqa: E402
 from tollway.adapters.crewai import TollwayLLM  # noqa: E402
 from tollway.adapters.crewai.tools import to_crewai_tools  # noqa: E402
 from tollway.core.stores.open import open_ledger  # noqa: E402
+from tollway.core.transport import default_transport  # noqa: E402
 from tollway.mcp import MCPClient  # noqa: E402
 from tollway.mcp.bridge import schema_to_model  # noqa: E402
 
@@ -97,3 +99,47 @@ def test_names_that_crewai_would_merge_stay_distinct() -> None:
         tools = to_crewai_tools(mcp, ["box__echo", "box___echo"])
     names = [t.name for t in tools]
     assert len(set(names)) == 2 and all(n.startswith("box_echo_") for n in names)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_tool_rows_carry_the_agent_task_and_the_crew_runs_trace(
+    fake: FakeProvider, default_ledger: Any, mode: str
+) -> None:
+    """No ledger named anywhere: the crew's model calls and its MCP tool call are rows of
+    the default ledger, named for the agent, task and crew, under one trace id per run
+    (``kickoff`` / ``akickoff``); a second run gets a trace of its own."""
+    def crew(mcp: Any) -> Crew:
+        model = tollway.Model("openai/gpt-4o-mini", api_key=KEY, api_base=fake.url)
+        counter = Agent(role="Counter", goal="Count with the tools", backstory="Precise.",
+                        llm=TollwayLLM(model), tools=to_crewai_tools(mcp, ["box__count"]),
+                        max_retry_limit=0)
+        task = Task(name="count", description="Count once.", expected_output="The count.",
+                    agent=counter)
+        return Crew(name="tally", agents=[counter], tasks=[task])
+
+    for _ in range(2):
+        fake.add(oai.tool_call_reply([("box_count", {})]), oai.text_reply("Final count: 1"))
+    with MCPClient([toolbox("box")]).sync() as mcp:
+        if mode == "sync":
+            outputs = [crew(mcp).kickoff(), crew(mcp).kickoff()]
+        else:
+            async def run() -> list[Any]:
+                try:
+                    return [await crew(mcp).akickoff(), await crew(mcp).akickoff()]
+                finally:
+                    await default_transport().aclose()
+
+            outputs = asyncio.run(run())
+    assert [o.raw for o in outputs] == ["Final count: 1"] * 2
+    rows = default_ledger()
+    tool_rows = [r for r in rows if r.kind == "tool"]
+    assert [(r.tool_server, r.tool_name, r.status) for r in tool_rows] == [("box", "count", "ok")] * 2
+    assert len(rows) == 6
+    assert {(r.framework, r.agent) for r in rows} == {("crewai", "Counter")}
+    assert {(r.attribution.get("task"), r.attribution.get("crew")) for r in rows} == {
+        ("count", "tally")
+    }
+    first, second = rows[:3], rows[3:]
+    assert [r.kind for r in first] == ["model", "tool", "model"]
+    assert len({r.trace_id for r in first}) == 1 and len({r.trace_id for r in second}) == 1
+    assert first[0].trace_id != second[0].trace_id

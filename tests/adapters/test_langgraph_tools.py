@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import uuid
+from typing import Any
 
 import pytest
 
@@ -81,3 +84,41 @@ def test_images_become_langchain_image_blocks(fake: FakeProvider) -> None:
         content = picture.invoke({})
     assert isinstance(content, list) and content[0]["type"] == "image"
     assert content[0]["mime_type"] == "image/png" and content[0]["base64"].startswith("iVBOR")
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_tool_rows_land_beside_the_model_rows_with_the_node_and_the_run_trace(
+    fake: FakeProvider, default_ledger: Any, mode: str
+) -> None:
+    """No ledger named anywhere: the graph's model calls and its MCP tool call are rows
+    of the default ledger, the tool row under the ``tools`` node, all under the run id."""
+    fake.add(oai.tool_call_reply([("box__count", {})]), oai.text_reply("Counted."))
+    model = TollwayChatModel(client=tollway.Model("openai/gpt-4o-mini", api_key=KEY,
+                                                  api_base=fake.url))
+    run_id = uuid.uuid4()
+    config = {"run_id": run_id}
+    if mode == "sync":
+        with MCPClient([toolbox("box")]).sync() as sync_mcp:
+            agent = create_agent(model, tools=to_langchain_tools(sync_mcp, ["box__count"]))
+            agent.invoke({"messages": [("user", "Count.")]}, config=config)
+    else:
+        async def run() -> None:
+            try:
+                async with MCPClient([toolbox("box")]) as mcp:
+                    agent = create_agent(model, tools=to_langchain_tools(mcp, ["box__count"]))
+                    await agent.ainvoke({"messages": [("user", "Count.")]}, config=config)
+            finally:
+                await default_transport().aclose()
+
+        asyncio.run(run())
+    rows = default_ledger()
+    tool_rows = [r for r in rows if r.kind == "tool"]
+    model_rows = [r for r in rows if r.kind == "model"]
+    assert [(r.tool_server, r.tool_name, r.status) for r in tool_rows] == [("box", "count", "ok")]
+    assert len(model_rows) == 2
+    (tool_row,) = tool_rows
+    assert (tool_row.framework, tool_row.node) == ("langgraph", "tools")
+    assert {r.framework for r in model_rows} == {"langgraph"}
+    assert all(r.node and r.node != "tools" for r in model_rows)
+    assert {r.trace_id for r in rows} == {run_id.hex}
+    assert tool_row.attribution.get("run_id") == str(run_id)

@@ -3,6 +3,9 @@ tollway Pydantic AI model against the loopback fake provider."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 
 pytest.importorskip("pydantic_ai")
@@ -65,3 +68,36 @@ async def test_agent_runs_mcp_tools_from_the_toolset_over_one_session(fake: Fake
         ("box", "count", "ok"), ("box", "count", "ok"), ("box", "count", "ok"),
         ("box", "fail", "tool_error"), ("other", "echo", "ok"),
     ]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_tool_rows_carry_the_agent_and_the_run_trace_of_its_requests(
+    fake: FakeProvider, default_ledger: Any, mode: str
+) -> None:
+    """No ledger named anywhere: the agent's requests and its MCP tool call are rows of
+    the default ledger, all named for the agent and under the run's trace id."""
+    fake.add(oai.tool_call_reply([("box__count", {})]), oai.text_reply("Counted."))
+    model = TollwayModel(client=tollway.Model("openai/gpt-4o-mini", api_key=KEY, api_base=fake.url))
+    if mode == "sync":
+        with MCPClient([toolbox("box")]).sync() as sync_mcp:
+            agent = Agent(model, name="counter", toolsets=[MCPToolset(sync_mcp, ["box__count"])])
+            result = agent.run_sync("Count.")
+    else:
+        async def run() -> Any:
+            try:
+                async with MCPClient([toolbox("box")]) as mcp:
+                    agent = Agent(model, name="counter", toolsets=[MCPToolset(mcp, ["box__count"])])
+                    return await agent.run("Count.")
+            finally:
+                await default_transport().aclose()
+
+        result = asyncio.run(run())
+    assert result.output == "Counted."
+    rows = default_ledger()
+    tool_rows = [r for r in rows if r.kind == "tool"]
+    model_rows = [r for r in rows if r.kind == "model"]
+    assert [(r.tool_server, r.tool_name, r.status) for r in tool_rows] == [("box", "count", "ok")]
+    assert len(model_rows) == 2
+    assert {(r.framework, r.agent) for r in rows} == {("pydantic_ai", "counter")}
+    assert len({r.trace_id for r in rows}) == 1
+    assert {r.attribution.get("run_id") for r in rows} == {result.run_id}

@@ -3,6 +3,8 @@ tollway smolagents model against the loopback fake provider."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 pytest.importorskip("smolagents")
@@ -62,3 +64,34 @@ def test_optional_arguments_are_nullable_inputs() -> None:
         "days": {"type": "integer", "description": "days", "nullable": True},
         "units": {"type": "string", "description": "units", "nullable": True},
     }
+
+
+def test_tool_rows_carry_the_agent_and_its_runs_trace(
+    fake: FakeProvider, default_ledger: Any
+) -> None:
+    """No ledger named anywhere: the agent's model calls and its MCP tool calls (two at
+    once: smolagents runs them on worker threads) are rows of the default ledger, named
+    for the agent, one trace id per ``run``."""
+    fake.add(
+        oai.tool_call_reply([("box__count", {}), ("box__echo", {"text": "x"})]),
+        oai.tool_call_reply([("final_answer", {"answer": "done"})]),
+        oai.tool_call_reply([("box__count", {})]),
+        oai.tool_call_reply([("final_answer", {"answer": "again"})]),
+    )
+    model = tollway.Model("openai/gpt-4o-mini", api_key=KEY, api_base=fake.url)
+    with MCPClient([toolbox("box")]).sync() as mcp:
+        agent = ToolCallingAgent(tools=to_smolagents_tools(mcp, ["box__count", "box__echo"]),
+                                 model=TollwayModel(model), name="tally", max_steps=4)
+        assert agent.run("Count and echo.") == "done"
+        assert agent.run("Count again.") == "again"
+    rows = default_ledger()
+    tool_rows = [r for r in rows if r.kind == "tool"]
+    assert sorted((r.tool_name, r.status) for r in tool_rows) == [
+        ("count", "ok"), ("count", "ok"), ("echo", "ok"),
+    ]
+    assert len(rows) == 7
+    assert {(r.framework, r.agent) for r in rows} == {("smolagents", "tally")}
+    first, second = rows[:4], rows[4:]
+    assert sorted(r.kind for r in first) == ["model", "model", "tool", "tool"]
+    assert len({r.trace_id for r in first}) == 1 and len({r.trace_id for r in second}) == 1
+    assert first[0].trace_id != second[0].trace_id

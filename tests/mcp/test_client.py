@@ -273,3 +273,65 @@ async def test_mcp_server_time_from_pypi_over_stdio() -> None:
         assert "T21:00:00" in json.loads(converted.text)["target"]["datetime"]
         bad = await mcp.call_tool("time__get_current_time", {"timezone": "Mars/Olympus"})
         assert bad.is_error and bad.status == "tool_error"  # 1.x style: isError content
+
+
+# --------------------------------------------------------------------------- where rows go
+
+
+async def test_a_client_given_no_ledger_records_in_the_default_ledger(default_ledger) -> None:
+    async with MCPClient([toolbox("box")]) as mcp:
+        with trace("0123456789abcdef0123456789abcdef"), attribute(project="mcp", agent="a1"):
+            await mcp.call_tool("box__echo", {"text": "x"})
+    (row,) = default_ledger()
+    assert (row.kind, row.tool_server, row.tool_name, row.status) == ("tool", "box", "echo", "ok")
+    assert (row.trace_id, row.project, row.agent) == ("0123456789abcdef0123456789abcdef", "mcp", "a1")
+
+
+async def test_a_client_records_in_the_ledger_of_the_config_a_model_would_use(
+    default_ledger, tmp_path
+) -> None:
+    """./tollway.yaml names a ledger: the client writes there, like a Model would, and
+    nothing goes to the default ledger; ``config=`` names a file elsewhere."""
+    (tmp_path / "tollway.yaml").write_text(f"ledger: {tmp_path / 'team.db'}\n")
+    async with MCPClient([toolbox("box")]) as mcp:
+        await mcp.call_tool("box__echo", {"text": "x"})
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "tollway.yaml").write_text(f"ledger: {other / 'other.db'}\n")
+    async with MCPClient([toolbox("box")], config=str(other / "tollway.yaml")) as mcp:
+        await mcp.call_tool("box__count")
+    assert default_ledger() == []
+    team = open_ledger(tmp_path / "team.db")
+    elsewhere = open_ledger(other / "other.db")
+    try:
+        assert [r.tool_name for r in team.records()] == ["echo"]  # type: ignore[attr-defined]
+        assert [r.tool_name for r in elsewhere.records()] == ["count"]  # type: ignore[attr-defined]
+    finally:
+        team.close()
+        elsewhere.close()
+
+
+async def test_ledger_false_records_no_tool_call_and_a_target_names_one(
+    default_ledger, tmp_path
+) -> None:
+    async with MCPClient([toolbox("box")], ledger=False) as mcp:
+        assert mcp.ledger is None
+        explicit = open_ledger("memory")
+        await mcp.call_tool("box__echo", {"text": "x"})
+        await mcp.call_tool("box__echo", {"text": "x"}, ledger=explicit)  # off means off
+    assert default_ledger() == [] and explicit.records() == []  # type: ignore[attr-defined]
+    async with MCPClient([toolbox("box")], ledger=str(tmp_path / "mine.db")) as mcp:
+        await mcp.call_tool("box__echo", {"text": "y"})
+    from tollway.core.stores.open import shared_ledger
+
+    assert [r.tool_name for r in shared_ledger(tmp_path / "mine.db").records()] == ["echo"]  # type: ignore[attr-defined]
+    assert default_ledger() == []
+
+
+async def test_a_bad_config_fails_the_connect_not_a_tool_call(default_ledger, tmp_path) -> None:
+    from tollway.core.errors import ConfigError
+
+    (tmp_path / "tollway.yaml").write_text("ledger: {bogus: 1}\n")
+    with pytest.raises(ConfigError):
+        async with MCPClient([toolbox("box")]):
+            pass

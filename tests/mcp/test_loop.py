@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+import tollway
 from tests.conftest import Driver
 from tests.fakes import replies_openai as oai
 from tests.fakes.server import FakeProvider
-from tests.mcp.conftest import Dialect, RunningServer, results, time_server, toolbox
+from tests.mcp.conftest import KEY, Dialect, RunningServer, results, time_server, toolbox
 from tollway.core.cost.attribution import attribute
 from tollway.core.errors import BudgetExceededError, ToolLoopError
 from tollway.core.stores.open import open_ledger
@@ -181,6 +182,28 @@ async def test_ledger_records_every_round_and_every_tool_call_under_one_trace(
     assert result.model_cost_nanos == sum(r.cost_nanos or 0 for r in model_rows)
     assert result.usage.requests == 3
     assert result.usage.input_tokens == sum(r.usage.input_tokens for r in model_rows)
+
+
+async def test_tool_rows_go_to_the_clients_ledger_when_the_model_records_none(
+    fake: FakeProvider, driver: Driver, default_ledger: Any
+) -> None:
+    """A Model with ``ledger=False`` beside a client given no ledger: the tool calls are
+    still rows (the default ledger), under the loop's trace id; a client built with
+    ``ledger=False`` records none, even when the model has a ledger."""
+    fake.add(oai.tool_call_reply([("box__count", {})]), oai.text_reply("1"))
+    quiet_model = tollway.Model("openai/gpt-4o-mini", api_key=KEY, api_base=fake.url, ledger=False)
+    async with MCPClient([toolbox("box")]) as own:
+        result = await driver.arun_tools(quiet_model, "Count.", mcp=own)
+    (row,) = default_ledger()
+    assert (row.kind, row.tool_name, row.trace_id) == ("tool", "count", result.trace_id)
+
+    ledger = open_ledger("memory")
+    fake.add(oai.tool_call_reply([("box__count", {})]), oai.text_reply("1"))
+    recorded = tollway.Model("openai/gpt-4o-mini", api_key=KEY, api_base=fake.url, ledger=ledger)
+    async with MCPClient([toolbox("box")], ledger=False) as quiet:
+        await driver.arun_tools(recorded, "Count.", mcp=quiet)
+    assert [r.kind for r in ledger.records()] == ["model", "model"]  # type: ignore[attr-defined]
+    assert len(default_ledger()) == 1
 
 
 # --------------------------------------------------------------------------- hooks and policy

@@ -3,6 +3,11 @@
     tollway spend --by org,project,user --since 2026-11-01 --until 2026-12-01
     tollway spend --by model,day --since 7d --filter org=acme --format csv
     tollway spend --ledger postgresql://host/db --format json
+    tollway spend --config deploy/tollway.yaml --by project
+
+The ledger read is the one the config's models write to (``--config``, else
+``$TOLLWAY_CONFIG``, else ``./tollway.yaml``: its ``ledger:``, else the default ledger),
+unless ``--ledger`` names another.
 
 Costs are exact (integer nano-USD summed, printed as decimal USD); calls to models
 without a known price are counted in ``unpriced_calls``, never priced as zero.
@@ -54,9 +59,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "matches unset)",
     )
     parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="read the ledger this tollway.yaml's models write to (its 'ledger:'; default: "
+        "$TOLLWAY_CONFIG, else ./tollway.yaml, as Model finds it)",
+    )
+    parser.add_argument(
         "--ledger",
         metavar="PATH_OR_URL",
-        help="SQLite path, sqlite:///path, postgresql://... (default: $TOLLWAY_LEDGER or "
+        help="read this ledger instead: SQLite path, sqlite:///path, postgresql://... "
+        "(without --ledger or a config ledger: $TOLLWAY_LEDGER or "
         "~/.local/share/tollway/ledger.db)",
     )
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format")
@@ -75,6 +87,7 @@ def _filters(items: Sequence[str]) -> dict[str, list[str | None]]:
 def run(args: argparse.Namespace) -> int:
     rows = spend(
         args.ledger,
+        config=getattr(args, "config", None),
         group_by=args.by,
         since=args.since,
         until=args.until,

@@ -26,11 +26,17 @@ from tollway.core.providers import PROVIDERS, Deployment, known_providers, resol
 from tollway.core.routing.health import HealthBoard
 from tollway.core.routing.plan import FallbackRule, RoutePolicy
 from tollway.core.routing.router import DirectRoute, Router, SingleDeployment
-from tollway.core.stores.open import GUARD_OPTIONS, budget_store_plan, open_budget_store
+from tollway.core.stores.open import (
+    GUARD_OPTIONS,
+    budget_store_plan,
+    open_budget_store,
+    shared_ledger,
+)
 
 if TYPE_CHECKING:
     from tollway.core.config import TollwaySettings
     from tollway.core.cost.attribution import Attribution
+    from tollway.core.cost.ledger import Ledger
     from tollway.core.cost.pricing import PriceBook
     from tollway.core.hooks import Guard, Route
 
@@ -100,6 +106,24 @@ def settings_of(config: Any) -> TollwaySettings | None:
         f"config must be a TollwaySettings, a path to tollway.yaml, a mapping or False; "
         f"got {type(config).__name__}"
     )
+
+
+def configured_ledger_target(config: Any = None) -> str | bool | None:
+    """Where a Model built with ``config`` writes its rows (``settings_of`` finds the
+    config the same way): the config's ``ledger:`` target, False when it turns the
+    ledger off, None for the default ledger (no config, or no ``ledger:`` in it)."""
+    settings = settings_of(config)
+    return None if settings is None else settings.ledger_target
+
+
+def configured_ledger(config: Any = None) -> Ledger | None:
+    """The process's shared ledger that a Model built with ``config`` writes to (None
+    when the config turns the ledger off): what MCP clients record tool calls in when
+    they were given no ledger of their own."""
+    target = configured_ledger_target(config)
+    if target is False:
+        return None
+    return shared_ledger(target if isinstance(target, str) else None)
 
 
 def router_for(settings: TollwaySettings, alias: str, **options: Any) -> Router:

@@ -168,7 +168,7 @@ class Story:
         from tollway.mcp import MCPClient, arun_tools, servers_from_config
 
         async def run() -> Any:
-            async with MCPClient(servers_from_config(self.settings)) as mcp:
+            async with MCPClient(servers_from_config(self.settings), config=self.settings) as mcp:
                 with attribute(org="acme", project="research", user="alice", agent="clock"):
                     return await arun_tools(self.model("fast"),
                         "What time is it in Tokyo right now? Use the tool.",

@@ -1,12 +1,21 @@
 """What every framework bridge shares: a tool bound to a client, sync and async calls,
-argument clean-up and a JSON schema -> pydantic model conversion."""
+argument clean-up and a JSON schema -> pydantic model conversion.
+
+Each call's ledger row is written by the client under the attribution and trace id in
+force when the call is made. A framework runs a tool outside the model call that asked
+for it, so each bridge gives its bindings a ``scope``: a context manager, entered
+around every call, that opens the framework's run as the model adapter sees it
+(framework, agent or node, and the run's trace id), so tool rows and model rows of one
+run line up.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import keyword
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -16,18 +25,32 @@ from tollway.mcp.client import MCPClient, SyncMCPClient, as_async_client, run_sy
 from tollway.mcp.errors import MCPUnknownToolError
 from tollway.mcp.tools import MCPTool, ToolOutput
 
-__all__ = ["ToolBinding", "bind_tools", "prune_unset", "render_text", "schema_to_model"]
+__all__ = [
+    "RunScope",
+    "ToolBinding",
+    "bind_tools",
+    "prune_unset",
+    "render_text",
+    "schema_to_model",
+]
+
+
+RunScope = Callable[[], AbstractContextManager[Any]]
+"""Opens the framework run a tool call belongs to (attribution and trace id)."""
 
 
 class ToolBinding:
-    """One MCP tool bound to the client whose session runs it."""
+    """One MCP tool bound to the client whose session runs it, and the ``scope`` its
+    calls run in (see the module docstring)."""
 
-    __slots__ = ("client", "timeout", "tool")
+    __slots__ = ("client", "scope", "timeout", "tool")
 
-    def __init__(self, client: MCPClient, tool: MCPTool, timeout: float | None) -> None:
+    def __init__(self, client: MCPClient, tool: MCPTool, timeout: float | None,
+                 scope: RunScope = nullcontext) -> None:
         self.client = client
         self.tool = tool
         self.timeout = timeout
+        self.scope = scope
 
     @property
     def name(self) -> str:
@@ -49,13 +72,15 @@ class ToolBinding:
     async def acall(self, arguments: Mapping[str, Any]) -> ToolOutput:
         """Call from async code (hops to the client's loop if it runs elsewhere)."""
         home = self.client.loop
-        if home is None or home is asyncio.get_running_loop():
-            return await self._coro(arguments)
-        return await asyncio.wrap_future(submit(home, self._coro(arguments)))
+        with self.scope():
+            if home is None or home is asyncio.get_running_loop():
+                return await self._coro(arguments)
+            return await asyncio.wrap_future(submit(home, self._coro(arguments)))
 
     def call(self, arguments: Mapping[str, Any]) -> ToolOutput:
         """Call from sync code (the client's loop must run on another thread)."""
-        return run_sync(self.client, self._coro(arguments))
+        with self.scope():
+            return run_sync(self.client, self._coro(arguments))
 
 
 def bind_tools(
@@ -63,9 +88,10 @@ def bind_tools(
     names: Iterable[str] | None = None,
     *,
     timeout: float | None = None,
+    scope: RunScope = nullcontext,
 ) -> list[ToolBinding]:
     """Bindings for the client's tools (all, or the exposed ``names``), from the catalog
-    listed at connect time (no I/O)."""
+    listed at connect time (no I/O); every call runs in ``scope``."""
     inner = as_async_client(client)
     catalog = inner.snapshot()
     if names is None:
@@ -79,7 +105,7 @@ def bind_tools(
                 raise MCPUnknownToolError(f"no MCP tool named {name!r}; available: {known}",
                                           tool=name)
             chosen.append(tool)
-    return [ToolBinding(inner, tool, timeout) for tool in chosen]
+    return [ToolBinding(inner, tool, timeout, scope) for tool in chosen]
 
 
 def render_text(output: ToolOutput) -> str:

@@ -490,9 +490,15 @@ class MCPClient:
     ``await mcp.call_tool("time__get_current_time", {...})`` runs one.
 
     ``separator`` joins prefix and tool name (``time__get_current_time``); ``name_limit``
-    caps exposed names (64 fits every provider). ``ledger``: where tool-call rows go when
-    the caller passes none (the tool loop passes the Model's). ``errlog``: where stdio
-    servers' stderr goes (default: this process's stderr).
+    caps exposed names (64 fits every provider). ``errlog``: where stdio servers' stderr
+    goes (default: this process's stderr).
+
+    Every tool call is a ledger row (kind "tool"). ``ledger``: where the rows go when the
+    caller passes none (the tool loop passes the Model's): a Ledger, a target (a path,
+    ``sqlite:///...``, ``postgresql://...``, ``memory``), or None for the ledger a
+    ``Model`` built with ``config`` writes to (the config's ``ledger:``, else the default
+    ledger; ``config`` None finds tollway.yaml the way Model does). ``ledger=False``
+    records no tool calls at all, not even in a tool loop's ledger.
     """
 
     def __init__(
@@ -501,7 +507,8 @@ class MCPClient:
         *,
         separator: str = DEFAULT_SEPARATOR,
         name_limit: int = NAME_LIMIT,
-        ledger: Ledger | None = None,
+        ledger: Ledger | str | os.PathLike[str] | bool | None = None,
+        config: Any = None,
         errlog: IO[str] | None = None,
     ) -> None:
         found = _servers(servers)
@@ -512,7 +519,10 @@ class MCPClient:
         self.servers: dict[str, MCPServer] = {s.name: s for s in found}
         self.separator = separator
         self.name_limit = name_limit
-        self.ledger = ledger
+        self._ledger_spec = ledger
+        self._config = config
+        self._ledger: Ledger | None = None
+        self._ledger_resolved = False
         self.disconnects: list[Disconnect] = []
         self._connections = {s.name: _Connection(s, errlog) for s in found}
         for conn in self._connections.values():
@@ -530,6 +540,41 @@ class MCPClient:
     def loop(self) -> asyncio.AbstractEventLoop | None:
         """The event loop the sessions live on (set by :meth:`connect`)."""
         return self._loop
+
+    @property
+    def ledger(self) -> Ledger | None:
+        """Where this client's tool rows go (None: ``ledger=False``), resolved on first
+        use as the class docstring says."""
+        if not self._ledger_resolved:
+            self._ledger = _resolve_ledger(self._ledger_spec, self._config)
+            self._ledger_resolved = True
+        return self._ledger
+
+    @property
+    def records_tool_calls(self) -> bool:
+        """False when the client was built with ``ledger=False``."""
+        return self._ledger_spec is not False
+
+    def _check_ledger_config(self) -> None:
+        """Read the config that names the default ledger now (at connect), so a mistake
+        in it fails the connect instead of a tool call; the ledger opens on first use."""
+        if self._ledger_spec is None or self._ledger_spec is True:
+            from tollway.core.assembly import configured_ledger_target
+
+            configured_ledger_target(self._config)
+
+    def row_ledger(self, given: Ledger | None = None) -> Ledger | None:
+        """Where a call's row goes: ``given``, else the client's; None when the client
+        records nothing or its ledger cannot be opened (logged: the call happened)."""
+        if not self.records_tool_calls:
+            return None
+        if given is not None:
+            return given
+        try:
+            return self.ledger
+        except Exception:
+            log.exception("could not open the ledger for MCP tool rows")
+            return None
 
     def connections(self) -> dict[str, int]:
         """Server name -> how many sessions were opened so far (1 + reconnects)."""
@@ -562,6 +607,7 @@ class MCPClient:
             raise MCPConnectionError(detail, server=failed[0][0].name) from failed[0][1]
         try:
             await self.catalog()  # list once now, so sync code can use snapshot()
+            self._check_ledger_config()
         except BaseException:
             await self.aclose()
             raise
@@ -662,7 +708,8 @@ class MCPClient:
         ToolOutput has ``is_error`` set and ``error`` says why (see the module docstring).
 
         ``timeout`` overrides the server's ``call_timeout``. A ledger row (kind "tool")
-        goes to ``ledger`` or the client's, under the current trace id.
+        goes to ``ledger`` or the client's (none with ``MCPClient(ledger=False)``), under
+        the current trace id and attribution.
         """
         try:
             tool = await self.resolve(name)
@@ -722,10 +769,25 @@ class MCPClient:
         output.latency_ms = (time.perf_counter() - t0) * 1000.0
         if output.status in ("ok", "tool_error"):  # priced when the tool really ran
             output.cost_nanos = config.call_price_nanos(tool)
-        target = ledger if ledger is not None else self.ledger
+        target = self.row_ledger(ledger)
         if target is not None:
             await arecord(target, tool_record(output, server, started_at, call_id))
         return output
+
+
+def _resolve_ledger(spec: Any, config: Any) -> Ledger | None:
+    """``MCPClient(ledger=...)`` -> the ledger (see :class:`MCPClient`)."""
+    if spec is False:
+        return None
+    if spec is None or spec is True:
+        from tollway.core.assembly import configured_ledger
+
+        return configured_ledger(config)
+    if isinstance(spec, str | os.PathLike):
+        from tollway.core.stores.open import shared_ledger
+
+        return shared_ledger(spec)
+    return spec
 
 
 # --------------------------------------------------------------------------- sync

@@ -10,8 +10,9 @@ What the caller can rely on:
 
 - Every round is an ordinary Model call, so each is a ledger row and each is checked
   against budgets and allowed hours; every executed tool call is a ledger row too
-  (kind "tool": server, tool, latency, status, configured price). All of them share
-  one trace id (the loop runs under :func:`tollway.core.tracing.trace`).
+  (kind "tool": server, tool, latency, status, configured price) in the model's
+  ledger (the MCP client's when the model has none). All of them share one trace id
+  (the loop runs under :func:`tollway.core.tracing.trace`).
 - A failing tool never crashes the loop by default (``on_tool_error="return"``): an
   ``isError`` result, a JSON-RPC error, a timeout, a disconnected server, arguments that
   are not valid JSON, an unknown tool name and a call the approval hook denied all go
@@ -485,6 +486,16 @@ def _model_attribution(model: Model) -> Any:
     return attribute(defaults.merge(current_attribution()))
 
 
+def _tool_ledger(model: Model, client: MCPClient | None) -> Ledger | None:
+    """Where the loop's tool rows go: the model's ledger, so one loop is one ledger;
+    the MCP client's (by default the configured ledger) when the model records
+    nothing. A client built with ``ledger=False`` still records none of its calls."""
+    ledger = model.ledger
+    if ledger is None and client is not None:
+        ledger = client.row_ledger()
+    return ledger
+
+
 # --------------------------------------------------------------------------- drivers
 
 
@@ -514,7 +525,7 @@ async def arun_tools(
             max_rounds=max_rounds, tool_timeout=tool_timeout, on_tool_error=on_tool_error,
             params=params,
         )
-        ledger = model.ledger
+        ledger = _tool_ledger(model, client)
         while True:
             response = await model.acomplete(loop.messages, **loop.request())
             calls = loop.answer(response)
@@ -554,7 +565,7 @@ def run_tools(
             max_rounds=max_rounds, tool_timeout=tool_timeout, on_tool_error=on_tool_error,
             params=params,
         )
-        ledger = model.ledger
+        ledger = _tool_ledger(model, client)
         while True:
             response = model.complete(loop.messages, **loop.request())
             calls = loop.answer(response)
@@ -612,7 +623,7 @@ async def astream_tools(
             max_rounds=max_rounds, tool_timeout=tool_timeout, on_tool_error=on_tool_error,
             params=params,
         )
-        ledger = model.ledger
+        ledger = _tool_ledger(model, client)
         while True:
             response: Response | None = None
             async with model.astream(loop.messages, **loop.request()) as stream:

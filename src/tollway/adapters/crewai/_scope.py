@@ -1,4 +1,5 @@
-"""Who a CrewAI model call is for: the crew, agent role and task behind it.
+"""Who a CrewAI model or tool call is for: the crew, agent role and task behind it, and
+the trace id of the run it belongs to.
 
 The executor passes ``from_agent`` / ``from_task`` with every call it makes, but CrewAI
 also calls LLMs without them: the converter behind ``output_pydantic`` /
@@ -6,17 +7,30 @@ also calls LLMs without them: the converter behind ``output_pydantic`` /
 summaries. Those run inside ``Task.execute_*``, where CrewAI keeps the task's id in a
 context variable; so each task seen with a call is remembered here (id -> names, a
 bounded map) and a call without ``from_task`` is attributed to the current task and
-its agent.
+its agent. MCP tools run inside the same task, so their rows get the same names.
+
+The run: CrewAI keeps a stack of open event scopes in a context variable (crew kickoff,
+task, agent execution, LLM call, tool usage...); the outermost one (the crew's kickoff,
+a flow, a standalone agent's kickoff) has one event id per run, which becomes the trace
+id of every model and tool row of that run.
 """
 
 from __future__ import annotations
 
 import threading
+from contextlib import AbstractContextManager
 from typing import Any
 
 from crewai.context import get_current_task_id
 
+from tollway.adapters._run import framework_run
 from tollway.core.cost.attribution import Attribution
+from tollway.core.tracing import trace_id_of
+
+try:  # the scope stack has no public reader; without it each call has its own trace
+    from crewai.events.event_context import _event_id_stack
+except ImportError:  # pragma: no cover - other CrewAI layouts
+    _event_id_stack = None  # type: ignore[assignment]
 
 _MAX_TASKS = 1024
 _tasks: dict[str, tuple[str | None, str | None, str | None]] = {}
@@ -49,3 +63,22 @@ def crewai_scope(task: Any, agent: Any) -> Attribution:
             _, role, agent_crew = _names(None, agent)
             crew = agent_crew or crew
     return Attribution.of(framework="crewai", agent=role, task=task_name, crew=crew)
+
+
+def run_trace_id() -> str | None:
+    """The trace id of the CrewAI run this code runs in: the event id of CrewAI's
+    outermost open event scope as 32 hex digits; None outside any run."""
+    if _event_id_stack is None:
+        return None
+    stack = _event_id_stack.get()
+    return trace_id_of(stack[0][0]) if stack else None
+
+
+def run_scope(
+    task: Any = None, agent: Any = None, defaults: Attribution | None = None
+) -> AbstractContextManager[None]:
+    """Attribution and trace id for whatever runs inside: ``defaults`` (an LLM's own)
+    under the caller's ``tollway.attribute(...)`` scope, under the crew, agent and task
+    (:func:`crewai_scope`); the run's trace id unless the caller opened a
+    ``tollway.trace()``."""
+    return framework_run(crewai_scope(task, agent), run_trace_id(), defaults)

@@ -17,12 +17,14 @@ openai.completion``) step for step, so the executor cannot tell it apart from on
 
 Every call runs inside ``tollway.attribute(framework="crewai", agent=<role>,
 task=<task name>, crew=<crew name>)``, so the ledger row of each call names the agent
-that made it, including the calls CrewAI makes without naming one (``_scope``).
+that made it, including the calls CrewAI makes without naming one (``_scope``), and
+every row of one crew run shares its trace id.
 """
 
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -35,9 +37,9 @@ from pydantic import BaseModel, Field, PrivateAttr
 from tollway.adapters._turns import ReasoningTurns
 from tollway.adapters.crewai._convert import tool_calls_for_crewai, usage_for_crewai
 from tollway.adapters.crewai._errors import rejects_stop, translate
-from tollway.adapters.crewai._scope import crewai_scope
+from tollway.adapters.crewai._scope import run_scope
 from tollway.adapters.crewai._stream import ChunkRelay, arelay_stream, relay_stream
-from tollway.core.cost.attribution import Attribution, attribute, current_attribution
+from tollway.core.cost.attribution import Attribution
 from tollway.core.errors import ConfigError, TollwayError, ToolArgumentsError
 from tollway.core.model import Model
 
@@ -214,7 +216,7 @@ class TollwayLLM(BaseLLM):
                 )
                 formatted = self._format_messages(messages)
                 self._invoke_before_llm_call_hooks(formatted, from_agent)
-                with attribute(self._scope(from_task, from_agent)):
+                with self._scope(from_task, from_agent):
                     response = self._send(formatted, tools, response_model, from_task, from_agent)
                 return self._answer(
                     response, formatted, available_functions, from_task, from_agent,
@@ -253,7 +255,7 @@ class TollwayLLM(BaseLLM):
                 )
                 formatted = self._format_messages(messages)
                 self._invoke_before_llm_call_hooks(formatted, from_agent)
-                with attribute(self._scope(from_task, from_agent)):
+                with self._scope(from_task, from_agent):
                     response = await self._asend(
                         formatted, tools, response_model, from_task, from_agent
                     )
@@ -276,13 +278,14 @@ class TollwayLLM(BaseLLM):
 
     # ------------------------------------------------------------------ steps
 
-    def _scope(self, task: Task | None, agent: BaseAgent | None) -> Attribution:
+    def _scope(self, task: Task | None, agent: BaseAgent | None) -> AbstractContextManager[None]:
         """Who this call is for: the LLM's defaults under the caller's scope, then the
-        crew, agent role and task this call was made for (see ``_scope``)."""
+        crew, agent role and task this call was made for, in the run's trace
+        (``_scope.run_scope``)."""
         defaults = Attribution.of(
             org=self.org, project=self.project, user=self.user, tags=self.tags
         )
-        return defaults.merge(current_attribution()).merge(crewai_scope(task, agent))
+        return run_scope(task, agent, defaults)
 
     def _params(self, tools: list[dict[str, Any]] | None, response_model: Any) -> dict[str, Any]:
         params: dict[str, Any] = {}

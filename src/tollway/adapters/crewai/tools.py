@@ -15,6 +15,10 @@ the tool's JSON schema (CrewAI validates arguments with it). A failed call retur
 ``crewai.tools.tool_failure.ToolFailure`` (reason ``mcp_error``), CrewAI's own signal
 for a tool that ran but did not succeed: the agent sees the message and CrewAI's
 ``tool_failure_policy`` decides what happens.
+
+Every call is a ledger row (the client's ledger: by default the one a ``Model`` uses)
+with ``framework="crewai"``, the agent role, task and crew of the task running it, and
+the crew run's trace id, the same as that run's model calls.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from crewai.tools.tool_failure import ToolFailure, ToolFailureReason
 from crewai.utilities.string_utils import sanitize_tool_name
 from pydantic import BaseModel, PrivateAttr
 
+from tollway.adapters.crewai._scope import run_scope
 from tollway.mcp.bridge import (
     ToolBinding,
     bind_tools,
@@ -96,7 +101,7 @@ def to_crewai_tools(
     CrewAI rewrites tool names for the model (``box__Count`` -> ``box_count``); the
     tools are named that way already, and names that CrewAI's rewrite would merge get a
     short hash of the exposed name, so every tool stays callable."""
-    bindings = bind_tools(client, names, timeout=timeout)
+    bindings = bind_tools(client, names, timeout=timeout, scope=run_scope)
     wanted = [crewai_name(b.name) for b in bindings]
     tools = []
     for binding, name in zip(bindings, wanted, strict=True):

@@ -13,7 +13,7 @@ LangChain has no error hierarchy of its own to translate them into.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from operator import itemgetter
 from typing import Any, Literal, cast
 
@@ -33,7 +33,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
-from tollway.adapters.langgraph.context import graph_fields, run_trace_id
+from tollway.adapters.langgraph.context import run_scope
 from tollway.adapters.langgraph.convert import to_messages, to_openai_tools, to_tools
 from tollway.adapters.langgraph.output import (
     ChunkBuilder,
@@ -41,11 +41,10 @@ from tollway.adapters.langgraph.output import (
     generation_info,
     to_ai_message,
 )
-from tollway.core.cost.attribution import Attribution, attribute, current_attribution
+from tollway.core.cost.attribution import Attribution
 from tollway.core.errors import BadRequestError, ConfigError
 from tollway.core.inputs import build_request, to_response_format
 from tollway.core.model import Model
-from tollway.core.tracing import current_trace_id, trace
 from tollway.core.types import Request
 
 StructuredMethod = Literal["json_schema", "function_calling", "json_mode"]
@@ -233,16 +232,10 @@ class TollwayChatModel(BaseChatModel):
             params["extra"] = extra
         return build_request(to_messages(messages), **params)
 
-    @contextmanager
-    def _scope(self, run_manager: Any) -> Iterator[None]:
-        """Attribution for one call: this model's defaults, overridden by any
-        ``tollway.attribute(...)`` scope the caller opened, overridden by what the graph
-        says about this call (framework, node, run id, thread id). Calls of one graph run
-        share a trace id (the run id) unless the caller opened a ``tollway.trace()``."""
-        graph = graph_fields(run_manager)
-        fields = self._defaults.merge(current_attribution()).merge(graph)
-        with attribute(fields), trace(current_trace_id() or run_trace_id(graph.get("run_id"))):
-            yield
+    def _scope(self, run_manager: Any) -> AbstractContextManager[None]:
+        """Attribution and trace id for one call (``context.run_scope``: this model's
+        defaults under the caller's scope under the graph's node, run and thread)."""
+        return run_scope(self._defaults, run_manager)
 
     def _generate(
         self,

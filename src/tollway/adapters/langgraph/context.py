@@ -10,11 +10,15 @@ LangChain sets for every running node is read as well.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from langchain_core.runnables.config import var_child_runnable_config
+
+from tollway.adapters._run import framework_run
+from tollway.core.cost.attribution import Attribution
+from tollway.core.tracing import trace_id_of
 
 _RUNTIME_KEY = "__pregel_runtime"
 """Where LangGraph keeps the Runtime (with ``execution_info``) in ``configurable``."""
@@ -43,12 +47,11 @@ def graph_fields(run_manager: Any = None) -> dict[str, str]:
     return fields
 
 
-def run_trace_id(run_id: str | None) -> str | None:
-    """A graph run id (a UUID) as a tollway trace id (32 hex digits), so every ledger row
-    of one run shares its trace id; None when there is no run id or it is not a UUID."""
-    if not run_id:
-        return None
-    try:
-        return uuid.UUID(str(run_id)).hex
-    except ValueError:
-        return None
+def run_scope(defaults: Attribution | None = None, run_manager: Any = None) -> AbstractContextManager[None]:
+    """Attribution and trace id for whatever runs inside: ``defaults`` (a model's own),
+    overridden by any ``tollway.attribute(...)`` scope the caller opened, overridden by
+    what the graph says about this step (framework, node, run id, thread id). Model calls
+    and tool calls of one graph run share a trace id (the run id) unless the caller
+    opened a ``tollway.trace()``; without either, each call has its own."""
+    graph = graph_fields(run_manager)
+    return framework_run(graph, trace_id_of(graph.get("run_id")), defaults)

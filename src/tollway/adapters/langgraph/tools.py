@@ -12,6 +12,12 @@ agents) and ``func`` (sync agents: the client's loop must run on another thread,
 SyncMCPClient). A failed call raises ``ToolException``; with ``handle_tool_error`` on
 (the default here) LangChain hands its text back to the model as an error ToolMessage.
 Images come back as LangChain image content blocks.
+
+Every call is a ledger row (the client's ledger: by default the one a ``Model`` uses)
+with ``framework="langgraph"``, the node that ran the tool (``tools`` in
+``create_agent``), the graph's run / thread id and the run's trace id: the same trace id
+as the model calls of that run when the run has an id (``config={"run_id": ...}``,
+always set by LangGraph Server) or runs inside ``tollway.trace()``.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any
 
 from langchain_core.tools import StructuredTool, ToolException
 
+from tollway.adapters.langgraph.context import run_scope
 from tollway.core.types import Image, Text
 from tollway.mcp.bridge import ToolBinding, bind_tools
 from tollway.mcp.client import MCPClient, SyncMCPClient
@@ -76,5 +83,5 @@ def to_langchain_tools(
     every tool (True: a failed call's message goes back to the model)."""
     return [
         to_langchain_tool(binding, handle_tool_error=handle_tool_error)
-        for binding in bind_tools(client, names, timeout=timeout)
+        for binding in bind_tools(client, names, timeout=timeout, scope=run_scope)
     ]

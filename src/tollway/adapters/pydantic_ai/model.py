@@ -14,9 +14,8 @@ tools arrive here as function tools like any other.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -34,10 +33,10 @@ from pydantic_ai.tools import RunContext
 import tollway.core.model as core_model
 from tollway.adapters.pydantic_ai.convert import build, to_messages, to_model_response
 from tollway.adapters.pydantic_ai.errors import mapped_errors
+from tollway.adapters.pydantic_ai.run import run_scope
 from tollway.adapters.pydantic_ai.stream import TollwayStreamedResponse
-from tollway.core.cost.attribution import Attribution, attribute, current_attribution
+from tollway.core.cost.attribution import Attribution
 from tollway.core.errors import ConfigError
-from tollway.core.tracing import current_trace_id, trace
 from tollway.core.types import Request
 
 
@@ -193,28 +192,10 @@ class TollwayModel(Model):
         instructions = InstructionPart.join(parts) if parts else None
         return build(to_messages(messages, instructions), model_settings, params)
 
-    @contextmanager
-    def _scope(self, run_context: RunContext[Any] | None) -> Iterator[None]:
-        """Attribution for one request: this model's defaults, overridden by the caller's
-        ``tollway.attribute(...)`` scope, overridden by the agent run (framework, agent
-        name, run id). Requests of one agent run share a trace id (the run id), unless
-        the caller opened a ``tollway.trace()``."""
-        ctx = run_context or _current_run_context()
-        fields: dict[str, Any] = {"framework": "pydantic_ai"}
-        run_id: str | None = None
-        if ctx is not None:
-            agent = getattr(ctx, "agent", None)
-            if agent is not None and getattr(agent, "name", None):
-                fields["agent"] = agent.name
-            run_id = getattr(ctx, "run_id", None)
-            if run_id:
-                fields["run_id"] = run_id
-            conversation = getattr(ctx, "conversation_id", None)
-            if conversation:
-                fields["conversation_id"] = conversation
-        scope = self._defaults.merge(current_attribution()).merge(fields)
-        with attribute(scope), trace(current_trace_id() or _trace_id(run_id)):
-            yield
+    def _scope(self, run_context: RunContext[Any] | None) -> AbstractContextManager[None]:
+        """Attribution and trace id for one request (:func:`.run.run_scope`: this
+        model's defaults under the caller's scope under the agent run)."""
+        return run_scope(run_context, self._defaults)
 
     def _url_of(self, deployment: str | None) -> str | None:
         for dep in self._client.deployments:
@@ -222,20 +203,3 @@ class TollwayModel(Model):
                 return dep.api_base
         return self.base_url
 
-
-def _current_run_context() -> RunContext[Any] | None:
-    """Pydantic AI's current run context (set around every model request of a run)."""
-    try:
-        from pydantic_ai._run_context import get_current_run_context
-    except ImportError:  # pragma: no cover - older / newer layouts
-        return None
-    return get_current_run_context()
-
-
-def _trace_id(run_id: str | None) -> str | None:
-    if not run_id:
-        return None
-    try:
-        return uuid.UUID(str(run_id)).hex
-    except ValueError:
-        return None

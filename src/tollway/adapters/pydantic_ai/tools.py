@@ -9,7 +9,9 @@
 Unlike ``pydantic_ai.mcp.MCPServer`` (one connection per toolset, opened and closed
 with each agent run), this toolset calls through a tollway client, so several agents
 share its one long-lived session per server, names are collision-safe across servers,
-and every call is a ledger row when the client has a ledger. A failed call raises
+and every call is a ledger row (the client's ledger: by default the one a ``Model``
+uses) with ``framework="pydantic_ai"``, the agent's name, the run id and the run's trace
+id, the same as the run's model requests. A failed call raises
 Pydantic AI's ``ToolFailed``: the model sees the failure and adapts, without spending
 the tool's retry budget. Images come back as ``BinaryContent``.
 """
@@ -26,6 +28,7 @@ from pydantic_ai.tools import ToolDefinition
 from pydantic_ai.toolsets.abstract import AbstractToolset, ToolsetTool
 from pydantic_core import SchemaValidator, core_schema
 
+from tollway.adapters.pydantic_ai.run import run_scope
 from tollway.core.types import Image, Text
 from tollway.mcp.bridge import ToolBinding, bind_tools
 from tollway.mcp.client import MCPClient, SyncMCPClient
@@ -86,7 +89,8 @@ class MCPToolset(AbstractToolset[Any]):
         binding = self._bindings().get(name)
         if binding is None:
             raise ToolFailed(f"there is no MCP tool named {name!r}")
-        output = await binding.acall(tool_args)
+        with run_scope(ctx):
+            output = await binding.acall(tool_args)
         if output.is_error:
             raise ToolFailed(output.text or f"tool {name!r} failed ({output.status})")
         if all(isinstance(p, Text) for p in output.content):

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Generator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from smolagents.models import REMOVE_PARAMETER, ChatMessage, ChatMessageStreamDelta
 from smolagents.models import Model as SmolModel
 
 from tollway.adapters._turns import ReasoningTurns
-from tollway.adapters.smolagents._agent import agent_name, calling_agent
+from tollway.adapters.smolagents._agent import calling_agent, run_scope
 from tollway.adapters.smolagents._convert import (
     chat_message,
     messages_for_tollway,
@@ -34,7 +35,7 @@ from tollway.adapters.smolagents._stop import (
     remember_refusal,
 )
 from tollway.adapters.smolagents._turns import with_remembered_turns
-from tollway.core.cost.attribution import Attribution, attribute, current_attribution
+from tollway.core.cost.attribution import Attribution
 from tollway.core.errors import ConfigError, TollwayError
 from tollway.core.model import Model, ResponseStream
 from tollway.core.types import Response, StreamEnd, TextDelta, ToolCallDelta
@@ -136,10 +137,10 @@ class TollwayModel(SmolModel):
         tools_to_call_from: list[Any] | None = None,
         **kwargs: Any,
     ) -> ChatMessage:
-        scope = self._scope(calling_agent())
+        agent = calling_agent()
         inputs, params = self._request(messages, response_format, tools_to_call_from, kwargs)
         send_stop = self._with_stop(params, stop_sequences)
-        with attribute(scope):
+        with self._scope(agent):
             try:
                 response = self.client.complete(inputs, **params)
             except TollwayError as exc:
@@ -161,13 +162,13 @@ class TollwayModel(SmolModel):
     ) -> Generator[ChatMessageStreamDelta]:
         """Deltas as they arrive: text, tool-call fragments (index, id and name on the
         first, argument JSON to append), then one delta with the usage of the call."""
-        scope = self._scope(calling_agent())
+        agent = calling_agent()
         inputs, params = self._request(messages, response_format, tools_to_call_from, kwargs)
         send_stop = self._with_stop(params, stop_sequences)
-        stream = self._open(inputs, params, scope)
+        stream = self._open(inputs, params, agent)
         if stream is None:
             send_stop = False
-            stream = self._open(inputs, params, scope)
+            stream = self._open(inputs, params, agent)
             assert stream is not None
         cutter = None if send_stop or not stop_sequences else StopCutter(stop_sequences)
         with stream:
@@ -186,11 +187,11 @@ class TollwayModel(SmolModel):
                     yield usage_delta(event.response.usage)
 
     def _open(
-        self, inputs: list[dict[str, Any]], params: dict[str, Any], scope: Attribution
+        self, inputs: list[dict[str, Any]], params: dict[str, Any], agent: Any
     ) -> ResponseStream | None:
         """A stream opened up to its first token (so a refused ``stop`` shows here);
         None after dropping a refused ``stop`` from ``params``, to open again."""
-        with attribute(scope):
+        with self._scope(agent):
             stream = self.client.stream(inputs, **params)
         try:
             stream.__enter__()
@@ -202,9 +203,10 @@ class TollwayModel(SmolModel):
 
     # ------------------------------------------------------------------ steps
 
-    def _scope(self, agent: Any) -> Attribution:
-        here = Attribution.of(framework="smolagents", agent=self.agent_name or agent_name(agent))
-        return self._defaults.merge(current_attribution()).merge(here)
+    def _scope(self, agent: Any) -> AbstractContextManager[None]:
+        """This model's defaults under the caller's scope under the agent, in the agent
+        run's trace (``_agent.run_scope``)."""
+        return run_scope(agent, self.agent_name, self._defaults)
 
     def _request(
         self,

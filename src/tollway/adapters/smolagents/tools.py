@@ -12,6 +12,10 @@ form of the JSON schema (optional arguments are ``nullable``, as smolagents requ
 names are made valid Python identifiers (CodeAgent calls tools as functions). A failed
 call raises :class:`MCPToolCallError`, which smolagents reports to the model as a tool
 error and the agent carries on.
+
+Every call is a ledger row (the client's ledger: by default the one a ``Model`` uses)
+with ``framework="smolagents"``, the calling agent's name and the agent run's trace id,
+the same as that run's model calls.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 from smolagents import Tool
 
+from tollway.adapters.smolagents._agent import tool_scope
 from tollway.mcp.bridge import ToolBinding, bind_tools, prune_unset, render_text
 from tollway.mcp.client import MCPClient, SyncMCPClient
 from tollway.mcp.errors import MCPToolError
@@ -106,4 +111,4 @@ def to_smolagents_tools(
     timeout: float | None = None,
 ) -> list[MCPSmolTool]:
     """The client's tools (all, or the exposed ``names``) as smolagents tools."""
-    return [MCPSmolTool(b) for b in bind_tools(client, names, timeout=timeout)]
+    return [MCPSmolTool(b) for b in bind_tools(client, names, timeout=timeout, scope=tool_scope)]

@@ -29,11 +29,15 @@ from tollway.core.errors import ConfigError
 __all__ = [
     "budget_store_plan",
     "default_ledger_path",
+    "existing_shared_ledger",
     "open_budget_store",
     "open_ledger",
     "shared_ledger",
     "sqlite_ledger_file",
 ]
+
+
+_IN_MEMORY = ("memory", ":memory:", "sqlite://", "sqlite:///:memory:")
 
 
 def default_ledger_path() -> Path:
@@ -69,7 +73,7 @@ def open_ledger(target: str | os.PathLike[str] | Ledger | None = None) -> Ledger
         return PostgresLedger(text.replace("postgresql+psycopg://", "postgresql://", 1))
     from tollway.core.stores.sqlite_ledger import SQLiteLedger
 
-    if text in ("memory", ":memory:", "sqlite://", "sqlite:///:memory:"):
+    if text in _IN_MEMORY:
         return SQLiteLedger(":memory:")
     if text.startswith("sqlite:"):
         return SQLiteLedger.from_url(text)
@@ -86,12 +90,21 @@ _SHARED: dict[str, Ledger] = {}
 _SHARED_LOCK = threading.Lock()
 
 
+def _shared_key(target: str | os.PathLike[str] | None) -> str:
+    """What identifies a shared ledger: a URL as given, a file by its absolute path (a
+    relative path names another file once the working directory changes)."""
+    if target is None:
+        return os.environ.get("TOLLWAY_LEDGER") or str(default_ledger_path())
+    text = os.fspath(target)
+    if "://" in text or text in _IN_MEMORY:
+        return text
+    return os.path.abspath(os.path.expanduser(text))
+
+
 def shared_ledger(target: str | os.PathLike[str] | None = None) -> Ledger:
     """One ledger per target for the whole process (every Model writing to the same
     file or database shares its connection); closed at interpreter exit."""
-    key = os.fspath(target) if target is not None else (
-        os.environ.get("TOLLWAY_LEDGER") or str(default_ledger_path())
-    )
+    key = _shared_key(target)
     ledger = _SHARED.get(key)
     if ledger is not None:
         return ledger
@@ -101,6 +114,13 @@ def shared_ledger(target: str | os.PathLike[str] | None = None) -> Ledger:
             ledger = open_ledger(target)
             _SHARED[key] = ledger
         return ledger
+
+
+def existing_shared_ledger(target: str | os.PathLike[str] | None = None) -> Ledger | None:
+    """The process's shared ledger for ``target`` if a Model (or MCP client) of this
+    process already opened it, else None. Readers use it so they see what this process
+    wrote, an in-memory ledger included, without opening one that stays open."""
+    return _SHARED.get(_shared_key(target))
 
 
 @atexit.register
