@@ -323,13 +323,13 @@ class Usage:
     reasoning_tokens: int = 0
     requests: int = 1
     units: dict[str, int] = field(default_factory=dict)
-    input_audio_tokens: int = 0
     input_image_tokens: int = 0
+    output_image_tokens: int = 0
+    input_audio_tokens: int = 0
     input_video_tokens: int = 0
     cache_audio_read_tokens: int = 0
     cache_image_read_tokens: int = 0
     output_audio_tokens: int = 0
-    output_image_tokens: int = 0
     output_video_tokens: int = 0
     service_tier: str | None = None
 
@@ -364,13 +364,13 @@ class Usage:
             self.reasoning_tokens + other.reasoning_tokens,
             self.requests + other.requests,
             units,
-            self.input_audio_tokens + other.input_audio_tokens,
             self.input_image_tokens + other.input_image_tokens,
+            self.output_image_tokens + other.output_image_tokens,
+            self.input_audio_tokens + other.input_audio_tokens,
             self.input_video_tokens + other.input_video_tokens,
             self.cache_audio_read_tokens + other.cache_audio_read_tokens,
             self.cache_image_read_tokens + other.cache_image_read_tokens,
             self.output_audio_tokens + other.output_audio_tokens,
-            self.output_image_tokens + other.output_image_tokens,
             self.output_video_tokens + other.output_video_tokens,
             # A sum is one tier only when every part was (a total is never re-priced:
             # each call is priced on its own usage).

@@ -92,6 +92,7 @@ def test_a_version_1_ledger_is_upgraded_and_its_rows_stay_readable(db: Path) -> 
         before, after = ledger.records()
     assert (before.trace_id, before.usage.input_tokens, before.usage.output_image_tokens) == (
         "old", 5, 0)
+    assert (before.usage.input_audio_tokens, before.usage.service_tier) == (0, None)
     assert (after.kind, after.usage.output_image_tokens) == ("image", 272)
 
 

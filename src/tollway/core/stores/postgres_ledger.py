@@ -63,6 +63,11 @@ def _migrations(schema: str) -> tuple[tuple[int, tuple[str, ...]], ...]:
             tuple(f'ALTER TABLE {table} ADD COLUMN IF NOT EXISTS "{c.name}" {c.postgres}'
                   for c in added_columns(2)),
         ),
+        (
+            3,  # audio / video / cached-modality tokens and the service tier
+            tuple(f'ALTER TABLE {table} ADD COLUMN IF NOT EXISTS "{c.name}" {c.postgres}'
+                  for c in added_columns(3)),
+        ),
     )
 
 

@@ -69,6 +69,10 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         2,  # image tokens (embeddings and images); old rows read 0
         tuple(f'ALTER TABLE "{TABLE}" ADD COLUMN "{c.name}" {c.sqlite}' for c in added_columns(2)),
     ),
+    (
+        3,  # audio / video / cached-modality tokens and the service tier; old rows read 0 / NULL
+        tuple(f'ALTER TABLE "{TABLE}" ADD COLUMN "{c.name}" {c.sqlite}' for c in added_columns(3)),
+    ),
 )
 """(version, statements): applied in order on first use; add, never edit."""
 SCHEMA_VERSION = MIGRATIONS[-1][0]
