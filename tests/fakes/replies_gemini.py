@@ -52,14 +52,29 @@ def usage_metadata(usage: Usage | None = None) -> dict[str, Any]:
         "promptTokenCount": u.input_tokens,
         "candidatesTokenCount": candidates,
         "totalTokenCount": u.input_tokens + u.output_tokens,
-        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": u.input_tokens}],
+        "promptTokensDetails": _details(u.input_tokens, AUDIO=u.input_audio_tokens,
+                                        IMAGE=u.input_image_tokens, VIDEO=u.input_video_tokens),
     }
+    if u.output_audio_tokens or u.output_image_tokens or u.output_video_tokens:
+        meta["candidatesTokensDetails"] = _details(
+            candidates, AUDIO=u.output_audio_tokens, IMAGE=u.output_image_tokens,
+            VIDEO=u.output_video_tokens,
+        )
     if u.cache_read_tokens:
         meta["cachedContentTokenCount"] = u.cache_read_tokens
-        meta["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": u.cache_read_tokens}]
+        meta["cacheTokensDetails"] = _details(u.cache_read_tokens, AUDIO=u.cache_audio_read_tokens,
+                                              IMAGE=u.cache_image_read_tokens)
     if u.reasoning_tokens:
         meta["thoughtsTokenCount"] = u.reasoning_tokens
     return meta
+
+
+def _details(total: int, **modalities: int) -> list[dict[str, Any]]:
+    """A ``*TokensDetails`` list: TEXT holds what the other modalities leave."""
+    text = total - sum(modalities.values())
+    out = [{"modality": "TEXT", "tokenCount": text}] if text or not any(modalities.values()) else []
+    out += [{"modality": m, "tokenCount": n} for m, n in modalities.items() if n]
+    return out
 
 
 def response_id(seed: str) -> str:

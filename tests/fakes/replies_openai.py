@@ -42,7 +42,7 @@ _ERROR_KINDS = {
 def usage_body(usage: Usage | None = None) -> dict[str, Any]:
     """The ``usage`` object OpenAI sends for ``usage`` (default :data:`DEFAULT_USAGE`)."""
     u = usage or DEFAULT_USAGE
-    prompt_details = {"cached_tokens": u.cache_read_tokens, "audio_tokens": 0}
+    prompt_details = {"cached_tokens": u.cache_read_tokens, "audio_tokens": u.input_audio_tokens}
     if u.cache_write_tokens:
         prompt_details["cache_write_tokens"] = u.cache_write_tokens
     return {
@@ -52,7 +52,7 @@ def usage_body(usage: Usage | None = None) -> dict[str, Any]:
         "prompt_tokens_details": prompt_details,
         "completion_tokens_details": {
             "reasoning_tokens": u.reasoning_tokens,
-            "audio_tokens": 0,
+            "audio_tokens": u.output_audio_tokens,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
         },
@@ -68,10 +68,13 @@ def call_id(name: str, index: int) -> str:
     return "call_" + hashlib.sha1(f"{name}:{index}".encode()).hexdigest()[:24]
 
 
-def text_reply(text: str, *, usage: Usage | None = None, model: str = MODEL) -> Reply:
-    """A non-streamed answer with ``text`` and ``finish_reason: stop``."""
+def text_reply(text: str, *, usage: Usage | None = None, model: str = MODEL,
+               service_tier: str | None = "default") -> Reply:
+    """A non-streamed answer with ``text`` and ``finish_reason: stop``; ``service_tier``
+    is the tier OpenAI reports having served it at (None: a compatible server that
+    does not say)."""
     message = {"role": "assistant", "content": text, "refusal": None, "annotations": []}
-    return Reply(200, _completion(text, message, "stop", usage, model))
+    return Reply(200, _completion(text, message, "stop", usage, model, service_tier))
 
 
 def tool_call_reply(
@@ -96,12 +99,16 @@ def tool_call_reply(
     return Reply(200, _completion(repr(calls), message, "tool_calls", usage, model))
 
 
-def text_stream(text_pieces: list[str], *, usage: Usage | None = None, model: str = MODEL) -> Reply:
-    """A streamed answer: one content delta per piece, then finish, usage and [DONE]."""
+def text_stream(text_pieces: list[str], *, usage: Usage | None = None, model: str = MODEL,
+                service_tier: str | None = "default") -> Reply:
+    """A streamed answer: one content delta per piece, then finish, usage and [DONE];
+    every chunk names ``service_tier`` (None: not at all)."""
     cid = completion_id("".join(text_pieces))
-    chunks = [_chunk(cid, model, {"role": "assistant", "content": "", "refusal": None})]
-    chunks += [_chunk(cid, model, {"content": piece}) for piece in text_pieces]
-    return Reply(200, chunks=sse(*_close(chunks, cid, model, "stop", usage), "[DONE]"))
+    chunks = [_chunk(cid, model, {"role": "assistant", "content": "", "refusal": None},
+                     tier=service_tier)]
+    chunks += [_chunk(cid, model, {"content": piece}, tier=service_tier) for piece in text_pieces]
+    closing = _close(chunks, cid, model, "stop", usage, service_tier)
+    return Reply(200, chunks=sse(*closing, "[DONE]"))
 
 
 def tool_call_stream(
@@ -158,39 +165,48 @@ def error_reply(
 
 
 def _completion(
-    seed: str, message: dict[str, Any], finish: str, usage: Usage | None, model: str
+    seed: str, message: dict[str, Any], finish: str, usage: Usage | None, model: str,
+    tier: str | None = "default",
 ) -> dict[str, Any]:
-    return {
+    body = {
         "id": completion_id(seed),
         "object": "chat.completion",
         "created": CREATED,
         "model": model,
         "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
         "usage": usage_body(usage),
-        "service_tier": "default",
+        "service_tier": tier,
         "system_fingerprint": "fp_560af6e559",
     }
+    if tier is None:
+        del body["service_tier"]
+    return body
 
 
 def _chunk(
-    cid: str, model: str, delta: dict[str, Any], finish: str | None = None
+    cid: str, model: str, delta: dict[str, Any], finish: str | None = None,
+    tier: str | None = "default",
 ) -> dict[str, Any]:
-    return {
+    chunk = {
         "id": cid,
         "object": "chat.completion.chunk",
         "created": CREATED,
         "model": model,
-        "service_tier": "default",
+        "service_tier": tier,
         "system_fingerprint": "fp_560af6e559",
         "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
         "usage": None,
         "obfuscation": "Xq3",
     }
+    if tier is None:
+        del chunk["service_tier"]
+    return chunk
 
 
 def _close(
-    chunks: list[dict[str, Any]], cid: str, model: str, finish: str, usage: Usage | None
+    chunks: list[dict[str, Any]], cid: str, model: str, finish: str, usage: Usage | None,
+    tier: str | None = "default",
 ) -> list[dict[str, Any]]:
-    final = _chunk(cid, model, {}, finish)
-    last = {**_chunk(cid, model, {}), "choices": [], "usage": usage_body(usage)}
+    final = _chunk(cid, model, {}, finish, tier)
+    last = {**_chunk(cid, model, {}, tier=tier), "choices": [], "usage": usage_body(usage)}
     return [*chunks, final, last]

@@ -221,11 +221,10 @@ def build_deployments(settings: TollwaySettings, alias: str, **options: Any) -> 
     AuthenticationError (naming the variable and the config line) and the router moves
     on to the others."""
     out: list[Deployment] = []
-    names: set[str] = set()
+    names = settings.deployment_names(alias)
     for index, spec in enumerate(settings.models[alias]):
         path = ("models", alias, index)
-        name = spec.name or _unique(spec.model, names)
-        names.add(name)
+        name = names[index]
         kwargs: dict[str, Any] = {
             "api_key": _api_key(settings, spec, path, name),
             "api_base": spec.api_base,
@@ -253,15 +252,6 @@ def build_deployments(settings: TollwaySettings, alias: str, **options: Any) -> 
         except errors.ConfigError as exc:
             raise settings.error(path, str(exc)) from None
     return tuple(out)
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    if name not in taken:
-        return name
-    n = 2
-    while f"{name}#{n}" in taken:
-        n += 1
-    return f"{name}#{n}"
 
 
 class _MissingKey:

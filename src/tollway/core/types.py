@@ -301,7 +301,18 @@ class Usage:
       the writes cached for 1 hour, Anthropic's dearer tier, in ``cache_write_1h_tokens``).
     - ``output_tokens``: every output token, reasoning included (``reasoning_tokens``).
     - ``requests`` (1 per call) and ``units`` for per-request priced extras
-      (``{"web_search": 2}``).
+      (``{"web_search": 2}``: what the provider bills per unit, e.g. Google Search
+      grounding counted per grounded prompt before Gemini 3 and per query from Gemini 3).
+    - Modality subsets, where the provider reports them (Gemini ``promptTokensDetails`` /
+      ``candidatesTokensDetails`` / ``cacheTokensDetails``, OpenAI ``audio_tokens``):
+      ``input_audio_tokens``, ``input_image_tokens``, ``input_video_tokens`` are subsets of
+      ``input_tokens``; ``cache_audio_read_tokens`` / ``cache_image_read_tokens`` subsets of
+      ``cache_read_tokens`` (and of the matching input modality); ``output_audio_tokens``,
+      ``output_image_tokens``, ``output_video_tokens`` subsets of ``output_tokens``. Text is
+      what remains, so a provider that reports no details is priced exactly as before.
+    - ``service_tier``: how the provider processed the call when it was not the standard
+      tier (``"priority"``, ``"flex"``, ``"batch"``...; None = standard), read from the
+      response, else from the request. Prices differ per tier.
     """
 
     input_tokens: int = 0
@@ -312,6 +323,15 @@ class Usage:
     reasoning_tokens: int = 0
     requests: int = 1
     units: dict[str, int] = field(default_factory=dict)
+    input_image_tokens: int = 0
+    output_image_tokens: int = 0
+    input_audio_tokens: int = 0
+    input_video_tokens: int = 0
+    cache_audio_read_tokens: int = 0
+    cache_image_read_tokens: int = 0
+    output_audio_tokens: int = 0
+    output_video_tokens: int = 0
+    service_tier: str | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -320,6 +340,16 @@ class Usage:
     @property
     def uncached_input_tokens(self) -> int:
         return self.input_tokens - self.cache_read_tokens - self.cache_write_tokens
+
+    @property
+    def has_modalities(self) -> bool:
+        """Whether any non-text modality count is reported (pricing then applies the
+        modality rates; text-only usage takes the plain path)."""
+        return bool(
+            self.input_audio_tokens or self.input_image_tokens or self.input_video_tokens
+            or self.output_audio_tokens or self.output_image_tokens or self.output_video_tokens
+            or self.cache_audio_read_tokens or self.cache_image_read_tokens
+        )
 
     def __add__(self, other: Usage) -> Usage:
         units = dict(self.units)
@@ -334,7 +364,44 @@ class Usage:
             self.reasoning_tokens + other.reasoning_tokens,
             self.requests + other.requests,
             units,
+            self.input_image_tokens + other.input_image_tokens,
+            self.output_image_tokens + other.output_image_tokens,
+            self.input_audio_tokens + other.input_audio_tokens,
+            self.input_video_tokens + other.input_video_tokens,
+            self.cache_audio_read_tokens + other.cache_audio_read_tokens,
+            self.cache_image_read_tokens + other.cache_image_read_tokens,
+            self.output_audio_tokens + other.output_audio_tokens,
+            self.output_video_tokens + other.output_video_tokens,
+            # A sum is one tier only when every part was (a total is never re-priced:
+            # each call is priced on its own usage).
+            self.service_tier if self.service_tier == other.service_tier else None,
         )
+
+
+_STANDARD_TIERS = frozenset({"", "auto", "default", "standard", "standard_only", "on_demand",
+                             "unspecified", "service_tier_unspecified"})
+
+
+def service_tier_of(raw: Any) -> str | None:
+    """A provider's service-tier word as :attr:`Usage.service_tier`: lower case, without
+    Gemini's ``SERVICE_TIER_`` prefix, None for the standard tier (``default``,
+    ``standard``, ``auto``...) and for anything that is not a string."""
+    if not isinstance(raw, str):
+        return None
+    tier = raw.strip().lower()
+    if tier.startswith("service_tier_"):
+        tier = tier[len("service_tier_"):]
+    return None if tier in _STANDARD_TIERS else tier
+
+
+def requested_service_tier(request: Request | None) -> str | None:
+    """The tier a request asks for in its provider parameters (``service_tier`` on
+    OpenAI, Gemini; ``serviceTier`` as Gemini's REST spells it), None for the standard
+    one or when it leaves the choice to the provider (``auto``)."""
+    if request is None or not request.extra:
+        return None
+    extra = request.extra
+    return service_tier_of(extra.get("service_tier", extra.get("serviceTier")))
 
 
 # --------------------------------------------------------------------------- response

@@ -149,6 +149,25 @@ def test_price_overrides_merge_prices_with_each_deployments_own_price() -> None:
     assert price_book(TollwaySettings.from_dict({})) is None
 
 
+def test_unnamed_deployments_of_one_model_keep_their_own_prices() -> None:
+    """Keyed by the deployment names the router and the ledger use (``#2`` for the
+    second of a model), not by the model: neither price overwrites the other."""
+    from tollway.core.types import Usage
+
+    settings = TollwaySettings.from_dict({"models": {"smart": [
+        {"model": "openai/gpt-4o-mini", "price": {"input": 100, "output": 100}},
+        {"model": "openai/gpt-4o-mini", "price": {"input": 0.01, "output": 0.01}},
+    ]}})
+    assert settings.deployment_names("smart") == ("openai/gpt-4o-mini", "openai/gpt-4o-mini#2")
+    book = price_book(settings)
+    assert book is not None
+    million = Usage(input_tokens=1_000_000)
+    assert book.price("openai", "gpt-4o-mini", million, deployment="openai/gpt-4o-mini") == (
+        100_000_000_000)
+    assert book.price("openai", "gpt-4o-mini", million, deployment="openai/gpt-4o-mini#2") == (
+        10_000_000)
+
+
 # --------------------------------------------------------------------------- discovery / cache
 
 
@@ -394,6 +413,16 @@ CASES = {
             output: 8
         """,
         3, "prices.openai/gpt-4.1.input", "greater than or equal to 0",
+    ),
+    "one deployment name priced twice": (
+        """
+        models:
+          fast:
+            - {model: openai/gpt-4o-mini, price: {input: 0.1, output: 0.4}}
+          smart:
+            - {model: openai/gpt-4o-mini, price: {input: 9, output: 9}}
+        """,
+        5, "models.smart[0].price", "also under alias 'fast' with another price",
     ),
     "negative weight": (
         """

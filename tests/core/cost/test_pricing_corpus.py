@@ -27,14 +27,18 @@ from tollway.core.types import Usage
 AT = datetime(2026, 11, 1, 12, tzinfo=UTC)  # prices as of this date (dated price changes)
 
 
-def _load(prefix: str) -> dict[str, Any]:
+def _load_raw(prefix: str) -> dict[str, Any]:
     folder = corpus_dir()
     if not folder.is_dir():
         pytest.skip(f"no corpus at {folder}")
     matches = sorted(folder.glob(f"{prefix}_*.json"))
     if not matches:
         pytest.skip(f"corpus interaction {prefix} not found in {folder}")
-    record = json.loads(Path(matches[0]).read_text())
+    return dict(json.loads(Path(matches[0]).read_text()))
+
+
+def _load(prefix: str) -> dict[str, Any]:
+    record = _load_raw(prefix)
     record["body"] = json.loads(record["response_body"])
     return record
 
@@ -165,3 +169,186 @@ def test_dialect_parsed_usage_prices_to_the_same_cost(
     record = _load(prefix)
     importlib.invalidate_caches()
     _check_dialect(provider, record["body"], expected)
+
+
+# --------------------------------------------------------------------------- grounding, tiers, modalities
+# Recorded bodies parsed by the dialect (streams through the SSE decoder and the stream
+# parser), priced by PriceBook, compared with genai-prices' own calculation of the same
+# usage and tier (tests/core/cost/genai_reference.py).
+
+
+def _stream_response(record: dict[str, Any], dialect: Any, request: Any = None) -> Any:
+    from tollway.core.sse import SSEDecoder
+    from tollway.core.types import StreamAccumulator
+
+    model = _recorded_model(record)
+    parser = dialect.stream_parser(request, model)
+    decoder, acc = SSEDecoder(), StreamAccumulator()
+    for event in [*decoder.feed(record["response_body"]), *decoder.flush()]:
+        for out in parser.feed(event):
+            acc.add(out)
+    for out in parser.close():
+        acc.add(out)
+    return acc.response(provider=dialect.name, model=model)
+
+
+def _recorded_model(record: dict[str, Any]) -> str:
+    url = record["url"]
+    if "/models/" in url:
+        return url.split("/models/", 1)[1].split(":", 1)[0]
+    return str(record["request"]["model"])
+
+
+def _queries(body: dict[str, Any]) -> list[str]:
+    return [q for c in body.get("candidates", [])
+            for q in ((c.get("groundingMetadata") or {}).get("webSearchQueries") or []) if q]
+
+
+def test_gemini_3_grounding_is_billed_per_search_query() -> None:
+    """038: gemini-3-flash-preview ran one real query (plus Gemini's empty grounding
+    pass): one $14/1,000 unit, exactly as genai-prices prices it."""
+    from tests.core.cost.genai_reference import genai_nanos
+    from tollway.core.dialects.gemini import DIALECT
+
+    body = _load("038")["body"]
+    response = DIALECT.parse_response(body, None, _model(body))
+    assert response.usage.units == {"web_search": len(_queries(body))} == {"web_search": 1}
+    cost = PriceBook().price("gemini", response.model, response.usage)
+    assert cost == genai_nanos("gemini", response.model, response.usage)
+
+
+def test_gemini_3_streamed_grounding_counts_what_the_answer_counts() -> None:
+    """045 (streamed, grounding metadata on the last chunk) prices like 038."""
+    from tests.core.cost.genai_reference import genai_nanos
+    from tollway.core.dialects.gemini import DIALECT
+
+    record = _load_raw("045")
+    response = _stream_response(record, DIALECT)
+    assert response.usage.units == {"web_search": 1}
+    cost = PriceBook().price("gemini", response.model, response.usage)
+    assert cost == genai_nanos("gemini", response.model, response.usage)
+
+
+def test_gemini_2_grounding_is_billed_once_per_grounded_prompt() -> None:
+    """038's answer as Gemini 2.5 Flash would bill it, with two real queries: Google bills
+    one grounded prompt ($35/1,000), not two, so the call costs ~$0.035, not ~$0.070."""
+    from tests.core.cost.genai_reference import genai_nanos
+    from tollway.core.dialects.gemini import DIALECT
+
+    body = copy.deepcopy(_load("038")["body"])
+    body["modelVersion"] = "gemini-2.5-flash"
+    grounding = body["candidates"][0]["groundingMetadata"]
+    grounding["webSearchQueries"] = ["largest city in Mexico", "Mexico City population"]
+    response = DIALECT.parse_response(body, None, "gemini-2.5-flash")
+    assert response.usage.units == {"web_search": 1}
+    cost = PriceBook().price("gemini", "gemini-2.5-flash", response.usage)
+    assert cost == genai_nanos("gemini", "gemini-2.5-flash", response.usage)
+    per_query = copy.deepcopy(response.usage)
+    per_query.units = {"web_search": 2}
+    assert cost is not None
+    assert genai_nanos("gemini", "gemini-2.5-flash", per_query) - cost == 35_000_000
+
+
+def test_gemini_2_with_search_enabled_but_unused_bills_no_grounding() -> None:
+    """048: Vertex 2.5 Flash with the googleSearch tool and an empty groundingMetadata."""
+    from tests.core.cost.genai_reference import genai_nanos
+    from tollway.core.dialects.gemini import VERTEX_DIALECT
+
+    body = _load("048")["body"]
+    response = VERTEX_DIALECT.parse_response(body, None, _model(body))
+    assert response.usage.units == {}
+    cost = PriceBook().price("vertex_ai", response.model, response.usage)
+    assert cost == genai_nanos("vertex_ai", response.model, response.usage)
+
+
+def test_recorded_openai_flex_stream_is_priced_at_flex_rates() -> None:
+    """091: a gpt-5 Responses stream sent and served with service_tier flex."""
+    from tests.core.cost.genai_reference import genai_nanos
+    from tollway.core.dialects.openai_responses import DIALECT
+    from tollway.core.inputs import build_request
+
+    record = _load_raw("091")
+    request = build_request("Calculate 100 * 200 / 3", extra={"service_tier": "flex"})
+    response = _stream_response(record, DIALECT, request)
+    assert response.usage.service_tier == "flex"
+    cost = PriceBook().price("openai", "gpt-5", response.usage)
+    assert cost == genai_nanos("openai", "gpt-5", response.usage)
+    standard = copy.deepcopy(response.usage)
+    standard.service_tier = None
+    assert cost is not None
+    assert cost * 2 == pytest.approx(PriceBook().price("openai", "gpt-5", standard), abs=1)
+
+
+def test_recorded_vertex_flex_traffic_is_the_flex_tier() -> None:
+    """053: Vertex reports flex as trafficType ON_DEMAND_FLEX; genai-prices has no flex
+    rate for gemini-3-flash-preview, so it costs what genai-prices says (standard)."""
+    from tests.core.cost.genai_reference import genai_nanos
+    from tollway.core.dialects.gemini import VERTEX_DIALECT
+
+    response = _stream_response(_load_raw("053"), VERTEX_DIALECT)
+    assert response.usage.service_tier == "flex"
+    cost = PriceBook().price("vertex_ai", response.model, response.usage)
+    assert cost == genai_nanos("vertex_ai", response.model, response.usage)
+
+
+def test_recorded_gemini_document_tokens_are_the_image_modality() -> None:
+    """036: a PDF (DOCUMENT) in the prompt and in the cache: genai-prices reads DOCUMENT
+    as image; 2.5 Flash has no image rate, so the cost is the text cost computed above."""
+    from tests.core.cost.genai_reference import genai_nanos
+    from tollway.core.dialects.gemini import DIALECT
+
+    body = _load("036")["body"]
+    usage = DIALECT.parse_response(body, None, _model(body)).usage
+    assert (usage.input_image_tokens, usage.cache_image_read_tokens) == (258, 172)
+    cost = PriceBook().price("gemini", "gemini-2.5-flash", usage)
+    assert cost == genai_nanos("gemini", "gemini-2.5-flash", usage) == 115 * 300 + 230 * 30 + 37 * 2_500
+
+
+def test_recorded_gemini_audio_prompt_is_priced_at_the_audio_rate() -> None:
+    """036 with its document tokens reported as AUDIO instead: $1.00/M and $0.10/M cached
+    (2.5 Flash), as genai-prices computes, against $0.30 / $0.03 for text."""
+    from tests.core.cost.genai_reference import genai_nanos
+    from tollway.core.dialects.gemini import DIALECT
+
+    body = copy.deepcopy(_load("036")["body"])
+    meta = body["usageMetadata"]
+    for details in (meta["promptTokensDetails"], meta["cacheTokensDetails"]):
+        for item in details:
+            if item["modality"] == "DOCUMENT":
+                item["modality"] = "AUDIO"
+    usage = DIALECT.parse_response(body, None, _model(body)).usage
+    assert (usage.input_audio_tokens, usage.cache_audio_read_tokens) == (258, 172)
+    cost = PriceBook().price("gemini", "gemini-2.5-flash", usage)
+    assert cost == genai_nanos("gemini", "gemini-2.5-flash", usage)
+    assert cost == (115 - 86) * 300 + 86 * 1_000 + (230 - 172) * 30 + 172 * 100 + 37 * 2_500
+
+
+@pytest.mark.parametrize(("tier", "field"), [("batch", "service_tier"), ("priority", "service_tier"),
+                                             ("fast", "speed")])
+def test_recorded_anthropic_usage_tier_is_priced_at_genai_prices_rates(tier: str, field: str) -> None:
+    """001 (claude-sonnet-5) with its usage reporting batch, priority or fast mode."""
+    from tests.core.cost.genai_reference import genai_nanos
+    from tollway.core.dialects.anthropic import DIALECT
+
+    body = copy.deepcopy(_load("001")["body"])
+    body["usage"][field] = tier
+    usage = DIALECT.parse_response(body, None, _model(body)).usage
+    assert usage.service_tier == tier
+    cost = PriceBook().price("anthropic", _model(body), usage, at=AT)
+    assert cost == genai_nanos("anthropic", _model(body), usage, at=AT)
+
+
+@pytest.mark.parametrize("tier", ["priority", "flex", "default"])
+def test_recorded_openai_chat_tier_is_priced_at_genai_prices_rates(tier: str) -> None:
+    """056 (gpt-5-mini) as served at another tier; ``default`` is the standard price."""
+    from tests.core.cost.genai_reference import genai_nanos
+    from tollway.core.dialects.openai_chat import DIALECT
+
+    body = copy.deepcopy(_load("056")["body"])
+    body["service_tier"] = tier
+    usage = DIALECT.parse_response(body, None, _model(body)).usage
+    assert usage.service_tier == (None if tier == "default" else tier)
+    cost = PriceBook().price("openai", _model(body), usage)
+    assert cost == genai_nanos("openai", _model(body), usage)
+    if tier != "default":
+        assert cost != 334 * 250 + 429 * 2_000  # the standard price (case 056 above)

@@ -615,7 +615,11 @@ def test_grounding_metadata_and_search_units_are_kept() -> None:
     response = DIALECT.parse_response(body, None, "m")
     assert response.provider_data == {G: {"groundingMetadata": grounding, "finishMessage": "done",
                                           "trafficType": "ON_DEMAND_FLEX"}}
-    assert response.usage.units == {"web_search": 2}
+    # gemini-2.5-flash-002: Google bills one grounded prompt, whatever the queries
+    assert response.usage.units == {"web_search": 1}
+    assert response.usage.service_tier == "flex"  # Vertex's ON_DEMAND_FLEX traffic
+    body["modelVersion"] = "gemini-3-flash-preview"  # from Gemini 3: per search query
+    assert DIALECT.parse_response(body, None, "m").usage.units == {"web_search": 2}
 
 
 def test_server_side_tool_parts_are_kept_opaque_and_round_trip() -> None:

@@ -851,6 +851,36 @@ def test_config_attribution_defaults_sit_under_the_callers_scope(
     assert response.attribution["project"] == "search"
 
 
+@pytest.mark.parametrize("named", [False, True], ids=["unnamed", "named"])
+def test_cost_strategy_sends_the_traffic_to_the_deployment_whose_own_price_is_cheapest(
+    servers: Callable[[], FakeProvider], driver: Driver, named: bool
+) -> None:
+    """Two deployments of one model priced $100/M and $0.01/M by their own ``price:``
+    (once split 93/107): every call goes to the cheap one, and is billed at its price."""
+    from tollway.core.types import Usage
+
+    pricey, cheap = servers(), servers()
+    usage = Usage(input_tokens=1_000_000, output_tokens=0)
+    pricey.default = oai.text_reply("pricey", usage=usage)
+    cheap.default = oai.text_reply("cheap", usage=usage)
+
+    def spec(server: FakeProvider, name: str, usd: float) -> dict[str, Any]:
+        entry = deployment(server, name, price={"input": usd, "output": usd})
+        if not named:
+            del entry["name"]
+        return entry
+
+    cfg = TollwaySettings.from_dict({
+        "models": {"smart": [spec(pricey, "pricey", 100), spec(cheap, "cheap", 0.01)]},
+        "router": {"strategy": "cost"},
+    })
+    m = tollway.Model("smart", config=cfg, ledger=False)
+    answers = [driver.complete(m, "hi") for _ in range(40)]
+    assert {a.text for a in answers} == {"cheap"}
+    assert (len(pricey.requests), len(cheap.requests)) == (0, 40)
+    assert {a.cost_nanos for a in answers} == {10_000_000}  # 1M tokens at $0.01/M
+
+
 # =========================================================================== with the real budget guards
 
 

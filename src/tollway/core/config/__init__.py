@@ -226,15 +226,27 @@ class TollwaySettings:
             return False
         return spec.url
 
+    def deployment_names(self, alias: str) -> tuple[str, ...]:
+        """The name of each deployment of ``alias``, in file order: its ``name:``, else
+        its ``provider/model`` (``#2``, ``#3``... for repeats within the alias). The
+        ledger, per-deployment prices and the router all know a deployment by it."""
+        names: list[str] = []
+        taken: set[str] = set()
+        for spec in self.models[alias]:
+            name = spec.name or _unique(spec.model, taken)
+            taken.add(name)
+            names.append(name)
+        return tuple(names)
+
     def price_overrides(self) -> dict[str, dict[str, Any]]:
-        """``prices:`` plus every deployment's ``price:``, keyed by the deployment's
-        ``name`` when it has one (two deployments of one model may be priced apart), else
-        by ``provider/model``; a deployment's own price wins."""
+        """``prices:`` plus every deployment's ``price:``, keyed by the deployment's name
+        (:meth:`deployment_names`: two deployments of one model are priced apart even
+        without ``name:``); a deployment's own price wins."""
         overrides = {key: dict(value) for key, value in self.prices.items()}
-        for deployments in self.models.values():
-            for dep in deployments:
+        for alias, deployments in self.models.items():
+            for name, dep in zip(self.deployment_names(alias), deployments, strict=True):
                 if dep.price is not None:
-                    overrides[dep.name or dep.model] = dict(dep.price)
+                    overrides[name] = dict(dep.price)
         return overrides
 
     def shared(self, name: str, build: Callable[[], T]) -> T:
@@ -636,7 +648,30 @@ def _cross_check(settings: TollwaySettings) -> None:
                     f"{seen[dep.name]} of {alias!r}; names must be unique within an alias",
                 )
             seen[dep.name] = index
+    priced: dict[str, tuple[str, dict[str, Any]]] = {}
+    for alias, deps in aliases.items():
+        for index, (name, dep) in enumerate(zip(settings.deployment_names(alias), deps, strict=True)):
+            if dep.price is None:
+                continue
+            other = priced.get(name)
+            if other is not None and other[1] != dep.price:
+                raise settings.error(
+                    ("models", alias, index, "price"),
+                    f"deployment {name!r} is also under alias {other[0]!r} with another "
+                    "price; prices are kept per deployment name, so give one of them its "
+                    "own 'name:'",
+                )
+            priced.setdefault(name, (alias, dep.price))
     _check_prices(settings)
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    if name not in taken:
+        return name
+    n = 2
+    while f"{name}#{n}" in taken:
+        n += 1
+    return f"{name}#{n}"
 
 
 def _written(data: Any, path: _Path) -> _Path:

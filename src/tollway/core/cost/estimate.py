@@ -24,7 +24,9 @@ A call that generates more than its bound still settles at its real cost; only t
 reservation was short. Set ``max_tokens`` to make the bound exact.
 
 Cost: the model's price of (estimated input, output bound); when the model bills
-reasoning at a higher rate than output, the dearer of the two.
+reasoning at a higher rate than output, the dearer of the two. When the model rates
+audio / image / video input apart from text (Gemini 2.5 Flash audio: $1.00/M against
+$0.30/M), the media allowances above are priced at those rates.
 """
 
 from __future__ import annotations
@@ -170,13 +172,43 @@ def upper_bound(
     out = output_bound(request, price, default_max_output_tokens)
     if price is None:
         return Bound(est_in, out, None)
-    cost = price.cost_nanos(Usage(input_tokens=est_in, output_tokens=out))
+    usage = Usage(input_tokens=est_in, output_tokens=out)
+    if price.modalities:
+        _add_media(usage, request.messages)
+    cost = price.cost_nanos(usage)
     if not price.tiers and price.reasoning is None:
         return Bound(est_in, out, cost)  # no reasoning rate anywhere: nothing to compare
     rates = price.rates_for(est_in)
     if rates.reasoning is not None and rates.reasoning > rates.output:
-        cost = max(
-            cost,
-            price.cost_nanos(Usage(input_tokens=est_in, output_tokens=out, reasoning_tokens=out)),
-        )
+        usage.reasoning_tokens = out
+        cost = max(cost, price.cost_nanos(usage))
     return Bound(est_in, out, cost)
+
+
+def _add_media(usage: Usage, messages: list[Message]) -> None:
+    """Count the media allowances of ``messages`` into ``usage``'s input modalities
+    (a PDF or other binary document as image, the way Gemini bills documents)."""
+    for message in messages:
+        for part in message.parts:
+            _add_part_media(usage, part)
+
+
+def _add_part_media(usage: Usage, part: Any) -> None:
+    kind = part.__class__
+    if kind is Image:
+        usage.input_image_tokens += IMAGE_TOKENS
+    elif kind is Audio:
+        usage.input_audio_tokens += MEDIA_TOKENS
+    elif kind is File:
+        media = part.media_type or ""
+        if media.startswith("text/"):
+            return  # text: already counted at the text rate
+        if media.startswith("video/"):
+            usage.input_video_tokens += MEDIA_TOKENS
+        elif media.startswith("audio/"):
+            usage.input_audio_tokens += MEDIA_TOKENS
+        else:
+            usage.input_image_tokens += MEDIA_TOKENS
+    elif kind is ToolResult and not isinstance(part.content, str):
+        for inner in part.content:
+            _add_part_media(usage, inner)

@@ -13,11 +13,19 @@ on the first price lookup, because loading its data takes about half a second.
 
 Usage follows DESIGN.md: ``input_tokens`` includes cache reads and writes,
 ``output_tokens`` includes reasoning. Each token is billed exactly once, at the most
-specific rate known for it.
+specific rate known for it: subsets (cached, reasoning, audio / image / video tokens)
+at their own rates, the rest at the plain input or output rate, decomposed the way
+genai-prices' ``calc_price`` decomposes them. Per-unit extras (web searches) are billed
+per unit as ``Usage.units`` counts them.
+
+A call's ``Usage.service_tier`` selects genai-prices' price variant for it (OpenAI
+``priority`` / ``flex``, batch processing...): the variant's rates replace the standard
+ones key by key, the rest stay standard, exactly as genai-prices resolves them.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 import threading
 import time
@@ -36,12 +44,39 @@ from tollway.core.types import NANOS_PER_USD, Usage
 if TYPE_CHECKING:
     from genai_prices.data_snapshot import DataSnapshot
 
-__all__ = ["ModelPrice", "PriceBook", "UnpricedModelWarning", "default_pricebook", "usd_to_nanos"]
+__all__ = [
+    "MODALITY_FIELDS",
+    "ModelPrice",
+    "PriceBook",
+    "UnpricedModelWarning",
+    "comparable_cost",
+    "default_pricebook",
+    "price_context",
+    "usd_to_nanos",
+]
 
 TOKENS_PER_PRICE_UNIT = 1_000_000
 """Token rates are per million tokens (the unit every price list uses)."""
 _HALF = TOKENS_PER_PRICE_UNIT // 2
 _EMPTY_UNITS: Mapping[str, int] = MappingProxyType({})
+
+MODALITY_FIELDS = (
+    "input_audio_tokens",
+    "input_image_tokens",
+    "input_video_tokens",
+    "cache_audio_read_tokens",
+    "cache_image_read_tokens",
+    "output_audio_tokens",
+    "output_image_tokens",
+    "output_video_tokens",
+)
+"""The Usage modality subsets a price can rate (``ModelPrice.modalities`` keys)."""
+_CACHED_PART = {
+    "input_audio_tokens": "cache_audio_read_tokens",
+    "input_image_tokens": "cache_image_read_tokens",
+}
+"""Input modality -> its cached subset: when both are rated, a cached audio token is
+billed as cached audio only (genai-prices' leaf decomposition)."""
 
 
 class UnpricedModelWarning(UserWarning):
@@ -72,6 +107,10 @@ class ModelPrice:
     billed at that tier's rates (the "cliff" model of Gemini 2.5 Pro >200k, GPT-5.x
     >272k, Claude long context).
 
+    ``modalities`` rate the Usage modality subsets (:data:`MODALITY_FIELDS`, nano-USD per
+    million tokens): an audio input token of Gemini 2.5 Flash costs $1.00/M, not the
+    $0.30/M text rate. A modality without a rate is billed as text of its direction.
+
     ``max_output_tokens`` / ``context_window`` are known limits; budgets use them to bound
     a call's cost before it is made.
     """
@@ -85,6 +124,7 @@ class ModelPrice:
     per_request: int = 0
     units: Mapping[str, int] = field(default_factory=lambda: _EMPTY_UNITS)
     tiers: tuple[tuple[int, ModelPrice], ...] = ()
+    modalities: Mapping[str, int] = field(default_factory=lambda: _EMPTY_UNITS)
     max_output_tokens: int | None = None
     context_window: int | None = None
 
@@ -139,12 +179,42 @@ class ModelPrice:
             scaled += (visible if visible > 0 else 0) * out + reasoning * self.reasoning
         else:
             scaled += u.output_tokens * out
+        if self.modalities and u.has_modalities:
+            scaled += self._modality_delta(u)
+            if scaled < 0:
+                scaled = 0
         nanos = (scaled + _HALF) // TOKENS_PER_PRICE_UNIT
         if self.per_request:
             nanos += u.requests * self.per_request
         if u.units and self.units:
             nanos += self._units_cost(u.units)
         return nanos
+
+    def _modality_delta(self, u: Usage) -> int:
+        """Every modality token was counted above at its direction's rate (input, cache
+        read, output); move each to its own rate. A rated cached subset is taken out of
+        its input modality first, so no token is billed twice."""
+        rates = self.modalities
+        inp = self.input
+        cached_rate = inp if self.cache_read is None else self.cache_read
+        delta = 0
+        for name, rate in rates.items():
+            count = getattr(u, name)
+            if not count:
+                continue
+            cached = _CACHED_PART.get(name)
+            if cached is not None and cached in rates:
+                count -= getattr(u, cached)
+                if count <= 0:
+                    continue
+            if name.startswith("input_"):
+                base = inp
+            elif name.startswith("cache_"):
+                base = cached_rate
+            else:
+                base = self.output
+            delta += count * (rate - base)
+        return delta
 
     def _units_cost(self, counts: Mapping[str, int]) -> int:
         total = 0
@@ -245,6 +315,31 @@ _TOKEN_KEYS = {
     "cache_write_1h_mtok": "cache_write_1h",
     "output_reasoning_mtok": "reasoning",
 }
+_MODALITY_KEYS = {
+    "input_audio_mtok": "input_audio_tokens",
+    "input_image_mtok": "input_image_tokens",
+    "input_video_mtok": "input_video_tokens",
+    "cache_audio_read_mtok": "cache_audio_read_tokens",
+    "cache_image_read_mtok": "cache_image_read_tokens",
+    "output_audio_mtok": "output_audio_tokens",
+    "output_image_mtok": "output_image_tokens",
+    "output_video_mtok": "output_video_tokens",
+}
+"""genai-prices modality price keys -> the Usage field they rate."""
+_MODALITY_NAMES = frozenset(_MODALITY_KEYS.values())
+
+
+def price_context(service_tier: str | None) -> dict[str, str] | None:
+    """genai-prices' ``price_context`` for a ``Usage.service_tier``: batch is its
+    ``processing`` dimension, ``fast`` both OpenAI's ``service_tier`` and Anthropic's
+    ``speed``, every other tier its ``service_tier`` (None: standard)."""
+    if service_tier is None:
+        return None
+    if service_tier == "batch":
+        return {"processing": "batch"}
+    if service_tier == "fast":  # OpenAI's renamed priority tier; Anthropic's fast mode
+        return {"service_tier": "fast", "speed": "fast"}
+    return {"service_tier": service_tier}
 
 
 def _bundled_snapshot() -> DataSnapshot:
@@ -280,8 +375,8 @@ def _model_refs(model: str) -> Iterator[str]:
             yield ref
 
 
-def _find_model(provider: str, model: str) -> Any | None:
-    """genai-prices' ModelInfo for a tollway (provider, model), or None."""
+def _find_model(provider: str, model: str) -> tuple[Any, Any] | None:
+    """genai-prices' (Provider, ModelInfo) for a tollway (provider, model), or None."""
     provider_id = _PROVIDER_IDS.get(provider, _UNLISTED)
     if provider_id is _UNLISTED:
         return None
@@ -295,10 +390,9 @@ def _find_model(provider: str, model: str) -> Any | None:
         attempts.extend((ref, None) for ref in _model_refs(model))
     for ref, pid in attempts:
         try:
-            _, info = snapshot.find_provider_model(ref, None, pid, None)
+            return snapshot.find_provider_model(ref, None, pid, None)
         except LookupError:
             continue
-        return info
     return None
 
 
@@ -314,8 +408,8 @@ def _convert(prices: Any, context_window: int | None) -> ModelPrice | None:
         if value is None or key.startswith("_"):
             continue
         base = value.base if isinstance(value, TieredPrices) else value
-        if key in _TOKEN_KEYS:
-            name = _TOKEN_KEYS[key]
+        name = _TOKEN_KEYS.get(key) or _MODALITY_KEYS.get(key)
+        if name is not None:
             if name in flat and key == "cache_write_5m_mtok":
                 continue  # an explicit cache_write_mtok wins
             flat[name] = base
@@ -327,65 +421,143 @@ def _convert(prices: Any, context_window: int | None) -> ModelPrice | None:
             units[_unit_name(key[: -len("_kcount")])] = usd_to_nanos(base / 1000)
     if "input" not in flat and "output" not in flat and not per_request:
         return None  # not priced per token or per request (images, audio seconds...)
-    ints: dict[str, Any] = {name: usd_to_nanos(v) for name, v in flat.items()}
-    ints.setdefault("input", 0)
-    ints.setdefault("output", 0)
-    base_price = ModelPrice(
-        **ints,
-        per_request=per_request,
-        units=MappingProxyType(units) if units else _EMPTY_UNITS,
-        context_window=context_window,
+    rates = {name: usd_to_nanos(v) for name, v in flat.items()}
+    rates.setdefault("input", 0)
+    rates.setdefault("output", 0)
+    base_price = _with_rates(
+        ModelPrice(
+            input=0,
+            output=0,
+            per_request=per_request,
+            units=MappingProxyType(units) if units else _EMPTY_UNITS,
+            context_window=context_window,
+        ),
+        rates,
     )
     starts = sorted({tier.start for v in tiered.values() for tier in v.tiers})
     tiers = []
     for start in starts:
-        changes: dict[str, Any] = {}
+        changes: dict[str, int] = {}
         for name, value in tiered.items():
             applicable = value.base
             for tier in value.tiers:  # sorted ascending by genai-prices
                 if tier.start <= start:
                     applicable = tier.price
             changes[name] = usd_to_nanos(applicable)
-        tiers.append((start, replace(base_price, **changes)))
+        tiers.append((start, _with_rates(base_price, changes)))
     if tiers:
         base_price = replace(base_price, tiers=tuple(tiers))
     return base_price
 
 
-def _resolve_genai(provider: str, model: str) -> ModelPrice | _Schedule | None:
-    info = _find_model(provider, model)
-    if info is None:
+def _with_rates(price: ModelPrice, rates: Mapping[str, int]) -> ModelPrice:
+    """``price`` with some rates replaced: ModelPrice fields (``input``, ``cache_read``...)
+    and modality rates (``input_audio_tokens``...) alike."""
+    plain: dict[str, Any] = {k: v for k, v in rates.items() if k not in _MODALITY_NAMES}
+    modal = {k: v for k, v in rates.items() if k in _MODALITY_NAMES}
+    if modal:
+        plain["modalities"] = MappingProxyType({**price.modalities, **modal})
+    return replace(price, **plain)
+
+
+def _resolve_genai(
+    provider: str, model: str, service_tier: str | None = None
+) -> ModelPrice | _Schedule | None:
+    found = _find_model(provider, model)
+    if found is None:
         return None
     from genai_prices.types import StartDateConstraint, TimeOfDateConstraint
 
+    owner, info = found
     window = info.context_window
     prices = info.prices
-    if not isinstance(prices, list):
+    variants = _variants(owner, info, service_tier)
+    conditionals = prices if isinstance(prices, list) else None
+    if conditionals is None and not variants:
         return _convert(prices, window)
-    entries: list[tuple[str, int, int, ModelPrice]] = []
+    now = time.time()
+    pairs = [(None, prices)] if conditionals is None else [(c.constraint, c.prices) for c in conditionals]
+    groups: list[list[tuple[str, int, int, ModelPrice]]] = []
     default: ModelPrice | None = None
-    for conditional in prices:
-        converted = _convert(conditional.prices, window)
-        if converted is None:
-            continue
-        default = default or converted
-        constraint = conditional.constraint
+    for constraint, genai_price in pairs:
         if constraint is None:
-            entries.append(("always", 0, 0, converted))
+            kind, a, b = "always", 0, 0
         elif isinstance(constraint, StartDateConstraint):
             start = datetime.combine(constraint.start_date, datetime.min.time(), UTC)
-            entries.append(("since", int(start.timestamp()), 0, converted))
+            kind, a, b = "since", int(start.timestamp()), 0
         elif isinstance(constraint, TimeOfDateConstraint):
-            entries.append(
-                ("daily", _utc_seconds(constraint.start_time), _utc_seconds(constraint.end_time),
-                 converted)
-            )
+            kind = "daily"
+            a, b = _utc_seconds(constraint.start_time), _utc_seconds(constraint.end_time)
+        else:
+            continue
+        group: list[tuple[str, int, int, ModelPrice]] = []
+        if kind == "daily":  # variants as of now (no price list dates variants and hours)
+            converted = _convert(_merged(genai_price, variants, now), window)
+            if converted is not None:
+                group.append((kind, a, b, converted))
+        else:
+            # A variant starting later than the conditional splits it: newest first.
+            splits = sorted({s for s, _ in variants if s is not None and s > a}, reverse=True)
+            for split in splits:
+                converted = _convert(_merged(genai_price, variants, split), window)
+                if converted is not None:
+                    group.append(("since", split, 0, converted))
+            converted = _convert(_merged(genai_price, variants, a if kind == "since" else None),
+                                 window)
+            if converted is not None:
+                group.append((kind, a, b, converted))
+        if group:
+            default = default or _convert(_merged(genai_price, variants, now), window)
+            groups.append(group)
     if default is None:
         return None
-    if not entries:
-        return default
-    entries.reverse()  # genai-prices: the last active price takes precedence
-    return _Schedule(tuple(entries), default)
+    # genai-prices: the last active conditional price takes precedence.
+    entries = tuple(entry for group in reversed(groups) for entry in group)
+    if len(entries) == 1 and entries[0][0] == "always":
+        return entries[0][3]
+    return _Schedule(entries, default)
+
+
+def _variants(owner: Any, info: Any, service_tier: str | None) -> list[tuple[int | None, Any]]:
+    """``(start, prices)`` of the model's price variants that apply to ``service_tier``,
+    in genai-prices' order (the first one to set a key wins). Like genai-prices, none
+    apply to a model priced through another provider's list (Azure's OpenAI models)."""
+    context = price_context(service_tier)
+    if context is None or not info.price_variants:
+        return []
+    if not any(info is listed for listed in owner.models):
+        return []
+    from genai_prices.types import StartDateConstraint
+
+    out: list[tuple[int | None, Any]] = []
+    for variant in info.price_variants:
+        if not all(context.get(key) == value for key, value in variant.when.items()):
+            continue
+        constraint = variant.constraint
+        if constraint is None:
+            out.append((None, variant.prices))
+        elif isinstance(constraint, StartDateConstraint):
+            start = datetime.combine(constraint.start_date, datetime.min.time(), UTC)
+            out.append((int(start.timestamp()), variant.prices))
+        # A variant limited to hours of the day is not in any price list: not applied.
+    return out
+
+
+def _merged(genai_price: Any, variants: list[tuple[int | None, Any]], at: float | None) -> Any:
+    """``genai_price`` with the variants active at ``at`` (None: only undated ones)
+    applied key by key, as ``genai_prices.types.ModelInfo.get_prices`` does."""
+    overrides: dict[str, Any] = {}
+    for start, prices in variants:
+        if start is not None and (at is None or at < start):
+            continue
+        for key, value in vars(prices).items():
+            if value is not None and not key.startswith("_"):
+                overrides.setdefault(key, value)
+    if not overrides:
+        return genai_price
+    merged = copy.copy(genai_price)
+    merged.__dict__.update(overrides)
+    return merged
 
 
 def _utc_seconds(value: Any) -> int:
@@ -408,29 +580,33 @@ def _price_config() -> type[Any]:
 
     rate = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
 
-    class TierConfig(BaseModel):
+    class Rates(BaseModel):
+        """USD per million tokens (numbers or strings), modality rates included."""
+
         model_config = ConfigDict(extra="forbid")
 
+        input: rate | None = None
+        output: rate | None = None
+        cache_read: rate | None = None
+        cache_write: rate | None = None
+        cache_write_1h: rate | None = None
+        reasoning: rate | None = None
+        input_audio: rate | None = None
+        input_image: rate | None = None
+        input_video: rate | None = None
+        cache_audio_read: rate | None = None
+        cache_image_read: rate | None = None
+        output_audio: rate | None = None
+        output_image: rate | None = None
+        output_video: rate | None = None
+
+    class TierConfig(Rates):
         above_input_tokens: int = Field(ge=0)
-        input: rate | None = None
-        output: rate | None = None
-        cache_read: rate | None = None
-        cache_write: rate | None = None
-        cache_write_1h: rate | None = None
-        reasoning: rate | None = None
 
-    class PriceConfig(BaseModel):
-        """USD per million tokens (numbers or strings); ``per_request`` / ``units`` in
-        USD per request / per unit; ``tiers`` by input size; known limits."""
+    class PriceConfig(Rates):
+        """The rates of :class:`Rates`; ``per_request`` / ``units`` in USD per request /
+        per unit; ``tiers`` by input size; known limits."""
 
-        model_config = ConfigDict(extra="forbid")
-
-        input: rate | None = None
-        output: rate | None = None
-        cache_read: rate | None = None
-        cache_write: rate | None = None
-        cache_write_1h: rate | None = None
-        reasoning: rate | None = None
         per_request: rate | None = None
         units: dict[str, rate] = Field(default_factory=dict)
         tiers: list[TierConfig] | None = None
@@ -440,7 +616,26 @@ def _price_config() -> type[Any]:
     return PriceConfig
 
 
-_RATE_FIELDS = ("input", "output", "cache_read", "cache_write", "cache_write_1h", "reasoning")
+_RATE_FIELDS: dict[str, str] = {
+    "input": "input",
+    "output": "output",
+    "cache_read": "cache_read",
+    "cache_write": "cache_write",
+    "cache_write_1h": "cache_write_1h",
+    "reasoning": "reasoning",
+    **{name.removesuffix("_tokens"): name for name in MODALITY_FIELDS},
+}
+"""Config rate name -> the ModelPrice rate it sets (``input_audio`` -> the
+``input_audio_tokens`` modality rate)."""
+
+
+def _config_rates(cfg: Any) -> dict[str, int]:
+    """The rates a price or tier config sets, as integers keyed for :func:`_with_rates`."""
+    return {
+        target: usd_to_nanos(value)
+        for name, target in _RATE_FIELDS.items()
+        if (value := getattr(cfg, name)) is not None
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -460,11 +655,8 @@ class _Override:
             return None
         else:
             start = base
+        rates = _config_rates(cfg)
         changes: dict[str, Any] = {}
-        for name in _RATE_FIELDS:
-            value = getattr(cfg, name)
-            if value is not None:
-                changes[name] = usd_to_nanos(value)
         if cfg.per_request is not None:
             changes["per_request"] = usd_to_nanos(cfg.per_request)
         if cfg.units:
@@ -475,22 +667,16 @@ class _Override:
             changes["max_output_tokens"] = cfg.max_output_tokens
         if cfg.context_window is not None:
             changes["context_window"] = cfg.context_window
-        price = replace(start, tiers=(), **changes)
+        price = _with_rates(replace(start, tiers=(), **changes), rates)
         if cfg.tiers is not None:
             tiers = []
             for tier in sorted(cfg.tiers, key=lambda t: t.above_input_tokens):
-                rates: dict[str, Any] = {
-                    name: usd_to_nanos(getattr(tier, name))
-                    for name in _RATE_FIELDS
-                    if getattr(tier, name) is not None
-                }
-                tiers.append((tier.above_input_tokens, replace(price, **rates)))
+                tiers.append((tier.above_input_tokens, _with_rates(price, _config_rates(tier))))
             price = replace(price, tiers=tuple(tiers))
         elif not self.complete and start.tiers:
             # A patch keeps genai-prices' published tier rates; patched rates apply below
             # the first threshold, patched limits (max_output_tokens...) everywhere.
-            keep = {k: v for k, v in changes.items() if k not in _RATE_FIELDS}
-            price = replace(price, tiers=tuple((t, replace(p, **keep)) for t, p in start.tiers))
+            price = replace(price, tiers=tuple((t, replace(p, **changes)) for t, p in start.tiers))
         return price
 
 
@@ -539,15 +725,16 @@ _Entry = ModelPrice | _Schedule | None
 class PriceBook:
     """Prices calls. ``overrides`` map ``"provider/model"``, a bare model / alias /
     deployment name, or ``"provider/*"`` to a price in config form (see
-    ``PriceConfig`` in :func:`_price_config`); they win over genai-prices.
-    Thread-safe."""
+    ``PriceConfig`` in :func:`_price_config`); they win over genai-prices. A full
+    override (``input`` and ``output``) is the price at every service tier; a patch
+    applies on top of genai-prices' rates for the call's tier. Thread-safe."""
 
     def __init__(self, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self._overrides = _parse_overrides(overrides)
-        self._cache: dict[tuple[str, str, str | None], _Entry] = {}
+        self._cache: dict[tuple[str, str, str | None, str | None], _Entry] = {}
         """Hot path: the price as of now (a plain ModelPrice unless it still depends on
-        the clock)."""
-        self._history: dict[tuple[str, str, str | None], _Schedule] = {}
+        the clock), per (provider, model, deployment, service tier)."""
+        self._history: dict[tuple[str, str, str | None, str | None], _Schedule] = {}
         """Every dated price of a model, for pricing at a given past time."""
         self._lock = threading.Lock()
         self._warned: set[tuple[str, str]] = set()
@@ -562,14 +749,18 @@ class PriceBook:
         at: datetime | None = None,
     ) -> int | None:
         """The cost of a call in nano-USD, or None when the model has no known price
-        (warned once per (provider, model); never a silent 0). ``at``: price as of
-        that time (default: now), e.g. to re-price old ledger rows."""
+        (warned once per (provider, model); never a silent 0). The rates are those of
+        ``usage.service_tier``. ``at``: price as of that time (default: now), e.g. to
+        re-price old ledger rows."""
+        tier = usage.service_tier
         if at is not None:
-            price = self.model_price(provider, model, deployment=deployment, at=at)
+            price = self.model_price(
+                provider, model, deployment=deployment, at=at, service_tier=tier
+            )
             return None if price is None else price.cost_nanos(usage)
-        entry: Any = self._cache.get((provider, model, deployment), _MISSING)
+        entry: Any = self._cache.get((provider, model, deployment, tier), _MISSING)
         if entry is _MISSING:
-            entry = self._resolve(provider, model, deployment)
+            entry = self._resolve(provider, model, deployment, tier)
         if entry is None:
             return None
         if entry.__class__ is ModelPrice:
@@ -583,24 +774,28 @@ class PriceBook:
         *,
         deployment: str | None = None,
         at: datetime | None = None,
+        service_tier: str | None = None,
     ) -> ModelPrice | None:
-        """The model's prices (as of ``at``, default now), or None when unknown."""
-        key = (provider, model, deployment)
+        """The model's prices at ``service_tier`` (None: standard) as of ``at`` (default
+        now), or None when unknown."""
+        key = (provider, model, deployment, service_tier)
         entry: Any = self._cache.get(key, _MISSING)
         if entry is _MISSING:
-            entry = self._resolve(provider, model, deployment)
+            entry = self._resolve(provider, model, deployment, service_tier)
         if at is not None and key in self._history:
             return self._history[key].at(at.timestamp())
         if entry is None or entry.__class__ is ModelPrice:
             return entry
         return entry.at(time.time())
 
-    def _resolve(self, provider: str, model: str, deployment: str | None) -> _Entry:
+    def _resolve(
+        self, provider: str, model: str, deployment: str | None, tier: str | None
+    ) -> _Entry:
         with self._lock:
-            key = (provider, model, deployment)
+            key = (provider, model, deployment, tier)
             if key in self._cache:
                 return self._cache[key]
-            entry = self._lookup(provider, model, deployment)
+            entry = self._lookup(provider, model, deployment, tier)
             if isinstance(entry, _Schedule):
                 self._history[key] = entry
                 entry = entry.current(time.time())
@@ -616,14 +811,16 @@ class PriceBook:
                 )
             return entry
 
-    def _lookup(self, provider: str, model: str, deployment: str | None) -> _Entry:
+    def _lookup(
+        self, provider: str, model: str, deployment: str | None, tier: str | None
+    ) -> _Entry:
         names = [f"{provider}/{model}", model, f"{provider}/*"]
         if deployment:
             names.insert(0, deployment)
         override = next((self._overrides[n] for n in names if n in self._overrides), None)
         if override is not None and override.complete:
             return override.apply(None)
-        base = FREE if _in_process(provider) else _resolve_genai(provider, model)
+        base = FREE if _in_process(provider) else _resolve_genai(provider, model, tier)
         if override is None:
             return base
         if isinstance(base, _Schedule):
@@ -632,6 +829,13 @@ class PriceBook:
                 override.apply(base.default),  # type: ignore[arg-type]
             )
         return override.apply(base)
+
+
+def comparable_cost(price: ModelPrice) -> int:
+    """What one reference call (1,000 input and 1,000 output tokens, one request) costs
+    at ``price``'s base rates, in nano-USD x 1,000 (unrounded, so $0.01/M and $0.02/M
+    still differ): how ``strategy: cost`` ranks deployments."""
+    return (price.input + price.output) + price.per_request * 1_000
 
 
 def _in_process(provider: str) -> bool:

@@ -154,17 +154,18 @@ class Router:
             return result
 
     def _cost_of(self, dep: Deployment) -> int | None:
-        """A comparable price (nano-USD per million input + output tokens), or None."""
+        """The deployment's effective price (``comparable_cost``: its own ``price:``
+        first, as every call on it is billed), or None when it has none."""
         key = id(dep)
         if key in self._costs:
             return self._costs[key]
+        from tollway.core.cost.pricing import comparable_cost, default_pricebook
+
         prices = self.prices
         if prices is None:
-            from tollway.core.cost.pricing import default_pricebook
-
             prices = self.prices = default_pricebook()
-        price = prices.model_price(dep.provider.name, dep.model)
-        cost = None if price is None else price.input + price.output
+        price = prices.model_price(dep.provider.name, dep.model, deployment=dep.name)
+        cost = None if price is None else comparable_cost(price)
         self._costs[key] = cost
         return cost
 

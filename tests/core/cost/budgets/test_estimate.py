@@ -91,3 +91,26 @@ def test_cost_bound_uses_the_dearer_reasoning_rate_when_there_is_one() -> None:
 def test_unpriced_model_has_token_bounds_but_no_cost_bound() -> None:
     bound = upper_bound(build_request("hello", max_tokens=9), None)
     assert (bound.input_tokens, bound.output_tokens, bound.cost_nanos) == (BASE + 2, 9, None)
+
+
+def test_media_allowances_are_priced_at_the_models_modality_rates() -> None:
+    """Gemini 2.5 Flash (from genai-prices): audio input $1.00/M against $0.30/M text.
+    An audio clip's allowance is reserved at the audio rate, an image's at the text rate
+    (the model has no image rate), so a reservation is never short for audio."""
+    from tollway.core.cost.pricing import PriceBook
+    from tollway.core.types import Audio, Usage
+
+    price = PriceBook().model_price("gemini", "gemini-2.5-flash")
+    assert price is not None
+    request = build_request(
+        [Message("user", [Text("listen"), Audio(data=b"RIFF", media_type="audio/wav"),
+                          Image(url="https://example.test/a.png")])],
+        max_tokens=100,
+    )
+    est = estimate_input_tokens(request)
+    bound = upper_bound(request, price)
+    audio = Usage(input_tokens=est, output_tokens=100, input_audio_tokens=MEDIA_TOKENS,
+                  input_image_tokens=IMAGE_TOKENS)
+    assert bound.cost_nanos == price.cost_nanos(audio)
+    assert bound.cost_nanos == price.cost_nanos(Usage(input_tokens=est, output_tokens=100)) + (
+        MEDIA_TOKENS * (1_000 - 300))  # nano-USD per token: $1.00/M audio, $0.30/M text

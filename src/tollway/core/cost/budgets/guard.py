@@ -51,7 +51,7 @@ from tollway.core.errors import (
     StoreUnavailableError,
     TollwayError,
 )
-from tollway.core.types import Usage
+from tollway.core.types import Usage, requested_service_tier
 
 if TYPE_CHECKING:
     from tollway.core.cost.pricing import ModelPrice, PriceBook
@@ -265,12 +265,29 @@ class Budgets:
         return rules, charges
 
     def _bound(self, ctx: CallContext, dep: Deployment) -> Bound:
-        price: ModelPrice | None = self.prices.model_price(
+        prices = self.prices
+        price: ModelPrice | None = prices.model_price(
             dep.provider.name, dep.model, deployment=dep.name
         )
-        return upper_bound(
+        bound = upper_bound(
             ctx.request, price, default_max_output_tokens=self.default_max_output_tokens
         )
+        tier = requested_service_tier(ctx.request)
+        if tier is None or bound.cost_nanos is None:
+            return bound
+        # A call asking for another tier (priority, flex...) is billed at that tier's
+        # rates, or at standard ones when the provider serves it there: reserve the
+        # dearer of the two, so the reservation is never short.
+        tiered = upper_bound(
+            ctx.request,
+            prices.model_price(dep.provider.name, dep.model, deployment=dep.name,
+                               service_tier=tier),
+            default_max_output_tokens=self.default_max_output_tokens,
+            input_tokens=bound.input_tokens,
+        )
+        if tiered.cost_nanos is not None and tiered.cost_nanos > bound.cost_nanos:
+            return tiered
+        return bound
 
     def _unpriced(
         self, rule: _Rule, label: str, end: int | None, dep: Deployment

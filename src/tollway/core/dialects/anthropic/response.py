@@ -18,6 +18,8 @@ step whose tokens Anthropic reports only in ``usage.iterations`` (entries of typ
 ``compaction``), not in the top-level counts; those are billed at the same model's rates,
 so they are added. Other iteration types that name their own ``model`` (an advisor
 sub-call) are priced as a different model and are NOT folded into this call's counts.
+``usage.service_tier`` (``priority``, ``batch``) and fast mode (``usage.speed: fast``)
+become ``Usage.service_tier``, which selects the tier's rates.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from tollway.core.types import (
     ToolCallDelta,
     Usage,
     UsageEvent,
+    service_tier_of,
 )
 
 FINISH_REASONS: dict[str, FinishReason] = {
@@ -100,6 +103,9 @@ def usage_from_wire(usage: Mapping[str, Any]) -> Usage:
         searches = _count(server, "web_search_requests")
         if searches:
             units["web_search"] = searches
+    # ``service_tier`` is standard | priority | batch; fast mode (``speed: fast``) is
+    # priced as its own tier.
+    tier = "fast" if usage.get("speed") == "fast" else service_tier_of(usage.get("service_tier"))
     return Usage(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
@@ -108,6 +114,7 @@ def usage_from_wire(usage: Mapping[str, Any]) -> Usage:
         cache_write_1h_tokens=cache_write_1h,
         reasoning_tokens=reasoning,
         units=units,
+        service_tier=tier,
     )
 
 

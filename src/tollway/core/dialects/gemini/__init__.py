@@ -39,7 +39,7 @@ from tollway.core.dialects.gemini.request import (
 )
 from tollway.core.dialects.gemini.response import GeminiStreamParser, parse_body
 from tollway.core.errors import BadRequestError, ProviderError
-from tollway.core.types import Request, Response
+from tollway.core.types import Request, Response, requested_service_tier
 
 __all__ = ["DIALECT", "VERTEX_DIALECT", "GeminiDialect", "GeminiStreamParser"]
 
@@ -99,10 +99,10 @@ class GeminiDialect:
     def parse_response(
         self, body: Mapping[str, Any], request: Request | None, model: str
     ) -> Response:
-        return parse_body(body, model)
+        return parse_body(body, model, requested_service_tier(request))
 
     def stream_parser(self, request: Request | None, model: str) -> GeminiStreamParser:
-        return GeminiStreamParser(model)
+        return GeminiStreamParser(model, requested_service_tier(request))
 
     def parse_error(
         self, status: int, body: bytes | str, headers: Mapping[str, str]

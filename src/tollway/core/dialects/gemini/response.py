@@ -27,6 +27,7 @@ non-streamed answer holds. A second signature starts a new part.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,6 +50,7 @@ from tollway.core.types import (
     ToolCallDelta,
     Usage,
     UsageEvent,
+    service_tier_of,
 )
 
 FINISH_REASONS: dict[str, FinishReason] = {
@@ -94,21 +96,68 @@ def finish_reason(raw: Any, has_calls: bool) -> FinishReason:
     return FINISH_REASONS.get(str(raw), "error")
 
 
-def usage_from_metadata(meta: Mapping[str, Any] | None, grounding: Any = None) -> Usage:
+def usage_from_metadata(
+    meta: Mapping[str, Any] | None,
+    grounding: Any = None,
+    model: str = "",
+    requested_tier: str | None = None,
+) -> Usage:
     """DESIGN.md usage: input = prompt + tool-use prompt (cached content is already part
-    of the prompt count); output = candidates + thoughts; web searches as units."""
+    of the prompt count); output = candidates + thoughts. The modality details
+    (``promptTokensDetails`` and ``toolUsePromptTokensDetails`` for input,
+    ``cacheTokensDetails`` for cached input, ``candidatesTokensDetails`` for output) give
+    the audio / image / video subsets (a DOCUMENT is billed as image, as genai-prices
+    reads it); Google Search grounding is ``units["web_search"]``, counted the way Google
+    bills ``model`` (:func:`web_search_units`); ``serviceTier`` (Vertex: ``trafficType``
+    ``ON_DEMAND_FLEX`` / ``ON_DEMAND_PRIORITY``), else the request's tier, is the
+    service tier."""
     meta = meta or {}
     thoughts = _int(meta.get("thoughtsTokenCount"))
+    prompt = _modalities(meta.get("promptTokensDetails"), meta.get("toolUsePromptTokensDetails"))
+    cached = _modalities(meta.get("cacheTokensDetails"))
+    output = _modalities(meta.get("candidatesTokensDetails"))
+    raw_tier = meta.get("serviceTier") or _TRAFFIC_TIERS.get(str(meta.get("trafficType")))
     usage = Usage(
         input_tokens=_int(meta.get("promptTokenCount")) + _int(meta.get("toolUsePromptTokenCount")),
         output_tokens=_int(meta.get("candidatesTokenCount")) + thoughts,
         cache_read_tokens=_int(meta.get("cachedContentTokenCount")),
         reasoning_tokens=thoughts,
+        input_audio_tokens=prompt.get("AUDIO", 0),
+        input_image_tokens=prompt.get("IMAGE", 0),
+        input_video_tokens=prompt.get("VIDEO", 0),
+        cache_audio_read_tokens=cached.get("AUDIO", 0),
+        cache_image_read_tokens=cached.get("IMAGE", 0),
+        output_audio_tokens=output.get("AUDIO", 0),
+        output_image_tokens=output.get("IMAGE", 0),
+        output_video_tokens=output.get("VIDEO", 0),
+        service_tier=service_tier_of(raw_tier) if raw_tier else requested_tier,
     )
-    searches = web_search_count(grounding)
+    searches = web_search_units(grounding, model)
     if searches:
         usage.units["web_search"] = searches
     return usage
+
+
+_TRAFFIC_TIERS = {"ON_DEMAND_FLEX": "flex", "ON_DEMAND_PRIORITY": "priority"}
+"""Vertex reports the tier as ``trafficType`` (it has no ``serviceTier``)."""
+
+
+def _modalities(*details: Any) -> dict[str, int]:
+    """``[{"modality": "AUDIO", "tokenCount": 12}, ...]`` lists summed per modality
+    (DOCUMENT counted as IMAGE)."""
+    out: dict[str, int] = {}
+    for listed in details:
+        if not isinstance(listed, list):
+            continue
+        for item in listed:
+            if not isinstance(item, Mapping):
+                continue
+            modality = item.get("modality")
+            if modality == "DOCUMENT":
+                modality = "IMAGE"
+            if isinstance(modality, str):
+                out[modality] = out.get(modality, 0) + _int(item.get("tokenCount"))
+    return out
 
 
 def web_search_count(grounding: Any) -> int:
@@ -120,6 +169,27 @@ def web_search_count(grounding: Any) -> int:
     if not isinstance(queries, list):
         return 0
     return sum(1 for q in queries if isinstance(q, str) and q.strip())
+
+
+_GENERATION = re.compile(r"gemini-(\d+)(?:[.-]|$)")
+
+
+def bills_grounding_per_query(model: str) -> bool:
+    """Google bills Search grounding per search query from Gemini 3 on, and per grounded
+    prompt (one per request that searched, whatever the number of queries) before it.
+    A name without a generation number (``gemini-flash-latest``) is a current model:
+    per query."""
+    found = _GENERATION.search(model.rsplit("/", 1)[-1])
+    return found is None or int(found.group(1)) >= 3
+
+
+def web_search_units(grounding: Any, model: str) -> int:
+    """What Google bills for the Search grounding of one answer from ``model``: the
+    number of queries (Gemini 3 and later), else 1 when the model searched at all."""
+    queries = web_search_count(grounding)
+    if not queries or bills_grounding_per_query(model):
+        return queries
+    return 1
 
 
 def _int(value: Any) -> int:
@@ -205,7 +275,7 @@ def _metadata(body: Mapping[str, Any], candidate: Mapping[str, Any]) -> dict[str
     return out
 
 
-def parse_body(body: Mapping[str, Any], model: str) -> Response:
+def parse_body(body: Mapping[str, Any], model: str, requested_tier: str | None = None) -> Response:
     raise_for_payload(body)
     response_id = body.get("responseId") if isinstance(body.get("responseId"), str) else None
     candidates = body.get("candidates") or []
@@ -218,13 +288,16 @@ def parse_body(body: Mapping[str, Any], model: str) -> Response:
     # No candidate and no block reason: nothing was generated.
     finish = finish_reason(candidate.get("finishReason"), has_calls) if candidates else "error"
     metadata = _metadata(body, candidate)
+    served = str(body.get("modelVersion") or model)
     return Response(
         id=response_id or "",
-        model=str(body.get("modelVersion") or model),
+        model=served,
         provider=DIALECT_NAME,
         parts=parts,
         finish_reason=finish,
-        usage=usage_from_metadata(body.get("usageMetadata"), candidate.get("groundingMetadata")),
+        usage=usage_from_metadata(
+            body.get("usageMetadata"), candidate.get("groundingMetadata"), served, requested_tier
+        ),
         provider_data={DIALECT_NAME: metadata} if metadata else None,
     )
 
@@ -245,11 +318,13 @@ class GeminiStreamParser:
         "_open_signed",
         "_response_id",
         "_started",
+        "_tier",
         "_usage_meta",
     )
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, requested_tier: str | None = None) -> None:
         self._model = model
+        self._tier = requested_tier
         self._started = False
         self._response_id: str | None = None
         self._block = -1
@@ -305,7 +380,10 @@ class GeminiStreamParser:
             self._started = True
             rid = chunk.get("responseId")
             self._response_id = rid if isinstance(rid, str) else None
-            out.append(StreamStart(self._response_id, chunk.get("modelVersion") or None))
+            version = chunk.get("modelVersion")
+            if isinstance(version, str) and version:
+                self._model = version  # what served the answer: its grounding billing
+            out.append(StreamStart(self._response_id, version or None))
         candidates = chunk.get("candidates") or []
         candidate = candidates[0] if candidates and isinstance(candidates[0], Mapping) else {}
         content = candidate.get("content")
@@ -322,7 +400,9 @@ class GeminiStreamParser:
         if isinstance(usage_meta, Mapping):
             self._usage_meta = usage_meta
         if isinstance(usage_meta, Mapping) or (grounding and self._usage_meta is not None):
-            out.append(UsageEvent(usage_from_metadata(self._usage_meta, self._grounding)))
+            out.append(UsageEvent(
+                usage_from_metadata(self._usage_meta, self._grounding, self._model, self._tier)
+            ))
         reason = candidate.get("finishReason")
         if reason:
             self._finished = True

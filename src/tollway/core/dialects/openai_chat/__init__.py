@@ -47,6 +47,7 @@ from tollway.core.types import (
     Tool,
     ToolCall,
     ToolChoice,
+    requested_service_tier,
 )
 
 __all__ = [
@@ -147,7 +148,9 @@ class OpenAIChatDialect:
             finish_reason=finish_reason(
                 choice.get("finish_reason"), has_tool_calls=has_calls, refused=refused
             ),
-            usage=usage_from_openai(body.get("usage")),
+            usage=usage_from_openai(
+                body.get("usage"), body.get("service_tier") or requested_service_tier(request)
+            ),
             response_format=request.response_format if request is not None else None,
             provider_data={self.name: meta} if meta else None,
         )
@@ -188,7 +191,7 @@ class OpenAIChatDialect:
         return parts, refused
 
     def stream_parser(self, request: Request | None, model: str) -> OpenAIChatStreamParser:
-        return OpenAIChatStreamParser(self.name)
+        return OpenAIChatStreamParser(self.name, requested_service_tier(request))
 
     def parse_error(
         self, status: int, body: bytes | str, headers: Mapping[str, str]

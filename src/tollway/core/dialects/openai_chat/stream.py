@@ -58,10 +58,14 @@ class OpenAIChatStreamParser:
         "_refusal_marked",
         "_refused",
         "_started",
+        "_tier",
     )
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, requested_tier: str | None = None) -> None:
         self._name = name
+        self._tier: Any = requested_tier
+        """The service tier the chunks report (every chunk carries it), else the
+        request's."""
         self._started = False
         self._finished = False
         self._done = False
@@ -97,9 +101,12 @@ class OpenAIChatStreamParser:
             for choice in choices:
                 if isinstance(choice, dict) and choice.get("index", 0) == 0:
                     self._choice(choice, out)
+        tier = chunk.get("service_tier")
+        if tier:
+            self._tier = tier
         usage = chunk.get("usage")
         if isinstance(usage, dict):
-            out.append(UsageEvent(usage_from_openai(usage)))
+            out.append(UsageEvent(usage_from_openai(usage, self._tier)))
         return out
 
     def close(self) -> list[StreamEvent]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tollway.core.types import FinishReason, Usage
+from tollway.core.types import FinishReason, Usage, service_tier_of
 
 DIALECT_NAME = "openai_chat"
 
@@ -41,13 +41,16 @@ def finish_reason(raw: Any, *, has_tool_calls: bool, refused: bool) -> FinishRea
     return reason
 
 
-def usage_from_openai(usage: Mapping[str, Any] | None) -> Usage:
+def usage_from_openai(usage: Mapping[str, Any] | None, service_tier: Any = None) -> Usage:
     """OpenAI usage -> canonical. ``prompt_tokens`` already includes cached tokens and
     ``completion_tokens`` already includes reasoning, which is exactly the canonical
-    meaning; the details give the subsets. DeepSeek reports cache hits as
-    ``prompt_cache_hit_tokens`` instead of ``prompt_tokens_details.cached_tokens``."""
+    meaning; the details give the subsets (cached, reasoning, audio, image). DeepSeek
+    reports cache hits as ``prompt_cache_hit_tokens`` instead of
+    ``prompt_tokens_details.cached_tokens``. ``service_tier``: the body's (the tier
+    that served the call), else the one the request asked for."""
+    tier = service_tier_of(service_tier)
     if not usage:
-        return Usage()
+        return Usage(service_tier=tier)
     prompt_details = usage.get("prompt_tokens_details") or _NO_DETAILS
     completion_details = usage.get("completion_tokens_details") or _NO_DETAILS
     cache_read = _int(prompt_details.get("cached_tokens"))
@@ -60,6 +63,11 @@ def usage_from_openai(usage: Mapping[str, Any] | None) -> Usage:
         _int(prompt_details.get("cache_write_tokens")),
         0,
         _int(completion_details.get("reasoning_tokens")),
+        input_audio_tokens=_int(prompt_details.get("audio_tokens")),
+        input_image_tokens=_int(prompt_details.get("image_tokens")),
+        output_audio_tokens=_int(completion_details.get("audio_tokens")),
+        output_image_tokens=_int(completion_details.get("image_tokens")),
+        service_tier=tier,
     )
 
 
@@ -69,12 +77,21 @@ def usage_to_openai(usage: Usage) -> dict[str, Any]:
     prompt_details: dict[str, Any] = {"cached_tokens": usage.cache_read_tokens}
     if usage.cache_write_tokens:
         prompt_details["cache_write_tokens"] = usage.cache_write_tokens
+    completion_details: dict[str, Any] = {"reasoning_tokens": usage.reasoning_tokens}
+    for details, key, value in (
+        (prompt_details, "audio_tokens", usage.input_audio_tokens),
+        (prompt_details, "image_tokens", usage.input_image_tokens),
+        (completion_details, "audio_tokens", usage.output_audio_tokens),
+        (completion_details, "image_tokens", usage.output_image_tokens),
+    ):
+        if value:
+            details[key] = value
     return {
         "prompt_tokens": usage.input_tokens,
         "completion_tokens": usage.output_tokens,
         "total_tokens": usage.input_tokens + usage.output_tokens,
         "prompt_tokens_details": prompt_details,
-        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+        "completion_tokens_details": completion_details,
     }
 
 

@@ -58,7 +58,7 @@ from tollway.core.dialects.openai_responses.response import (
 )
 from tollway.core.dialects.openai_responses.stream import OpenAIResponsesStreamParser
 from tollway.core.errors import ProviderError, ServerError
-from tollway.core.types import Reasoning, Request, Response
+from tollway.core.types import Reasoning, Request, Response, requested_service_tier
 
 __all__ = [
     "DIALECT",
@@ -156,13 +156,13 @@ class OpenAIResponsesDialect:
             provider=self.name,
             parts=parts,
             finish_reason=finish_reason(body, parts),
-            usage=usage_from_wire(body),
+            usage=usage_from_wire(body, requested_service_tier(request)),
             response_format=request.response_format if request is not None else None,
             provider_data=response_meta(body),
         )
 
     def stream_parser(self, request: Request | None, model: str) -> OpenAIResponsesStreamParser:
-        return OpenAIResponsesStreamParser()
+        return OpenAIResponsesStreamParser(requested_service_tier(request))
 
     def parse_error(
         self, status: int, body: bytes | str, headers: Mapping[str, str]

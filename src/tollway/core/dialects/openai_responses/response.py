@@ -16,7 +16,10 @@ Output item mapping (the stream parser produces the same parts, event by event):
 
 Usage has tollway's one meaning as-is: ``input_tokens`` includes
 ``input_tokens_details.cached_tokens``; ``output_tokens`` includes
-``output_tokens_details.reasoning_tokens``. Built-in tools billed per call become
+``output_tokens_details.reasoning_tokens``; ``audio_tokens`` / ``image_tokens`` in
+either details object are the modality subsets. The ``service_tier`` that served the
+response (``priority``, ``flex``...) is ``Usage.service_tier``, else the request's.
+Built-in tools billed per call become
 ``Usage.units``: ``web_search`` (``tool_usage.web_search.num_requests`` when the response
 reports it, else the number of ``web_search_call`` items) and ``file_search`` (the
 number of ``file_search_call`` items).
@@ -28,7 +31,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tollway.core.dialects.openai_responses.request import ITEM_KEY, NAME
-from tollway.core.types import FinishReason, Part, Text, Thinking, ToolCall, Usage
+from tollway.core.types import (
+    FinishReason,
+    Part,
+    Text,
+    Thinking,
+    ToolCall,
+    Usage,
+    service_tier_of,
+)
 
 _INCOMPLETE: dict[str, FinishReason] = {
     "max_output_tokens": "length",
@@ -133,12 +144,15 @@ def finish_reason(body: Mapping[str, Any], parts: Sequence[Part]) -> FinishReaso
     return "stop"
 
 
-def usage_from_wire(body: Mapping[str, Any]) -> Usage:
-    """Canonical Usage of a response object (see the module docstring)."""
+def usage_from_wire(body: Mapping[str, Any], requested_tier: str | None = None) -> Usage:
+    """Canonical Usage of a response object (see the module docstring); the service
+    tier is the response's (the tier that served it), else ``requested_tier``."""
     usage = body.get("usage")
     units = _tool_units(body)
+    raw_tier = body.get("service_tier")
+    tier = service_tier_of(raw_tier) if raw_tier else requested_tier
     if not isinstance(usage, Mapping):
-        return Usage(units=units)
+        return Usage(units=units, service_tier=tier)
     inp = usage.get("input_tokens_details") or _EMPTY
     out = usage.get("output_tokens_details") or _EMPTY
     return Usage(
@@ -148,6 +162,11 @@ def usage_from_wire(body: Mapping[str, Any]) -> Usage:
         cache_write_tokens=_int(inp.get("cache_write_tokens")),
         reasoning_tokens=_int(out.get("reasoning_tokens")),
         units=units,
+        input_audio_tokens=_int(inp.get("audio_tokens")),
+        input_image_tokens=_int(inp.get("image_tokens")),
+        output_audio_tokens=_int(out.get("audio_tokens")),
+        output_image_tokens=_int(out.get("image_tokens")),
+        service_tier=tier,
     )
 
 

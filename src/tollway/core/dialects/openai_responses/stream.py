@@ -67,9 +67,11 @@ class OpenAIResponsesStreamParser:
         "_summary_index",
         "_texts_seen",
         "_thinking_seen",
+        "_tier",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, requested_tier: str | None = None) -> None:
+        self._tier = requested_tier
         self._started = False
         self._finished = False
         self._blocks: dict[tuple[int, int], int] = {}
@@ -234,7 +236,7 @@ class OpenAIResponsesStreamParser:
     def _final(self, body: Mapping[str, Any], out: list[StreamEvent]) -> None:
         self._finished = True
         out.append(StreamStart(body.get("id"), body.get("model"), response_meta(body)))
-        out.append(UsageEvent(usage_from_wire(body)))
+        out.append(UsageEvent(usage_from_wire(body, self._tier)))
         out.append(FinishEvent(finish_reason(body, parse_output(body.get("output") or ()))))
 
 
