@@ -163,7 +163,7 @@ class Router:
             from tollway.core.cost.pricing import default_pricebook
 
             prices = self.prices = default_pricebook()
-        price = prices.model_price(dep.provider.name, dep.model)
+        price = prices.model_price(dep.provider.name, dep.model, deployment=dep.name)
         cost = None if price is None else price.input + price.output
         self._costs[key] = cost
         return cost
