@@ -13,9 +13,10 @@ An effect that raises is thrown back into the steps at the ``yield``, so ``try``
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from tollway.core.logs import logger
 
 if TYPE_CHECKING:
     from tollway.core.cost.ledger import Ledger
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from tollway.core.types import Usage
 
 T = TypeVar("T")
-log = logging.getLogger("tollway")
+log = logger("tollway")
 
 
 class Effect(Protocol):

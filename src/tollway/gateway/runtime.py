@@ -10,13 +10,13 @@ config's guards and ledger plus the :class:`~tollway.gateway.guard.KeyGuard`).
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tollway.core.assembly import price_book
 from tollway.core.cost.attribution import Attribution
 from tollway.core.errors import UnknownModelError
+from tollway.core.logs import logger
 from tollway.gateway.config import GatewaySpec, gateway_spec
 from tollway.gateway.errors import GatewayError
 from tollway.gateway.guard import KeyGuard
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Gateway"]
 
-log = logging.getLogger("tollway.gateway")
+log = logger("tollway.gateway")
 
 
 class Gateway:

@@ -22,7 +22,6 @@ that made it, including the calls CrewAI makes without naming one (``_scope``).
 
 from __future__ import annotations
 
-import logging
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +38,7 @@ from tollway.adapters.crewai._scope import crewai_scope
 from tollway.adapters.crewai._stream import ChunkRelay, arelay_stream, relay_stream
 from tollway.core.cost.attribution import Attribution, attribute, current_attribution
 from tollway.core.errors import ConfigError, TollwayError, ToolArgumentsError
+from tollway.core.logs import logger
 from tollway.core.model import Model
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
     from tollway.core.types import Response, ToolCall
 
-log = logging.getLogger("tollway.adapters.crewai")
+log = logger("tollway.adapters.crewai")
 
 _CHARS_PER_TOKEN = 4
 

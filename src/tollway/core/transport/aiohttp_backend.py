@@ -17,8 +17,11 @@ from typing import Any
 import aiohttp
 
 from tollway.core import errors
+from tollway.core.logs import mask_library_logs
 from tollway.core.providers import Deployment, Timeouts
 from tollway.core.transport.base import aread_within, past, stream_deadline, total_timeout
+
+mask_library_logs("aiohttp")
 
 
 @cache

@@ -19,8 +19,11 @@ import httpx
 
 from tollway.core import errors
 from tollway.core.dialects.base import HttpRequest
+from tollway.core.logs import mask_library_logs
 from tollway.core.providers import Deployment
 from tollway.core.transport.watchdog import watchdog
+
+mask_library_logs("httpx", "httpcore")  # their DEBUG records carry response headers
 
 
 def encode_json(body: Any) -> bytes:

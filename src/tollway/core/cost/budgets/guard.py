@@ -29,7 +29,6 @@ Units: USD counters hold integer nano-USD, token and request counters whole coun
 from __future__ import annotations
 
 import itertools
-import logging
 import os
 import secrets
 import time
@@ -45,6 +44,7 @@ from tollway.core.cost.policy import (
     SoftLimitEvent,
 )
 from tollway.core.errors import BudgetExceededError, ConfigError, OutsideAllowedHoursError
+from tollway.core.logs import logger
 from tollway.core.types import Usage
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ from tollway.core.cost.budgets.rules import _coerce, _HoursRule, _Rule, _rules_o
 from tollway.core.cost.budgets.status import BudgetRow, _reset_time
 from tollway.core.errors import RateLimitExceededError, UnpricedModelDeniedError
 
-log = logging.getLogger("tollway.budgets")
+log = logger("tollway.budgets")
 
 
 class _HoldIds:
