@@ -33,7 +33,7 @@ from pydantic import BaseModel, Field, PrivateAttr
 
 from tollway.adapters._turns import ReasoningTurns
 from tollway.adapters.crewai._convert import tool_calls_for_crewai, usage_for_crewai
-from tollway.adapters.crewai._errors import rejects_stop, translate
+from tollway.adapters.crewai._errors import is_denial, rejects_stop, translate
 from tollway.adapters.crewai._scope import crewai_scope
 from tollway.adapters.crewai._stream import ChunkRelay, arelay_stream, relay_stream
 from tollway.core.cost.attribution import Attribution, attribute, current_attribution
@@ -444,7 +444,7 @@ class TollwayLLM(BaseLLM):
         """Emit the failed (or denied) event; the error CrewAI should see instead of
         ``exc``, if any (see ``_errors.translate``)."""
         crew_error = translate(exc)
-        if isinstance(crew_error, HookAborted):
+        if isinstance(crew_error, HookAborted) and is_denial(exc):
             self._emit_call_denied_event(crew_error, task, agent)
         else:
             self._emit_call_failed_event(
