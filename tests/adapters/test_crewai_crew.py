@@ -35,7 +35,12 @@ from pydantic import BaseModel  # noqa: E402
 
 from tollway.adapters.crewai import TollwayLLM  # noqa: E402
 from tollway.core.cost.pricing import PriceBook  # noqa: E402
-from tollway.core.errors import BudgetExceededError  # noqa: E402
+from tollway.core.errors import (  # noqa: E402
+    AllDeploymentsFailedError,
+    BudgetExceededError,
+    ProviderError,
+    RateLimitError,
+)
 from tollway.core.stores.open import open_ledger  # noqa: E402
 from tollway.core.transport import default_transport  # noqa: E402
 
@@ -345,3 +350,57 @@ def test_a_crew_run_writes_nothing_outside_the_temporary_home(
     assert real_home_snapshot() == before == BASELINE  # nor at import, before this test
     assert Path.home() == TEMP_HOME
     assert any(TEMP_HOME.rglob("*"))  # CrewAI did write: into the temporary HOME
+
+
+def _one_agent_crew(agent_llm: TollwayLLM, retries: int = 2) -> Crew:
+    agent = Agent(role="Writer", goal="Write", backstory="A copy editor.", llm=agent_llm,
+                  max_retry_limit=retries)  # 2 is CrewAI's default
+    return Crew(agents=[agent], tasks=[Task(name="write", description="Write a line.",
+                                            expected_output="A line.", agent=agent)])
+
+
+def test_a_failure_the_router_gave_up_on_is_not_rerun_by_max_retry_limit(
+    fake: FakeProvider, ledger: Any
+) -> None:
+    """One persistent 429 behind an alias: the router's two attempts reach the provider,
+    and CrewAI does not rerun the task (it did: 3 runs x 2 attempts)."""
+    openai = fake_dialect("openai")
+    fake.default = openai.replies.error_reply(429, "Rate limit reached", retry_after=0)
+    config = {
+        "models": {"writer": [{"model": "openai/gpt-4o-mini", "api_base": fake.url,
+                               "api_key": "env:TOLLWAY_CREW_KEY"}]},
+        "router": {"retries": 1, "backoff": {"base": 0.01, "max": 0.02}, "allowed_fails": 100},
+    }
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("TOLLWAY_CREW_KEY", "test-key")
+        crew = _one_agent_crew(TollwayLLM("writer", config=config, ledger=ledger, prices=PRICES))
+    with pytest.raises(AllDeploymentsFailedError) as caught:
+        crew.kickoff()
+    assert isinstance(caught.value.last_error, RateLimitError)
+    assert len(fake.requests) == 2
+    assert [r.status for r in ledger.records()] == ["RateLimitError", "RateLimitError"]
+
+
+@pytest.mark.parametrize("status", [401, 404, 400])
+def test_a_provider_refusal_no_retry_can_fix_is_not_rerun_by_max_retry_limit(
+    fake: FakeProvider, ledger: Any, status: int
+) -> None:
+    openai = fake_dialect("openai")
+    fake.default = openai.replies.error_reply(status, "refused")
+    crew = _one_agent_crew(llm(openai, fake, ledger))
+    with pytest.raises(ProviderError) as caught:
+        crew.kickoff()
+    assert caught.value.status == status
+    assert len(fake.requests) == 1
+
+
+def test_a_retryable_failure_of_a_single_attempt_is_left_to_max_retry_limit(
+    fake: FakeProvider, ledger: Any
+) -> None:
+    """A bare provider/model target makes one attempt (tollway retries nothing there), so
+    CrewAI's own rerun is the retry: a 500 then an answer completes the task."""
+    openai = fake_dialect("openai")
+    fake.add(openai.replies.error_reply(500, "The server had an error"), openai.text("A line."))
+    output = _one_agent_crew(llm(openai, fake, ledger), retries=1).kickoff()
+    assert output.raw == "A line."
+    assert len(fake.requests) == 2

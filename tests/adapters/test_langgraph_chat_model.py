@@ -517,3 +517,41 @@ def test_a_shared_tollway_model_can_be_passed_as_client(fake: FakeProvider) -> N
 def test_a_model_without_target_or_client_is_a_config_error() -> None:
     with pytest.raises(tollway.errors.ConfigError, match="needs model="):
         TollwayChatModel()
+
+
+# --------------------------------------------------------------------------- fallbacks
+
+
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_with_fallbacks_falls_back_while_the_primary_cools_down(
+    fake: FakeProvider, monkeypatch: pytest.MonkeyPatch, driver: str
+) -> None:
+    """LangChain's ``with_fallbacks`` catches what the adapter raises: the primary's
+    failure first, then, while its one deployment cools down, the router's
+    AllDeploymentsFailedError without any attempt (the provider is not called)."""
+    fake.default = lambda r: (oai.error_reply(500, "down") if r.path.startswith("/primary")
+                              else oai.text_reply("from the backup"))
+    monkeypatch.setenv("TOLLWAY_LC_KEY", KEY)
+    config = {
+        "models": {
+            "primary": [{"model": "openai/gpt-4o-mini", "api_base": f"{fake.url}/primary",
+                         "api_key": "env:TOLLWAY_LC_KEY"}],
+            "backup": [{"model": "openai/gpt-4o-mini", "api_base": f"{fake.url}/backup",
+                        "api_key": "env:TOLLWAY_LC_KEY"}],
+        },
+        "router": {"retries": 0, "allowed_fails": 1, "cooldown": 60},
+        "ledger": False,
+    }
+    primary = TollwayChatModel(client=tollway.Model("primary", config=config))
+    backup = TollwayChatModel(client=tollway.Model("backup", config=config))
+    chain = primary.with_fallbacks([backup])
+
+    def invoke(runnable: Any) -> Any:
+        return runnable.invoke("hi") if driver == "sync" else asyncio.run(runnable.ainvoke("hi"))
+
+    assert [invoke(chain).content for _ in range(3)] == ["from the backup"] * 3
+    paths = [r.path.split("/")[1] for r in fake.requests]
+    assert paths == ["primary", "backup", "backup", "backup"]  # cooling: never retried
+    with pytest.raises(tollway.errors.AllDeploymentsFailedError, match="cooling down") as info:
+        invoke(primary)
+    assert info.value.attempts == []

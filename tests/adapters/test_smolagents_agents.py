@@ -168,3 +168,31 @@ def test_planning_steps_are_metered_for_the_agent(fake: FakeProvider, ledger: An
     assert agent.run("Say ok.") == "ok"
     assert "<end_plan>" in json.dumps(fake.requests[0].json)
     assert [r.agent for r in ledger.records()] == ["planner", "planner"]
+
+
+def test_a_failure_the_router_gave_up_on_ends_the_run_without_more_provider_calls(
+    fake: FakeProvider, ledger: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """smolagents offers no retry or fallback for a custom Model (only its own API
+    models retry 429s): a model error ends the run as AgentGenerationError, so one
+    persistent 429 behind an alias reaches the provider once per router attempt."""
+    from smolagents.utils import AgentGenerationError
+
+    from tollway.core.errors import AllDeploymentsFailedError, RateLimitError
+
+    openai = fake_dialect("openai")
+    fake.default = openai.replies.error_reply(429, "Rate limit reached", retry_after=0)
+    monkeypatch.setenv("TOLLWAY_SMOL_KEY", "test-key")
+    config = {
+        "models": {"agent": [{"model": "openai/gpt-4o-mini", "api_base": fake.url,
+                              "api_key": "env:TOLLWAY_SMOL_KEY"}]},
+        "router": {"retries": 1, "backoff": {"base": 0.01, "max": 0.02}, "allowed_fails": 100},
+    }
+    agent = ToolCallingAgent(tools=[adder([])], max_steps=5,
+                             model=TollwayModel("agent", config=config, ledger=ledger))
+    with pytest.raises(AgentGenerationError) as caught:
+        agent.run("Add 1 and 2.")
+    cause = caught.value.__cause__
+    assert isinstance(cause, AllDeploymentsFailedError)
+    assert isinstance(cause.last_error, RateLimitError)
+    assert len(fake.requests) == 2

@@ -24,7 +24,11 @@ class Reply:
 
     ``body`` (dict -> JSON, or raw bytes) for a plain answer; ``chunks`` for a stream
     (each written and flushed in order, ``chunk_delay`` seconds apart). ``hang`` sleeps
-    before answering; ``cut_after`` drops the connection after that many chunks.
+    before answering; ``cut_after`` drops the connection after that many chunks;
+    ``cut_body`` sends only that many bytes of a plain body (its full content-length
+    announced) and closes; ``drip`` sends the body (or the stream's bytes) one byte every
+    ``drip`` seconds; ``drop`` closes the connection without a byte of response;
+    ``stall`` (bytes, seconds) sends that many bytes of a plain body, then waits.
     """
 
     status: int = 200
@@ -34,14 +38,22 @@ class Reply:
     chunk_delay: float = 0.0
     hang: float = 0.0
     cut_after: int | None = None
+    cut_body: int | None = None
+    drip: float = 0.0
+    drop: bool = False
+    stall: tuple[int, float] | None = None
 
 
 @dataclass
 class Received:
+    """``served_before``: requests answered earlier on the same connection (> 0: the
+    client reused a keep-alive connection)."""
+
     method: str
     path: str
     headers: dict[str, str]
     body: bytes
+    served_before: int = 0
 
     @property
     def json(self) -> Any:
@@ -121,15 +133,24 @@ def _make_handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             self._handle()
 
+        served = 0
+        """Requests answered on this connection so far (one handler per connection)."""
+
         def _handle(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length) if length else b""
             received = Received(
-                self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
+                self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body,
+                self.served,
             )
+            self.served += 1
             reply = fake.next_reply(received)
             if reply.hang:
                 time.sleep(reply.hang)
+            if reply.drop:
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
             try:
                 if reply.chunks is not None:
                     self._stream(reply)
@@ -153,7 +174,34 @@ def _make_handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
                 self.send_header(key, value)
             self.send_header("content-length", str(len(payload)))
             self.end_headers()
+            if reply.cut_body is not None:
+                self.wfile.write(payload[: reply.cut_body])
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
+            if reply.drip:
+                self._drip(payload, reply.drip, chunked=False)
+                return
+            if reply.stall is not None:
+                sent, pause = reply.stall
+                self.wfile.write(payload[:sent])
+                self.wfile.flush()
+                time.sleep(pause)
+                payload = payload[sent:]
             self.wfile.write(payload)
+
+        def _drip(self, payload: bytes, delay: float, *, chunked: bool) -> None:
+            """One byte every ``delay`` seconds: never idle long enough for a read timeout."""
+            self.wfile.flush()
+            for byte in payload:
+                time.sleep(delay)
+                piece = bytes([byte])
+                self.wfile.write(b"1\r\n" + piece + b"\r\n" if chunked else piece)
+                self.wfile.flush()
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
 
         def _stream(self, reply: Reply) -> None:
             self.send_response(reply.status)
@@ -162,6 +210,9 @@ def _make_handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
                 self.send_header(key, value)
             self.send_header("transfer-encoding", "chunked")
             self.end_headers()
+            if reply.drip:
+                self._drip(b"".join(reply.chunks or ()), reply.drip, chunked=True)
+                return
             for number, chunk in enumerate(reply.chunks or ()):
                 if reply.cut_after is not None and number >= reply.cut_after:
                     self.close_connection = True

@@ -256,6 +256,11 @@ async def test_invalid_arguments_and_unknown_tools_go_back_to_the_model(
     assert unknown.is_error and "no tool named 'toolbox__teleport'" in unknown.text
     assert "toolbox__echo" in unknown.text  # the model is told what exists
     assert fixed.text == "[toolbox] fixed"
+    # The history sends the broken call back with empty arguments (no dialect sends
+    # arguments that are not a JSON object); the error result quotes what was written.
+    history = json.loads(sent(fake, 1))["messages"]
+    assert history[1]["tool_calls"][0]["function"]["arguments"] == "{}"
+    assert history[2]["role"] == "tool" and '{"text": oops' in history[2]["content"]
 
 
 async def test_max_rounds_stops_the_loop_with_the_transcript(

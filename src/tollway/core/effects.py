@@ -13,12 +13,12 @@ An effect that raises is thrown back into the steps at the ``yield``, so ``try``
 
 from __future__ import annotations
 
-import logging
 import warnings
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from tollway.core.errors import BudgetSettleWarning, scrub
+from tollway.core.logs import logger
 
 if TYPE_CHECKING:
     from tollway.core.cost.ledger import Ledger
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from tollway.core.types import Usage
 
 T = TypeVar("T")
-log = logging.getLogger("tollway")
+log = logger("tollway")
 
 
 class Effect(Protocol):

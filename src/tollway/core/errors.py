@@ -51,16 +51,23 @@ def _known() -> re.Pattern[str] | None:
     return pattern
 
 
-def scrub(text: str, limit: int = EXCERPT_LIMIT) -> str:
-    """Mask every secret tollway knows and anything that looks like a key, then cut
-    ``text`` to ``limit`` characters (masking first: a cut must not leave half a key)."""
+def mask_secrets(text: str) -> str:
+    """``text`` with every secret tollway knows and anything that looks like a key
+    replaced by ``***`` (log records: whole tracebacks, never cut)."""
     known = _known()
     if known is not None:
         text = known.sub("***", text)
-    if len(text) > limit:
-        text = text[:limit] + "..."
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "***", text)
+    return text
+
+
+def scrub(text: str, limit: int = EXCERPT_LIMIT) -> str:
+    """:func:`mask_secrets`, then cut ``text`` to ``limit`` characters (masking first: a
+    cut must not leave half a key)."""
+    text = mask_secrets(text)
+    if len(text) > limit:
+        text = text[:limit] + "..."
     return text
 
 
@@ -416,6 +423,7 @@ __all__ = [
     "ToolLoopError",
     "UnknownModelError",
     "UnpricedModelDeniedError",
+    "mask_secrets",
     "remember_secret",
     "scrub",
 ]

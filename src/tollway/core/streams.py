@@ -158,6 +158,9 @@ class LiveStream:
     def fail(self, exc: BaseException) -> Steps[None]:
         """Failed, or closed early by the caller: keep what was billed so far (the
         provider bills tokens already generated), free the rest, record the attempt."""
+        if isinstance(exc, errors.ProviderError):  # a parser's StreamError names no deployment
+            dep = self.dep
+            exc.with_context(provider=dep.provider.name, model=dep.model, deployment=dep.name)
         if self.done:
             return
         self.done = True

@@ -138,6 +138,21 @@ class ToolCall:
     def arguments_json(self) -> str:
         return self.raw_arguments or json.dumps(self.arguments, separators=(",", ":"))
 
+    def history_arguments(self) -> dict[str, Any]:
+        """The arguments to send back to a provider in the history: the parsed object,
+        or ToolArgumentsError when the model's text is not a JSON object. Every dialect
+        asks this one method, so none sends a call the others would refuse (and none
+        quietly sends ``{}`` in place of what the model wrote)."""
+        if self.arguments or not self.raw_arguments.strip():
+            return self.arguments
+        return self.parse_arguments()
+
+    def history_arguments_json(self) -> str:
+        """:meth:`history_arguments` as the exact text the model produced (dialects whose
+        wire carries arguments as a string keep a round trip byte-exact)."""
+        self.history_arguments()
+        return self.arguments_json
+
 
 @dataclass(slots=True)
 class ToolResult:

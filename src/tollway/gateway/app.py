@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from tollway.core.logs import logger
 from tollway.gateway import admin_routes, anthropic_routes, health, openai_routes, responses_routes
 from tollway.gateway.auth import authenticate, check_admin
 from tollway.gateway.errors import Dialect, GatewayError, error_response
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ROUTES", "GatewayApp", "Route", "create_app"]
 
-log = logging.getLogger("tollway.gateway")
+log = logger("tollway.gateway")
 
 Handler = Callable[["Gateway", HttpRequest], Awaitable[Reply]]
 

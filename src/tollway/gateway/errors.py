@@ -15,17 +15,17 @@ that is not a TollwayError becomes a bare 500 (logged, never echoed).
 from __future__ import annotations
 
 import json
-import logging
 import math
 from datetime import UTC, datetime
 from typing import Literal
 
 from tollway.core import errors
 from tollway.core.errors import scrub
+from tollway.core.logs import logger
 
 __all__ = ["GatewayError", "error_response"]
 
-log = logging.getLogger("tollway.gateway")
+log = logger("tollway.gateway")
 
 Dialect = Literal["openai", "anthropic"]
 

@@ -20,16 +20,16 @@ lookup per version, not one per request.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable
 
+from tollway.core.logs import logger
 from tollway.gateway.key_store import KeyStore
 from tollway.gateway.keys import VirtualKey, hash_secret
 
 __all__ = ["KeyCache"]
 
-log = logging.getLogger("tollway.gateway")
+log = logger("tollway.gateway")
 
 _MAX_ENTRIES = 100_000
 

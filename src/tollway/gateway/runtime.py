@@ -10,7 +10,6 @@ config's guards and ledger plus the :class:`~tollway.gateway.guard.KeyGuard`).
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from tollway.core.assembly import price_book
 from tollway.core.cost.attribution import Attribution
 from tollway.core.errors import UnknownModelError
+from tollway.core.logs import logger
 from tollway.gateway.config import GatewaySpec, gateway_spec
 from tollway.gateway.errors import GatewayError
 from tollway.gateway.guard import KeyGuard
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Gateway"]
 
-log = logging.getLogger("tollway.gateway")
+log = logger("tollway.gateway")
 
 
 class Gateway:

@@ -28,7 +28,6 @@ import asyncio
 import concurrent.futures
 import contextvars
 import inspect
-import logging
 import os
 import subprocess
 import sys
@@ -45,6 +44,7 @@ import anyio.abc
 from mcp import ClientSession, McpError, types
 
 from tollway.core.errors import scrub
+from tollway.core.logs import logger
 from tollway.core.types import Tool
 from tollway.mcp.config import HTTPServer, MCPServer, SSEServer, StdioServer, server_from_dict
 from tollway.mcp.errors import (
@@ -70,7 +70,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Disconnect", "MCPClient", "SyncMCPClient"]
 
-log = logging.getLogger("tollway.mcp")
+log = logger("tollway.mcp")
 T = TypeVar("T")
 
 _CLOSED_CODES = {types.CONNECTION_CLOSED, 32600}

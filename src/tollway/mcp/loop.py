@@ -305,6 +305,7 @@ class _ToolLoop:
             output = ToolOutput.failure(exc, tool=call.name).with_text(
                 f"{exc}. Call the tool again with a JSON object as its arguments."
             )
+            self._forget_arguments(call)
             return _Planned(call, {}, output=output)
         target = self.targets.get(call.name)
         if target is None:
@@ -314,6 +315,16 @@ class _ToolLoop:
             )
             return _Planned(call, arguments, output=ToolOutput.failure(error, tool=call.name))
         return _Planned(call, arguments, target)
+
+    def _forget_arguments(self, call: ToolCall) -> None:
+        """The history keeps the call with empty arguments: no dialect sends arguments
+        that are not a JSON object (ToolArgumentsError), and the error result that
+        answers the call quotes what the model wrote, so it can correct itself."""
+        message = self.messages[-1]
+        message.parts = [
+            ToolCall(call.id, call.name, {}, "", call.provider_data) if part is call else part
+            for part in message.parts
+        ]
 
     def approval_request(self, planned: _Planned) -> ToolCallRequest:
         target = planned.target

@@ -6,12 +6,12 @@ Kept apart from the client so the loop can record local Python tools without the
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from tollway.core.cost.records import CallRecord
 from tollway.core.errors import scrub
+from tollway.core.logs import logger
 from tollway.core.tracing import current_trace_id, new_trace_id
 from tollway.core.types import Usage
 from tollway.mcp.tools import ToolOutput
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["arecord", "tool_record"]
 
-log = logging.getLogger("tollway.mcp")
+log = logger("tollway.mcp")
 
 
 def tool_record(output: ToolOutput, server: str | None, started_at: datetime,

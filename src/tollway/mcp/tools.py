@@ -20,7 +20,6 @@ import fnmatch
 import hashlib
 import inspect
 import json
-import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,9 +27,10 @@ from typing import Any
 
 from tollway.core import json_schema as schema_utils
 from tollway.core.errors import BadRequestError
+from tollway.core.logs import logger
 from tollway.core.types import Image, Part, Text, Tool
 
-log = logging.getLogger("tollway.mcp")
+log = logger("tollway.mcp")
 
 __all__ = [
     "DEFAULT_SEPARATOR",

@@ -207,10 +207,10 @@ def test_tool_calls_become_function_calls_with_args_dict_and_id() -> None:
     ]
 
 
-def test_tool_call_with_invalid_argument_json_is_sent_with_empty_args() -> None:
+def test_tool_call_with_invalid_argument_json_is_a_typed_error_not_empty_args() -> None:
     call = ToolCall.from_raw("c1", "f", "{not json")
-    body = body_of(build_request([Message.user("q"), Message.assistant([call])]))
-    assert parts_of(body, 1)[0]["functionCall"]["args"] == {}
+    with pytest.raises(errors.ToolArgumentsError, match="not JSON"):
+        body_of(build_request([Message.user("q"), Message.assistant([call])]))
 
 
 def test_tool_result_names_the_function_found_from_the_matching_call_id() -> None:

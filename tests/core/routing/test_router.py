@@ -509,6 +509,22 @@ def test_cost_strategy_picks_the_cheapest_priced_deployment(driver: Driver) -> N
     assert {driver.route(r, ctx(), script) for _ in range(20)} == {"cheap"}
 
 
+def test_cost_strategy_reads_a_per_deployment_price_of_the_same_model(driver: Driver) -> None:
+    """Two deployments of one model priced apart by deployment name (``price:`` in
+    tollway.yaml): the cheaper one serves (the strategy read only the model's price)."""
+    from tollway.core.cost.pricing import PriceBook
+
+    t = FakeTime()
+    pricey, cheap = dep("pricey"), dep("cheap")
+    prices = PriceBook({"pricey": {"input": 5, "output": 15}, "cheap": {"input": 0.1, "output": 0.4}})
+    r = Router(
+        "smart", {"smart": [pricey, cheap]}, policy=RoutePolicy(strategy="cost"), prices=prices,
+        clock=t.clock, sleep=t.sleep,
+    )
+    script = Script(pricey=["pricey"], cheap=["cheap"])
+    assert {driver.route(r, ctx(), script) for _ in range(20)} == {"cheap"}
+
+
 def test_cost_strategy_without_prices_falls_back_to_weighted(driver: Driver) -> None:
     from tollway.core.cost.pricing import PriceBook
 

@@ -5,6 +5,15 @@
   no converter retries, a "denied" event instead of a "failed" one), so the denial is
   re-raised as an error that is BOTH the tollway error (callers still catch
   ``tollway.BudgetExceededError``) and a ``HookAborted``.
+- A failure tollway's router already gave up on (``AllDeploymentsFailedError``: every
+  deployment, retry round and fallback was tried) and a provider error no retry can
+  fix (401, 403, 404, 400) are final too. CrewAI reruns a failed task up to
+  ``max_retry_limit`` times unless the error is a ``HookAborted`` (or comes from
+  litellm), so without this one persistent 429 behind an alias reached the provider
+  once per router attempt per rerun. They are re-raised the same way (the tollway error
+  and a ``HookAborted``), with CrewAI's "failed" event, not its "denied" one. A
+  retryable error of a single attempt (a bare ``provider/model`` target, which tollway
+  does not retry) is left to ``max_retry_limit``.
 - A context-window error becomes CrewAI's ``LLMContextLengthExceededError``, the type
   its executor catches to summarise the history when ``respect_context_window`` is on.
 """
@@ -25,6 +34,7 @@ from tollway.core.errors import (
     BudgetExceededError,
     ContextWindowExceededError,
     OutsideAllowedHoursError,
+    ProviderError,
 )
 
 _STOP_PARAM = re.compile(r"""['"`]stop(?:_sequences)?['"`]""")
@@ -47,9 +57,22 @@ def _denial_class(base: type[Exception]) -> type[Exception]:
     return cls
 
 
+def is_denial(exc: BaseException) -> bool:
+    return isinstance(exc, DENIALS)
+
+
+def final(exc: BaseException) -> bool:
+    """True when rerunning the task cannot help: tollway's router gave up, or the
+    provider refused the request for good (not a context window: CrewAI handles it)."""
+    if isinstance(exc, AllDeploymentsFailedError):
+        return not isinstance(exc.last_error, ContextWindowExceededError)
+    return (isinstance(exc, ProviderError) and not exc.retryable
+            and not isinstance(exc, ContextWindowExceededError))
+
+
 def as_denial(exc: Exception) -> Exception:
-    """``exc`` (a budget / hours denial) as an instance of a class deriving from both
-    its own type and ``HookAborted``, with the same attributes and message."""
+    """``exc`` (a denial, or a final failure) as an instance of a class deriving from
+    both its own type and ``HookAborted``, with the same attributes and message."""
     cls = _denial_class(type(exc))
     denial = cls.__new__(cls)
     denial.__dict__.update(exc.__dict__)
@@ -72,7 +95,7 @@ def translate(exc: Exception) -> Exception | None:
     """The CrewAI-facing error for ``exc``, or None to raise ``exc`` unchanged."""
     if isinstance(exc, HookAborted):
         return None
-    if isinstance(exc, DENIALS):
+    if isinstance(exc, DENIALS) or final(exc):
         return as_denial(exc)
     if isinstance(_root(exc), ContextWindowExceededError):
         return LLMContextLengthExceededError(str(exc))

@@ -23,7 +23,6 @@ every row of one crew run shares its trace id.
 
 from __future__ import annotations
 
-import logging
 from contextlib import AbstractContextManager
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -36,11 +35,12 @@ from pydantic import BaseModel, Field, PrivateAttr
 
 from tollway.adapters._turns import ReasoningTurns
 from tollway.adapters.crewai._convert import tool_calls_for_crewai, usage_for_crewai
-from tollway.adapters.crewai._errors import rejects_stop, translate
+from tollway.adapters.crewai._errors import is_denial, rejects_stop, translate
 from tollway.adapters.crewai._scope import run_scope
 from tollway.adapters.crewai._stream import ChunkRelay, arelay_stream, relay_stream
 from tollway.core.cost.attribution import Attribution
 from tollway.core.errors import ConfigError, TollwayError, ToolArgumentsError
+from tollway.core.logs import logger
 from tollway.core.model import Model
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
     from tollway.core.types import Response, ToolCall
 
-log = logging.getLogger("tollway.adapters.crewai")
+log = logger("tollway.adapters.crewai")
 
 _CHARS_PER_TOKEN = 4
 
@@ -447,7 +447,7 @@ class TollwayLLM(BaseLLM):
         """Emit the failed (or denied) event; the error CrewAI should see instead of
         ``exc``, if any (see ``_errors.translate``)."""
         crew_error = translate(exc)
-        if isinstance(crew_error, HookAborted):
+        if isinstance(crew_error, HookAborted) and is_denial(exc):
             self._emit_call_denied_event(crew_error, task, agent)
         else:
             self._emit_call_failed_event(

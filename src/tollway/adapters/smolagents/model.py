@@ -10,7 +10,6 @@ Response (cost, cache and reasoning counts) is kept in ``ChatMessage.raw``.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Generator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
@@ -37,10 +36,11 @@ from tollway.adapters.smolagents._stop import (
 from tollway.adapters.smolagents._turns import with_remembered_turns
 from tollway.core.cost.attribution import Attribution
 from tollway.core.errors import ConfigError, TollwayError
+from tollway.core.logs import logger
 from tollway.core.model import Model, ResponseStream
 from tollway.core.types import Response, StreamEnd, TextDelta, ToolCallDelta
 
-log = logging.getLogger("tollway.adapters.smolagents")
+log = logger("tollway.adapters.smolagents")
 
 _REQUEST_KEYS = frozenset({
     "temperature", "top_p", "max_tokens", "seed", "parallel_tool_calls", "reasoning",

@@ -186,6 +186,8 @@ class CallPlan:
         if not hopeful:
             return self._fail("no deployment left that could serve this request")
         if self.rounds >= policy.retries:
+            if not self.attempts:  # nothing could be tried: say why, not "retries exhausted"
+                return self._fail(self._cooling(hopeful, now))
             return self._fail(f"router.retries ({policy.retries}) exhausted")
         delay = self.rng.uniform(0.0, min(policy.backoff_max, policy.backoff_base * 2**self.rounds))
         asked = 0.0 if self.retry_after is None else min(self.retry_after, policy.retry_after_cap)
@@ -196,13 +198,7 @@ class CallPlan:
             # provider's own Retry-After would have: an open breaker fails fast.
             wait = ready - now
             if wait > max(policy.backoff_max, asked):
-                when = "" if math.isinf(wait) else f"; the next is ready in {wait:.1f}s"
-                last = "; ".join(
-                    f"{d.name}: {h.last_error}"
-                    for d in hopeful if (h := self.board.health(d)).last_error
-                )
-                after = f"; last failures: {last}" if last else ""
-                return self._fail(f"every deployment is cooling down{when}{after}")
+                return self._fail(self._cooling(hopeful, now))
             delay = wait
         if policy.total_timeout is not None and now + delay - self.started >= policy.total_timeout:
             return self._fail(
@@ -211,6 +207,15 @@ class CallPlan:
         self.rounds += 1
         self._round()
         return Sleep(delay)
+
+    def _cooling(self, hopeful: Sequence[Deployment], now: float) -> str:
+        wait = min(self.board.ready_at(d, now) for d in hopeful) - now
+        when = "" if math.isinf(wait) or wait <= 0 else f"; the next is ready in {wait:.1f}s"
+        last = "; ".join(
+            f"{d.name}: {h.last_error}" for d in hopeful if (h := self.board.health(d)).last_error
+        )
+        after = f"; last failures: {last}" if last else ""
+        return f"every deployment is cooling down{when}{after}"
 
     def _fail(self, reason: str) -> Fail:
         if self.guard_error is not None:

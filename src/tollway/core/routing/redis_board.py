@@ -14,19 +14,19 @@ local state alone (and logs once): routing never fails because shared health did
 
 from __future__ import annotations
 
-import logging
 import math
 import threading
 from collections.abc import Container, Iterable
 from typing import TYPE_CHECKING, Any
 
+from tollway.core.logs import logger
 from tollway.core.routing.health import HealthBoard, Key, key_of
 
 if TYPE_CHECKING:
     from tollway.core.providers import Deployment
     from tollway.core.routing.classify import FailureKind
 
-log = logging.getLogger("tollway")
+log = logger("tollway")
 
 PREFIX = "tollway:health"
 

@@ -35,6 +35,7 @@ from tollway.core.transport.base import (
     encode_json,
     map_error,
     request_headers,
+    stream_deadline,
 )
 
 __all__ = ["ByteStream", "RawResponse", "Transport", "default_transport", "encode_json"]
@@ -176,6 +177,7 @@ class Transport:
         headers = request_headers(dep, req)
         url, body = dep.url(req.path), encode_json(req.json)
         backend = self._sync or self.sync_backend()
+        deadline = stream_deadline(dep)
         with ExitStack() as stack:
             for fresh in (False, True):
                 try:
@@ -185,7 +187,7 @@ class Transport:
                     error = map_error(exc, dep)
                     if fresh or not _unanswered(error):
                         raise error from None
-            yield ByteStream(resp, dep)
+            yield ByteStream(resp, dep, deadline)
 
     @asynccontextmanager
     async def astream(self, dep: Deployment, req: HttpRequest) -> AsyncIterator[Any]:

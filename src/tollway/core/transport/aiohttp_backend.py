@@ -17,8 +17,11 @@ from typing import Any
 import aiohttp
 
 from tollway.core import errors
+from tollway.core.logs import mask_library_logs
 from tollway.core.providers import Deployment, Timeouts
-from tollway.core.transport.base import check_deadline, stream_deadline
+from tollway.core.transport.base import aread_within, past, stream_deadline, total_timeout
+
+mask_library_logs("aiohttp")
 
 
 @cache
@@ -30,8 +33,8 @@ def _call_timeout(t: Timeouts) -> aiohttp.ClientTimeout:
 
 @cache
 def _stream_timeout(t: Timeouts) -> aiohttp.ClientTimeout:
-    """A stream: ``read`` bounds the idle time between chunks; ``total`` is checked per
-    chunk by :class:`AiohttpStream`."""
+    """A stream: ``read`` bounds the idle time between chunks; ``total`` bounds the
+    whole stream (the open and every chunk wait, by the event loop's timeout)."""
     return aiohttp.ClientTimeout(sock_connect=t.connect, sock_read=t.read)
 
 
@@ -72,6 +75,7 @@ class AiohttpBackend:
         self, dep: Deployment, url: str, body: bytes, headers: Mapping[str, str]
     ) -> tuple[int, Mapping[str, str], bytes]:
         answered = False
+        deadline = stream_deadline(dep)
         try:
             async with self._session.post(
                 url, data=body, headers=headers, timeout=_call_timeout(dep.timeouts)
@@ -79,20 +83,26 @@ class AiohttpBackend:
                 answered = True
                 return resp.status, resp.headers, await resp.read()
         except Exception as exc:
+            if past(deadline):  # the session's own timeout is ``read`` capped by ``total``
+                raise total_timeout(dep) from None
             raise map_aiohttp_error(exc, dep, answered=answered) from None
 
     @asynccontextmanager
     async def stream(
         self, dep: Deployment, url: str, body: bytes, headers: Mapping[str, str]
     ) -> AsyncIterator[AiohttpStream]:
+        deadline = stream_deadline(dep)
         try:
-            resp = await self._session.post(
-                url, data=body, headers=headers, timeout=_stream_timeout(dep.timeouts)
-            )
+            async with asyncio.timeout_at(deadline):
+                resp = await self._session.post(
+                    url, data=body, headers=headers, timeout=_stream_timeout(dep.timeouts)
+                )
         except Exception as exc:
+            if past(deadline):
+                raise total_timeout(dep) from None
             raise map_aiohttp_error(exc, dep, answered=False) from None
         try:
-            yield AiohttpStream(resp, dep)
+            yield AiohttpStream(resp, dep, deadline)
         finally:
             resp.release()
 
@@ -105,10 +115,11 @@ class AiohttpStream:
 
     __slots__ = ("_deadline", "_dep", "_resp")
 
-    def __init__(self, resp: aiohttp.ClientResponse, dep: Deployment) -> None:
+    def __init__(self, resp: aiohttp.ClientResponse, dep: Deployment,
+                 deadline: float | None) -> None:
         self._resp = resp
         self._dep = dep
-        self._deadline = stream_deadline(dep)
+        self._deadline = deadline
 
     @property
     def status(self) -> int:
@@ -119,17 +130,8 @@ class AiohttpStream:
         return self._resp.headers
 
     async def read(self) -> bytes:
-        try:
-            return await self._resp.read()
-        except Exception as exc:
-            raise map_aiohttp_error(exc, self._dep) from None
+        return b"".join([chunk async for chunk in self])
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._resp.content.iter_any():
-                check_deadline(self._deadline, self._dep)
-                yield chunk
-        except errors.TollwayError:
-            raise
-        except Exception as exc:
-            raise map_aiohttp_error(exc, self._dep) from None
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return aread_within(self._resp.content.iter_any(), self._deadline, self._dep,
+                            map_aiohttp_error)

@@ -27,7 +27,7 @@ import httpcore
 import httpx
 
 from tollway.core.providers import Deployment, Timeouts
-from tollway.core.transport.base import check_deadline, stream_deadline
+from tollway.core.transport.base import body_socket, read_within, stream_deadline
 
 __all__ = ["HttpcoreBackend", "HttpcoreStream"]
 
@@ -76,18 +76,16 @@ class HttpcoreBackend:
         self, dep: Deployment, url: str, body: bytes, headers: Mapping[str, str]
     ) -> tuple[int, httpx.Headers, bytes]:
         """``read`` bounds each wait for bytes; a server that drips its body a byte at a
-        time never trips it, so a call with ``total`` reads chunk by chunk against its
-        deadline (``check_deadline`` raises TimeoutError)."""
+        time never trips it, and one that stalls mid-body trips it only after ``read``,
+        so a call with ``total`` reads its body against the deadline (``read_within``:
+        TimeoutError at ``total``)."""
         deadline = stream_deadline(dep)
         with self._pool.stream(
             "POST", self._url(url), headers=cast(Any, headers), content=body,
             extensions=_extensions(dep.timeouts),
         ) as resp:
-            parts = []
-            for chunk in resp.iter_stream():
-                check_deadline(deadline, dep)
-                parts.append(chunk)
-            return resp.status, httpx.Headers(resp.headers), b"".join(parts)
+            chunks = read_within(resp.iter_stream(), deadline, body_socket(resp.extensions), dep)
+            return resp.status, httpx.Headers(resp.headers), b"".join(chunks)
 
     @contextmanager
     def stream(
@@ -104,7 +102,7 @@ class HttpcoreBackend:
 
 
 class HttpcoreStream:
-    """An open streamed response: ``status``, ``headers``, ``read()``, ``iter_bytes()``."""
+    """An open streamed response: ``status``, ``headers``, ``socket``, ``iter_bytes()``."""
 
     __slots__ = ("_resp",)
 
@@ -119,8 +117,9 @@ class HttpcoreStream:
     def headers(self) -> httpx.Headers:
         return httpx.Headers(self._resp.headers)
 
-    def read(self) -> bytes:
-        return self._resp.read()
+    @property
+    def socket(self) -> Any:
+        return body_socket(self._resp.extensions)
 
     def iter_bytes(self) -> Iterator[bytes]:
         for chunk in self._resp.iter_stream():

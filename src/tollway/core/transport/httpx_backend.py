@@ -7,12 +7,20 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from functools import cache
+from typing import Any
 
 import httpx
 
-from tollway.core import errors
 from tollway.core.providers import Deployment, Timeouts
-from tollway.core.transport.base import check_deadline, map_error, stream_deadline
+from tollway.core.transport.base import (
+    aread_within,
+    body_socket,
+    map_error,
+    past,
+    read_within,
+    stream_deadline,
+    total_timeout,
+)
 
 _LIMITS = httpx.Limits(max_connections=1024, max_keepalive_connections=512, keepalive_expiry=30)
 _ASYNC_LIMITS = httpx.Limits(max_connections=1024, max_keepalive_connections=20, keepalive_expiry=30)
@@ -45,11 +53,10 @@ class _HttpxSyncBackend:
         with self._client.stream(
             "POST", url, content=body, headers=headers, timeout=_timeout(dep.timeouts)
         ) as streamed:
-            parts = []
-            for chunk in streamed.iter_bytes():
-                check_deadline(deadline, dep)
-                parts.append(chunk)
-            return streamed.status_code, streamed.headers, b"".join(parts)
+            chunks = read_within(
+                streamed.iter_bytes(), deadline, body_socket(streamed.extensions), dep
+            )
+            return streamed.status_code, streamed.headers, b"".join(chunks)
 
     @contextmanager
     def stream(
@@ -85,8 +92,9 @@ class _HttpxSyncStream:
     def headers(self) -> httpx.Headers:
         return self._resp.headers
 
-    def read(self) -> bytes:
-        return self._resp.read()
+    @property
+    def socket(self) -> Any:
+        return body_socket(self._resp.extensions)
 
     def iter_bytes(self) -> Iterator[bytes]:
         return self._resp.iter_bytes()
@@ -107,11 +115,8 @@ class _HttpxAsyncBackend:
                 resp = await self._client.post(
                     url, content=body, headers=headers, timeout=_timeout(dep.timeouts)
                 )
-        except TimeoutError as exc:
-            raise errors.TimeoutError(
-                f"no complete answer within the total timeout of {total}s",
-                provider=dep.provider.name, model=dep.model, deployment=dep.name,
-            ) from exc
+        except TimeoutError:
+            raise total_timeout(dep) from None
         except Exception as exc:
             raise map_error(exc, dep) from None
         return resp.status_code, resp.headers, resp.content
@@ -124,12 +129,16 @@ class _HttpxAsyncBackend:
         request = client.build_request(
             "POST", url, content=body, headers=headers, timeout=_timeout(dep.timeouts)
         )
+        deadline = stream_deadline(dep)
         try:
-            resp = await client.send(request, stream=True)
+            async with asyncio.timeout_at(deadline):
+                resp = await client.send(request, stream=True)
         except Exception as exc:
+            if past(deadline):
+                raise total_timeout(dep) from None
             raise map_error(exc, dep) from None
         try:
-            yield AsyncByteStream(resp, dep)
+            yield AsyncByteStream(resp, dep, deadline)
         finally:
             await resp.aclose()
 
@@ -142,10 +151,10 @@ class _HttpxStream:
 
     __slots__ = ("_deadline", "_dep", "_resp")
 
-    def __init__(self, resp: httpx.Response, dep: Deployment) -> None:
+    def __init__(self, resp: httpx.Response, dep: Deployment, deadline: float | None) -> None:
         self._resp = resp
         self._dep = dep
-        self._deadline = stream_deadline(dep)
+        self._deadline = deadline
 
     @property
     def status(self) -> int:
@@ -160,17 +169,7 @@ class AsyncByteStream(_HttpxStream):
     __slots__ = ()
 
     async def read(self) -> bytes:
-        try:
-            return await self._resp.aread()
-        except Exception as exc:
-            raise map_error(exc, self._dep) from None
+        return b"".join([chunk async for chunk in self])
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._resp.aiter_bytes():
-                check_deadline(self._deadline, self._dep)
-                yield chunk
-        except errors.TollwayError:
-            raise
-        except Exception as exc:
-            raise map_error(exc, self._dep) from None
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return aread_within(self._resp.aiter_bytes(), self._deadline, self._dep, map_error)

@@ -29,7 +29,6 @@ Units: USD counters hold integer nano-USD, token and request counters whole coun
 from __future__ import annotations
 
 import itertools
-import logging
 import os
 import secrets
 import time
@@ -51,6 +50,7 @@ from tollway.core.errors import (
     StoreUnavailableError,
     TollwayError,
 )
+from tollway.core.logs import logger
 from tollway.core.types import Usage, requested_service_tier
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ from tollway.core.cost.budgets.rules import _coerce, _HoursRule, _Rule, _rules_o
 from tollway.core.cost.budgets.status import BudgetRow, _reset_time
 from tollway.core.errors import RateLimitExceededError, UnpricedModelDeniedError
 
-log = logging.getLogger("tollway.budgets")
+log = logger("tollway.budgets")
 
 
 class _HoldIds:

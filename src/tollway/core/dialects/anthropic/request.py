@@ -184,10 +184,7 @@ def _text_block(part: Text) -> dict[str, Any]:
 
 
 def _tool_use_block(call: ToolCall) -> dict[str, Any]:
-    if call.arguments or not call.raw_arguments.strip():
-        arguments: dict[str, Any] = dict(call.arguments)
-    else:
-        arguments = call.parse_arguments()  # typed ToolArgumentsError when not JSON
+    arguments = dict(call.history_arguments())  # typed ToolArgumentsError when not JSON
     block = {"type": "tool_use", "id": wire_tool_id(call.id), "name": call.name, "input": arguments}
     return _with_own(block, call.provider_data)
 

@@ -261,15 +261,7 @@ def _thought(part: Thinking) -> dict[str, Any] | None:
 
 
 def _function_call(call: ToolCall, opts: BuildOptions) -> dict[str, Any]:
-    args: Any = call.arguments
-    if not args and call.raw_arguments.strip():
-        try:
-            args = json.loads(call.raw_arguments)
-        except ValueError:
-            args = {}
-    if not isinstance(args, dict):
-        args = {}
-    wire: dict[str, Any] = {"name": call.name, "args": args}
+    wire: dict[str, Any] = {"name": call.name, "args": call.history_arguments()}
     if opts.send_call_ids and call.id and not call.id.startswith(GENERATED_ID_PREFIX):
         wire["id"] = call.id
     return _signed({"functionCall": wire}, _signature(call.provider_data))

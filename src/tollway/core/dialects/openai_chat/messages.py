@@ -134,7 +134,7 @@ def _assistant(parts: Sequence[Part], options: EncodeOptions) -> dict[str, Any]:
             call = {
                 "id": part.id,
                 "type": "function",
-                "function": {"name": part.name, "arguments": part.arguments_json},
+                "function": {"name": part.name, "arguments": part.history_arguments_json()},
             }
             _merge_extra(call, part.provider_data, options.name)
             calls.append(call)

@@ -229,7 +229,7 @@ def _assistant_items(parts: Sequence[Part], stored: bool) -> list[dict[str, Any]
                 "type": "function_call",
                 "call_id": part.id,
                 "name": part.name,
-                "arguments": part.arguments_json,
+                "arguments": part.history_arguments_json(),
             }
             if keep_ids and mine.get("id"):
                 call["id"] = mine["id"]
