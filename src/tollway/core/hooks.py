@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from tollway.core.media_types import CallKind, EmbeddingRequest, ImageRequest
 from tollway.core.types import Attempt, Request, Usage
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ T = TypeVar("T")
 class CallContext:
     """Everything known about one logical call (all its attempts share it)."""
 
-    request: Request
+    request: Request | EmbeddingRequest | ImageRequest
     attribution: Attribution
     trace_id: str
     stream: bool
@@ -33,6 +34,8 @@ class CallContext:
     """time.perf_counter() at the start of the call."""
     started_at: datetime
     attempts: list[Attempt] = field(default_factory=list)
+    kind: CallKind = "model"
+    """The ledger kind of the call: ``model`` (chat), ``embedding`` or ``image``."""
 
 
 class Route(Protocol):

@@ -301,7 +301,9 @@ class Usage:
       the writes cached for 1 hour, Anthropic's dearer tier, in ``cache_write_1h_tokens``).
     - ``output_tokens``: every output token, reasoning included (``reasoning_tokens``).
     - ``requests`` (1 per call) and ``units`` for per-request priced extras
-      (``{"web_search": 2}``).
+      (``{"web_search": 2}``) and per-image prices (``{"image:1024x1024:hd": 1}``).
+    - ``input_image_tokens`` / ``output_image_tokens``: the image tokens among the input
+      and output tokens (gpt-image, Gemini image models bill them at their own rates).
     """
 
     input_tokens: int = 0
@@ -312,6 +314,8 @@ class Usage:
     reasoning_tokens: int = 0
     requests: int = 1
     units: dict[str, int] = field(default_factory=dict)
+    input_image_tokens: int = 0
+    output_image_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -334,6 +338,8 @@ class Usage:
             self.reasoning_tokens + other.reasoning_tokens,
             self.requests + other.requests,
             units,
+            self.input_image_tokens + other.input_image_tokens,
+            self.output_image_tokens + other.output_image_tokens,
         )
 
 

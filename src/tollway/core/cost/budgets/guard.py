@@ -37,7 +37,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from tollway.core.cost.estimate import DEFAULT_MAX_OUTPUT_TOKENS, Bound, upper_bound
+from tollway.core.cost.estimate import (
+    DEFAULT_MAX_OUTPUT_TOKENS,
+    Bound,
+    embedding_bound,
+    image_bound,
+    upper_bound,
+)
 from tollway.core.cost.policy import (
     BudgetPolicy,
     HoursPolicy,
@@ -45,7 +51,8 @@ from tollway.core.cost.policy import (
     SoftLimitEvent,
 )
 from tollway.core.errors import BudgetExceededError, ConfigError, OutsideAllowedHoursError
-from tollway.core.types import Usage
+from tollway.core.media_types import EmbeddingRequest, ImageRequest
+from tollway.core.types import Request, Usage
 
 if TYPE_CHECKING:
     from tollway.core.cost.pricing import ModelPrice, PriceBook
@@ -232,8 +239,18 @@ class Budgets:
         price: ModelPrice | None = self.prices.model_price(
             dep.provider.name, dep.model, deployment=dep.name
         )
+        request = ctx.request
+        if request.__class__ is Request:
+            return upper_bound(
+                request,  # type: ignore[arg-type]
+                price, default_max_output_tokens=self.default_max_output_tokens,
+            )
+        if isinstance(request, EmbeddingRequest):
+            return embedding_bound(request, price)
+        if isinstance(request, ImageRequest):
+            return image_bound(request, price)
         return upper_bound(
-            ctx.request, price, default_max_output_tokens=self.default_max_output_tokens
+            request, price, default_max_output_tokens=self.default_max_output_tokens
         )
 
     def _unpriced(
