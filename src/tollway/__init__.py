@@ -42,6 +42,11 @@ _EXPORTS: dict[str, str] = {
     "UsageEvent": "tollway.core.types",
     "FinishEvent": "tollway.core.types",
     "StreamEnd": "tollway.core.types",
+    "EmbeddingRequest": "tollway.core.media_types",
+    "EmbeddingResponse": "tollway.core.media_types",
+    "ImageRequest": "tollway.core.media_types",
+    "ImageResponse": "tollway.core.media_types",
+    "GeneratedImage": "tollway.core.media_types",
     "attribute": "tollway.core.cost.attribution",
     "current_attribution": "tollway.core.cost.attribution",
     "spend": "tollway.core.reports",
@@ -95,6 +100,11 @@ if TYPE_CHECKING:
     from tollway.core.cost.policy import HoursPolicy as HoursPolicy
     from tollway.core.cost.policy import RateLimitPolicy as RateLimitPolicy
     from tollway.core.errors import *  # noqa: F403
+    from tollway.core.media_types import EmbeddingRequest as EmbeddingRequest
+    from tollway.core.media_types import EmbeddingResponse as EmbeddingResponse
+    from tollway.core.media_types import GeneratedImage as GeneratedImage
+    from tollway.core.media_types import ImageRequest as ImageRequest
+    from tollway.core.media_types import ImageResponse as ImageResponse
     from tollway.core.model import AsyncResponseStream as AsyncResponseStream
     from tollway.core.model import Model as Model
     from tollway.core.model import ResponseStream as ResponseStream

@@ -7,6 +7,8 @@ tools as Tool objects, OpenAI dicts or pydantic models, and the everyday paramet
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from os import PathLike
+from pathlib import Path
 from typing import Any
 
 from tollway.core.dialects.openai_interchange.reading import (
@@ -16,14 +18,25 @@ from tollway.core.dialects.openai_interchange.reading import (
     tool_from_openai,
 )
 from tollway.core.errors import BadRequestError, InvalidRequestError
+from tollway.core.media_types import EmbeddingRequest, ImageRequest
 from tollway.core.types import (
+    Image,
     Message,
     Reasoning,
     Request,
     Tool,
 )
 
-__all__ = ["build_request", "to_messages", "to_response_format", "to_tool", "to_tool_choice"]
+__all__ = [
+    "build_embedding_request",
+    "build_image_request",
+    "build_request",
+    "to_image",
+    "to_messages",
+    "to_response_format",
+    "to_tool",
+    "to_tool_choice",
+]
 
 
 def to_messages(value: str | Message | Mapping[str, Any] | Iterable[Any]) -> list[Message]:
@@ -155,5 +168,131 @@ def build_request(
         parallel_tool_calls=parallel_tool_calls,
         reasoning=reasoning,
         extra=dict(extra) if extra else {},
+        extra_headers=dict(extra_headers) if extra_headers else {},
+    )
+
+
+# --------------------------------------------------------------------------- embeddings, images
+
+_INPUT_TYPES = ("query", "document")
+
+
+def _extras(
+    extra: Mapping[str, Any] | None, params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Provider parameters: ``extra=`` merged with any other keyword, passed through."""
+    out = dict(extra) if extra else {}
+    out.update(params)
+    return out
+
+
+def build_embedding_request(
+    texts: Any,
+    *,
+    dimensions: int | None = None,
+    input_type: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+    **params: Any,
+) -> EmbeddingRequest:
+    """An EmbeddingRequest from a text or a sequence of texts (an EmbeddingRequest passes
+    through). Other keywords (``encoding_format``, ``user``...) go into the body as is."""
+    if isinstance(texts, EmbeddingRequest):
+        return texts
+    if isinstance(texts, str):
+        inputs = [texts]
+    elif isinstance(texts, Sequence) and all(isinstance(t, str) for t in texts):
+        inputs = list(texts)
+    else:
+        raise InvalidRequestError(
+            "texts", f"expected a string or a sequence of strings; got {type(texts).__name__}"
+        )
+    if not inputs:
+        raise InvalidRequestError("texts", "the list is empty: give at least one text")
+    _check_number("dimensions", dimensions, int, minimum=1)
+    if input_type is not None and input_type not in _INPUT_TYPES:
+        raise InvalidRequestError(
+            "input_type", f"expected 'query' or 'document'; got {input_type!r}"
+        )
+    return EmbeddingRequest(
+        inputs=inputs,
+        dimensions=dimensions,
+        input_type=input_type,  # type: ignore[arg-type]
+        extra=_extras(extra, params),
+        extra_headers=dict(extra_headers) if extra_headers else {},
+    )
+
+
+def to_image(value: Any, name: str = "image") -> Image:
+    """An input image from bytes, a path, or a tollway Image (media type sniffed from
+    the bytes when not given: PNG, JPEG, WebP, GIF)."""
+    if isinstance(value, Image):
+        if value.data is not None and not value.media_type:
+            return Image(data=value.data, media_type=sniff_media_type(value.data))
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        data = bytes(value)
+        return Image(data=data, media_type=sniff_media_type(data))
+    if isinstance(value, str | PathLike):
+        path = Path(value)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InvalidRequestError(name, f"cannot read {str(path)!r}: {exc.strerror}") from None
+        return Image(data=data, media_type=sniff_media_type(data))
+    raise InvalidRequestError(
+        name, f"expected image bytes, a file path or a tollway Image; got {type(value).__name__}"
+    )
+
+
+def sniff_media_type(data: bytes) -> str:
+    if data.startswith(b"\x89PNG"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    return "image/png"
+
+
+def build_image_request(
+    prompt: Any,
+    *,
+    size: str | None = None,
+    quality: str | None = None,
+    n: int = 1,
+    output_format: str | None = None,
+    image: Any = None,
+    mask: Any = None,
+    extra: Mapping[str, Any] | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+    **params: Any,
+) -> ImageRequest:
+    """An ImageRequest (an edit when ``image`` is given: one image or a list)."""
+    if isinstance(prompt, ImageRequest):
+        return prompt
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InvalidRequestError("prompt", f"expected a non-empty string; got {prompt!r}")
+    _check_number("n", n, int, minimum=1)
+    for field_name, value in (("size", size), ("quality", quality), ("output_format", output_format)):
+        if value is not None and not isinstance(value, str):
+            raise InvalidRequestError(field_name, f"expected a string; got {value!r}")
+    images: list[Image] = []
+    if image is not None:
+        many = isinstance(image, list | tuple)
+        images = [to_image(v) for v in image] if many else [to_image(image)]
+        if not images:
+            raise InvalidRequestError("image", "the list is empty: give the image to edit")
+    return ImageRequest(
+        prompt=prompt,
+        size=size,
+        quality=quality,
+        n=n,
+        output_format=output_format,
+        images=images,
+        mask=None if mask is None else to_image(mask, "mask"),
+        extra=_extras(extra, params),
         extra_headers=dict(extra_headers) if extra_headers else {},
     )

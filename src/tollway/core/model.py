@@ -9,19 +9,26 @@ live in ``core/streams.py`` on the same steps.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tollway.core import errors
 from tollway.core.cost.attribution import Attribution, current_attribution
 from tollway.core.cost.records import CallRecord
 from tollway.core.effects import Post, Reserve, SettleAndWrite, Steps, adrive, drive
-from tollway.core.hooks import CallContext, Guard, Hold, Route
-from tollway.core.inputs import build_request
+from tollway.core.hooks import CallContext, Guard, Hold, RequestT, Route
+from tollway.core.inputs import build_embedding_request, build_image_request, build_request
+from tollway.core.media_calls import answer_body, embedding_attempt, image_attempt
+from tollway.core.media_types import (
+    KIND_EMBEDDING,
+    KIND_IMAGE,
+    CallKind,
+    EmbeddingResponse,
+    ImageResponse,
+)
 from tollway.core.providers import Deployment, registered_transport
 from tollway.core.routing.router import SingleDeployment
 from tollway.core.streams import AsyncResponseStream, Cancelled, ResponseStream
@@ -36,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncResponseStream", "Model", "ResponseStream"]
 
+T = TypeVar("T")
 _utcnow = partial(datetime.now, UTC)
 _UNSET: Any = object()
 _NO_HOLDS: list[Hold] = []
@@ -48,6 +56,9 @@ class Model:
     ``complete`` / ``acomplete`` return a Response; ``stream`` / ``astream`` return a
     stream you iterate (sync or async) for StreamEvents, ending with ``StreamEnd``
     that carries the same Response the non-streamed call would have given.
+    ``embed`` / ``aembed`` return an EmbeddingResponse, ``generate_image`` /
+    ``edit_image`` (and their ``a`` twins) an ImageResponse: through the same route,
+    guards, prices and ledger (rows of kind ``embedding`` / ``image``).
     """
 
     def __init__(
@@ -127,6 +138,141 @@ class Model:
         ctx = self._context(build_request(messages, **params), stream=True)
         return AsyncResponseStream(self, ctx)
 
+    # ------------------------------------------------------------------ embeddings, images
+
+    def embed(
+        self,
+        texts: str | Sequence[str],
+        /,
+        *,
+        dimensions: int | None = None,
+        input_type: str | None = None,
+        **params: Any,
+    ) -> EmbeddingResponse:
+        """Embed ``texts`` (one string or many): one vector per text, in order, however
+        many requests the provider's batch limits need. ``input_type``: ``"query"`` or
+        ``"document"`` (a hint for providers with asymmetric embeddings); other keywords
+        (``encoding_format``, ``user``, ``extra_headers``...) pass through."""
+        ctx = self._context(
+            build_embedding_request(texts, dimensions=dimensions, input_type=input_type, **params),
+            stream=False, kind=KIND_EMBEDDING,
+        )
+        return self._drive(ctx, embedding_attempt)
+
+    async def aembed(
+        self,
+        texts: str | Sequence[str],
+        /,
+        *,
+        dimensions: int | None = None,
+        input_type: str | None = None,
+        **params: Any,
+    ) -> EmbeddingResponse:
+        ctx = self._context(
+            build_embedding_request(texts, dimensions=dimensions, input_type=input_type, **params),
+            stream=False, kind=KIND_EMBEDDING,
+        )
+        return await self._adrive(ctx, embedding_attempt)
+
+    def generate_image(
+        self,
+        prompt: str,
+        /,
+        *,
+        size: str | None = None,
+        quality: str | None = None,
+        n: int = 1,
+        output_format: str | None = None,
+        **params: Any,
+    ) -> ImageResponse:
+        """Generate ``n`` images from ``prompt``. ``size`` / ``quality`` /
+        ``output_format`` are sent only when given; other keywords (``background``,
+        ``style``, ``response_format``...) pass through to the provider."""
+        ctx = self._context(
+            build_image_request(prompt, size=size, quality=quality, n=n,
+                                output_format=output_format, **params),
+            stream=False, kind=KIND_IMAGE,
+        )
+        return self._drive(ctx, image_attempt)
+
+    async def agenerate_image(
+        self,
+        prompt: str,
+        /,
+        *,
+        size: str | None = None,
+        quality: str | None = None,
+        n: int = 1,
+        output_format: str | None = None,
+        **params: Any,
+    ) -> ImageResponse:
+        ctx = self._context(
+            build_image_request(prompt, size=size, quality=quality, n=n,
+                                output_format=output_format, **params),
+            stream=False, kind=KIND_IMAGE,
+        )
+        return await self._adrive(ctx, image_attempt)
+
+    def edit_image(
+        self,
+        image: Any,
+        prompt: str,
+        /,
+        *,
+        mask: Any = None,
+        size: str | None = None,
+        quality: str | None = None,
+        n: int = 1,
+        output_format: str | None = None,
+        **params: Any,
+    ) -> ImageResponse:
+        """Edit ``image`` (bytes, a path, a tollway Image, or a list of them) as
+        ``prompt`` says; ``mask`` marks where (OpenAI). OpenAI gpt-image / dall-e-2 and
+        Gemini image models edit; Imagen does not."""
+        ctx = self._context(
+            build_image_request(prompt, image=image, mask=mask, size=size, quality=quality,
+                                n=n, output_format=output_format, **params),
+            stream=False, kind=KIND_IMAGE,
+        )
+        return self._drive(ctx, image_attempt)
+
+    async def aedit_image(
+        self,
+        image: Any,
+        prompt: str,
+        /,
+        *,
+        mask: Any = None,
+        size: str | None = None,
+        quality: str | None = None,
+        n: int = 1,
+        output_format: str | None = None,
+        **params: Any,
+    ) -> ImageResponse:
+        ctx = self._context(
+            build_image_request(prompt, image=image, mask=mask, size=size, quality=quality,
+                                n=n, output_format=output_format, **params),
+            stream=False, kind=KIND_IMAGE,
+        )
+        return await self._adrive(ctx, image_attempt)
+
+    def _drive(
+        self, ctx: CallContext[Any], attempt: Callable[[Model, CallContext[Any], Deployment], Steps[T]]
+    ) -> T:
+        """Run ``attempt`` through the route (retries, failover) on the sync driver."""
+        route = self._route
+        if route.__class__ is SingleDeployment:
+            return drive(attempt(self, ctx, route.deployment))
+        return route.run(ctx, lambda dep: drive(attempt(self, ctx, dep)))
+
+    async def _adrive(
+        self, ctx: CallContext[Any], attempt: Callable[[Model, CallContext[Any], Deployment], Steps[T]]
+    ) -> T:
+        route = self._route
+        if route.__class__ is SingleDeployment:
+            return await adrive(attempt(self, ctx, route.deployment))
+        return await route.arun(ctx, lambda dep: adrive(attempt(self, ctx, dep)))
+
     @property
     def deployments(self) -> list[Deployment]:
         return list(getattr(self._route, "deployments", []))
@@ -137,7 +283,9 @@ class Model:
 
     # ------------------------------------------------------------------ shared steps
 
-    def _context(self, request: Request, *, stream: bool) -> CallContext:
+    def _context(
+        self, request: RequestT, *, stream: bool, kind: CallKind = "model"
+    ) -> CallContext[RequestT]:
         attribution = current_attribution()
         if self._defaults is not None:
             attribution = self._defaults.merge(attribution)
@@ -149,6 +297,7 @@ class Model:
             alias=self.alias,
             started=time.perf_counter(),
             started_at=_utcnow(),
+            kind=kind,
         )
 
     @property
@@ -213,7 +362,7 @@ class Model:
             yield SettleAndWrite(holds, ledger, record, usage, cost, ctx.trace_id)
 
     def finish(
-        self, ctx: CallContext, dep: Deployment, response: Response, t0: float, ttft: float | None
+        self, ctx: CallContext[Request], dep: Deployment, response: Response, t0: float, ttft: float | None
     ) -> CallRecord | None:
         """Fill the Response's tollway fields and build its ledger row (None without a
         ledger: nothing to write, nothing to build)."""
@@ -228,7 +377,7 @@ class Model:
         response.cost_nanos = self.price(dep, response.usage, response.model)
         if self.ledger is None:
             return None
-        record = self._row(ctx, dep, t0, status="ok")
+        record = self.call_row(ctx, dep, t0, status="ok")
         record.request_id = response.id or None
         record.usage = response.usage
         record.cost_nanos = response.cost_nanos
@@ -243,9 +392,11 @@ class Model:
             model = reported_model
         return self.prices.price(dep.provider.name, model, usage, deployment=dep.name)
 
-    def _row(self, ctx: CallContext, dep: Deployment, t0: float, *, status: str) -> CallRecord:
+    def call_row(self, ctx: CallContext, dep: Deployment, t0: float, *, status: str) -> CallRecord:
+        """The ledger row of an attempt on ``dep`` begun at ``t0``, attribution filled."""
         record = CallRecord(
             time=ctx.started_at,
+            kind=ctx.kind,
             trace_id=ctx.trace_id,
             provider=dep.provider.name,
             model=dep.model,
@@ -264,13 +415,13 @@ class Model:
         status = "cancelled" if cancelled else type(exc).__name__
         code = getattr(exc, "status", None)
         ctx.attempts.append(Attempt(dep.name, f"{status}: {exc}"[:300], code))
-        record = self._row(ctx, dep, t0, status=status)
+        record = self.call_row(ctx, dep, t0, status=status)
         record.error = errors.scrub(str(exc), 300)
         return record
 
     # ------------------------------------------------------------------ one attempt
 
-    def _attempt(self, ctx: CallContext, dep: Deployment) -> Steps[Response]:
+    def _attempt(self, ctx: CallContext[Request], dep: Deployment) -> Steps[Response]:
         """One non-streamed try on ``dep``: reserve, send, parse, price, settle, record."""
         t0 = time.perf_counter()
         holds = yield from self.reserve(ctx, dep, t0)
@@ -289,24 +440,9 @@ class Model:
 
 
 def parse(dep: Deployment, request: Request, status: int, headers: Any, body: bytes) -> Response:
-    if status >= 400:
-        raise dep.dialect.parse_error(status, body, headers).with_context(
-            provider=dep.provider.name, model=dep.model, deployment=dep.name
-        )
-    try:
-        data = json.loads(body)
-    except ValueError:
-        raise errors.ServerError(
-            "the provider answered with a body that is not JSON",
-            status=status, provider=dep.provider.name, model=dep.model, deployment=dep.name,
-            body=body[:200].decode("utf-8", "replace"),
-        ) from None
-    if not isinstance(data, dict):
-        raise errors.ServerError(
-            "the provider answered with JSON that is not an object",
-            status=status, provider=dep.provider.name, model=dep.model, deployment=dep.name,
-        )
-    return dep.dialect.parse_response(data, request, dep.model)
+    return dep.dialect.parse_response(
+        answer_body(dep, dep.dialect, status, headers, body), request, dep.model
+    )
 
 
 def _assemble(target: str, config: Any, **options: Any) -> Assembled:

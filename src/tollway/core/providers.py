@@ -16,9 +16,10 @@ from importlib import import_module
 from typing import Any, Literal
 
 from tollway.core import plugins
-from tollway.core.dialects.base import Dialect
+from tollway.core.dialects.base import Dialect, EmbeddingDialect, ImageDialect
 from tollway.core.errors import (
     AuthenticationError,
+    BadRequestError,
     ConfigError,
     UnknownModelError,
     remember_secret,
@@ -51,6 +52,12 @@ class ProviderSpec:
     responses_models: bool = False
     """Models that exist only on the Responses API (gpt-5-pro, codex...) are sent there
     without ``api: responses`` (OpenAI and Azure OpenAI)."""
+    embeddings: str | None = None
+    """The embeddings dialect (``openai``, ``gemini``, ``vertex``); None: no embeddings API."""
+    embedding_options: tuple[tuple[str, Any], ...] = ()
+    """Its constructor options (batch limits)."""
+    images: str | None = None
+    """The image-generation dialect (``openai``, ``gemini``); None: no image API."""
 
 
 def _row(name: str, dialect: str, base_url: str | None, **kw: Any) -> ProviderSpec:
@@ -58,50 +65,56 @@ def _row(name: str, dialect: str, base_url: str | None, **kw: Any) -> ProviderSp
 
 
 _COMPAT = (("max_tokens_field", "max_tokens"),)
+_OPENAI_MEDIA: dict[str, Any] = {"embeddings": "openai", "images": "openai"}
+_OPENAI_EMBED: dict[str, Any] = {"embeddings": "openai"}
 
 PROVIDERS: dict[str, ProviderSpec] = {
     spec.name: spec
     for spec in (
         _row("openai", "openai_chat", "https://api.openai.com/v1", key_env=("OPENAI_API_KEY",),
-             base_url_env=("OPENAI_BASE_URL",), responses_models=True, docs="OpenAI"),
+             base_url_env=("OPENAI_BASE_URL",), responses_models=True, docs="OpenAI", **_OPENAI_MEDIA),
         _row("azure", "openai_chat", None, auth="api-key", price_by_reported_model=True,
              responses_models=True,
              key_env=("AZURE_OPENAI_API_KEY", "AZURE_API_KEY"),
              base_url_env=("AZURE_OPENAI_ENDPOINT", "AZURE_API_BASE"),
-             docs="Azure OpenAI: azure/<deployment>; base is the resource endpoint"),
+             docs="Azure OpenAI: azure/<deployment>; base is the resource endpoint",
+             **_OPENAI_MEDIA),
         _row("anthropic", "anthropic", "https://api.anthropic.com/v1", auth="x-api-key",
              key_env=("ANTHROPIC_API_KEY",), base_url_env=("ANTHROPIC_BASE_URL",),
              docs="Anthropic Messages API"),
         _row("gemini", "gemini", "https://generativelanguage.googleapis.com/v1beta",
              auth="x-goog-api-key", key_env=("GEMINI_API_KEY", "GOOGLE_API_KEY"),
-             docs="Google Gemini API"),
+             embeddings="gemini", images="gemini", docs="Google Gemini API"),
         _row("vertex_ai", "gemini", None, key_env=("VERTEX_AI_ACCESS_TOKEN", "GOOGLE_ACCESS_TOKEN"),
              dialect_options=(("send_call_ids", False),),
+             embeddings="vertex", images="gemini",
              docs="Vertex AI (bearer token from env or a callable api_key)"),
         _row("ollama", "openai_chat", "http://127.0.0.1:11434/v1", auth="none",
              key_required=False, base_url_env=("OLLAMA_API_BASE",), dialect_options=_COMPAT,
-             docs="Ollama (OpenAI-compatible endpoint)"),
+             docs="Ollama (OpenAI-compatible endpoint)", **_OPENAI_EMBED),
         _row("vllm", "openai_chat", None, key_env=("VLLM_API_KEY",), key_required=False,
-             base_url_env=("VLLM_API_BASE",), dialect_options=_COMPAT, docs="vLLM server"),
+             base_url_env=("VLLM_API_BASE",), dialect_options=_COMPAT, docs="vLLM server",
+             **_OPENAI_EMBED),
         _row("groq", "openai_chat", "https://api.groq.com/openai/v1", key_env=("GROQ_API_KEY",),
              dialect_options=_COMPAT, docs="Groq"),
         _row("mistral", "openai_chat", "https://api.mistral.ai/v1", key_env=("MISTRAL_API_KEY",),
-             dialect_options=_COMPAT, docs="Mistral"),
+             dialect_options=_COMPAT, docs="Mistral", embeddings="openai",
+             embedding_options=(("dimensions_field", "output_dimension"),)),
         _row("deepseek", "openai_chat", "https://api.deepseek.com/v1",
              key_env=("DEEPSEEK_API_KEY",), dialect_options=_COMPAT, docs="DeepSeek"),
         _row("openrouter", "openai_chat", "https://openrouter.ai/api/v1",
              key_env=("OPENROUTER_API_KEY",), dialect_options=_COMPAT, docs="OpenRouter"),
         _row("together", "openai_chat", "https://api.together.xyz/v1",
              key_env=("TOGETHER_API_KEY", "TOGETHERAI_API_KEY"), dialect_options=_COMPAT,
-             docs="Together AI"),
+             docs="Together AI", **_OPENAI_MEDIA),
         _row("xai", "openai_chat", "https://api.x.ai/v1", key_env=("XAI_API_KEY",),
-             dialect_options=_COMPAT, docs="xAI"),
+             dialect_options=_COMPAT, docs="xAI", images="openai"),
         _row("litellm_proxy", "openai_chat", None, key_env=("LITELLM_PROXY_API_KEY",),
              key_required=False, base_url_env=("LITELLM_PROXY_API_BASE",),
-             dialect_options=_COMPAT, docs="a LiteLLM proxy"),
+             dialect_options=_COMPAT, docs="a LiteLLM proxy", **_OPENAI_MEDIA),
         _row("openai_compatible", "openai_chat", None, key_env=("OPENAI_COMPATIBLE_API_KEY",),
              key_required=False, dialect_options=_COMPAT,
-             docs="any OpenAI-compatible server (api_base required)"),
+             docs="any OpenAI-compatible server (api_base required)", **_OPENAI_MEDIA),
     )
 }
 
@@ -167,6 +180,67 @@ def dialect_for(name: str, options: tuple[tuple[str, Any], ...] = ()) -> Dialect
     raise ConfigError(
         f"unknown dialect {name!r}; expected openai_chat, openai_responses, anthropic or gemini"
     )
+
+
+def embedding_dialect_for(spec: ProviderSpec) -> EmbeddingDialect:
+    """The embeddings dialect of a provider (built once), or a BadRequestError naming
+    the providers that have one."""
+    if spec.embeddings is None:
+        raise _no_endpoint(spec, "embeddings", "embeddings")
+    return _embedding_dialect(spec.embeddings, spec.embedding_options)
+
+
+def image_dialect_for(spec: ProviderSpec, model: str) -> ImageDialect:
+    """The image-generation dialect for a provider and model (Gemini serves Imagen
+    models on ``:predict`` and its own image models on ``generateContent``)."""
+    if spec.images is None:
+        raise _no_endpoint(spec, "images", "image generation")
+    name = spec.images
+    if name == "gemini" and model.removeprefix("models/").startswith("imagen"):
+        name = "imagen"
+    return _image_dialect(name)
+
+
+def _no_endpoint(spec: ProviderSpec, attr: str, what: str) -> BadRequestError:
+    offered = sorted(name for name, row in PROVIDERS.items() if getattr(row, attr))
+    return BadRequestError(
+        f"provider {spec.name!r} has no {what} API in tollway; providers with one: "
+        f"{', '.join(offered)}", provider=spec.name,
+    )
+
+
+@cache
+def _embedding_dialect(name: str, options: tuple[tuple[str, Any], ...]) -> EmbeddingDialect:
+    if name == "openai":
+        from tollway.core.dialects.openai_media import OpenAIEmbeddingDialect
+
+        return OpenAIEmbeddingDialect(**dict(options))
+    if name in ("gemini", "vertex"):
+        from tollway.core.dialects.gemini_media import (
+            GeminiEmbeddingDialect,
+            VertexEmbeddingDialect,
+        )
+
+        cls = GeminiEmbeddingDialect if name == "gemini" else VertexEmbeddingDialect
+        return cls(**dict(options))
+    raise ConfigError(f"unknown embeddings dialect {name!r}; expected openai, gemini or vertex")
+
+
+@cache
+def _image_dialect(name: str) -> ImageDialect:
+    if name == "openai":
+        from tollway.core.dialects.openai_media import OpenAIImageDialect
+
+        return OpenAIImageDialect()
+    if name == "gemini":
+        from tollway.core.dialects.gemini_media import GeminiImageDialect
+
+        return GeminiImageDialect()
+    if name == "imagen":
+        from tollway.core.dialects.gemini_media import ImagenDialect
+
+        return ImagenDialect()
+    raise ConfigError(f"unknown image dialect {name!r}; expected openai or gemini")
 
 
 def api_for(spec: ProviderSpec, model: str, api: str | None) -> Api | None:

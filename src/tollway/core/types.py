@@ -316,7 +316,7 @@ class Usage:
       the writes cached for 1 hour, Anthropic's dearer tier, in ``cache_write_1h_tokens``).
     - ``output_tokens``: every output token, reasoning included (``reasoning_tokens``).
     - ``requests`` (1 per call) and ``units`` for per-request priced extras
-      (``{"web_search": 2}``: what the provider bills per unit, e.g. Google Search
+      (``{"web_search": 2}``, per-image prices ``{"image:1024x1024:hd": 1}``: what the provider bills per unit, e.g. Google Search
       grounding counted per grounded prompt before Gemini 3 and per query from Gemini 3).
     - Modality subsets, where the provider reports them (Gemini ``promptTokensDetails`` /
       ``candidatesTokensDetails`` / ``cacheTokensDetails``, OpenAI ``audio_tokens``):

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from tollway.core.logs import logger
-from tollway.gateway import admin_routes, anthropic_routes, health, openai_routes, responses_routes
+from tollway.gateway import (
+    admin_routes,
+    anthropic_routes,
+    health,
+    media_routes,
+    openai_routes,
+    responses_routes,
+)
 from tollway.gateway.auth import authenticate, check_admin
 from tollway.gateway.errors import Dialect, GatewayError, error_response
 from tollway.gateway.http import HttpRequest, JSONReply, Receive, Reply, Send, read_body, send_reply
@@ -52,6 +59,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/chat/completions", openai_routes.chat_completions),
     Route("POST", "/v1/completions", openai_routes.completions),
     Route("POST", "/v1/responses", responses_routes.responses),
+    Route("POST", "/v1/embeddings", media_routes.embeddings),
+    Route("POST", "/v1/images/generations", media_routes.images_generations),
     Route("GET", "/v1/models", openai_routes.list_models),
     Route("GET", "/v1/models/{id:path}", openai_routes.get_model),
     Route("POST", "/v1/messages", anthropic_routes.messages, "anthropic"),

@@ -27,6 +27,16 @@ Cost: the model's price of (estimated input, output bound); when the model bills
 reasoning at a higher rate than output, the dearer of the two. When the model rates
 audio / image / video input apart from text (Gemini 2.5 Flash audio: $1.00/M against
 $0.30/M), the media allowances above are priced at those rates.
+
+Embeddings (:func:`embedding_bound`): the texts' tokens by the same text rule, at the
+input rate; no output.
+
+Images (:func:`image_bound`): for a model priced per image, ``n`` times the image's
+price at the requested size and quality, or the dearest size / quality the price lists
+when the request leaves either open; for a token-priced model (gpt-image, Gemini image
+models), the prompt's tokens plus :data:`IMAGE_TOKENS` per input image at the input
+rates and ``n`` times the most image tokens one image can take at that quality
+(:data:`IMAGE_OUTPUT_TOKENS`) at the image-output rate.
 """
 
 from __future__ import annotations
@@ -35,6 +45,8 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tollway.core.dialects._batching import estimate_tokens
+from tollway.core.media_types import EmbeddingRequest, ImageRequest
 from tollway.core.types import (
     Audio,
     File,
@@ -53,12 +65,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_OUTPUT_TOKENS",
+    "IMAGE_OUTPUT_TOKENS",
     "IMAGE_TOKENS",
     "MEDIA_TOKENS",
     "MESSAGE_OVERHEAD",
     "REQUEST_OVERHEAD",
     "Bound",
+    "embedding_bound",
     "estimate_input_tokens",
+    "image_bound",
     "output_bound",
     "upper_bound",
 ]
@@ -75,13 +90,8 @@ DEFAULT_MAX_OUTPUT_TOKENS = 4_096
 TOOL_OVERHEAD = 8
 
 
-def _text_tokens(text: str) -> int:
-    if not text:
-        return 0
-    if text.isascii():
-        return -(-len(text) // CHARS_PER_TOKEN)
-    other = len(text) - len(text.encode("ascii", "ignore"))
-    return -(-(len(text) - other) // CHARS_PER_TOKEN) + other
+_text_tokens = estimate_tokens
+"""The text rule of the module docstring (shared with the embedding batcher)."""
 
 
 def _json_tokens(value: Any) -> int:
@@ -212,3 +222,34 @@ def _add_part_media(usage: Usage, part: Any) -> None:
     elif kind is ToolResult and not isinstance(part.content, str):
         for inner in part.content:
             _add_part_media(usage, inner)
+
+
+IMAGE_OUTPUT_TOKENS: dict[str | None, int] = {"low": 408, "medium": 1584, "high": 6240}
+"""The most output tokens one image takes at a quality (gpt-image-1's table, largest
+size); any other or no quality: the high figure, which also covers Gemini's 1,290-2,520."""
+
+
+def embedding_bound(request: EmbeddingRequest, price: ModelPrice | None) -> Bound:
+    tokens = sum(_text_tokens(text) for text in request.inputs)
+    if price is None:
+        return Bound(tokens, 0, None)
+    return Bound(tokens, 0, price.cost_nanos(Usage(input_tokens=tokens)))
+
+
+def image_bound(request: ImageRequest, price: ModelPrice | None) -> Bound:
+    n = request.n
+    if price is not None and price.image_units():
+        rate = price.image_rate(request.size, request.quality)
+        return Bound(0, 0, None if rate is None else n * rate)
+    images_in = len(request.images) + (request.mask is not None)
+    text_in = _text_tokens(request.prompt)
+    tokens_in = text_in + images_in * IMAGE_TOKENS
+    per_image = IMAGE_OUTPUT_TOKENS.get(request.quality, IMAGE_OUTPUT_TOKENS["high"])
+    out = n * per_image
+    if price is None:
+        return Bound(tokens_in, out, None)
+    usage = Usage(
+        input_tokens=tokens_in, output_tokens=out,
+        input_image_tokens=images_in * IMAGE_TOKENS, output_image_tokens=out,
+    )
+    return Bound(tokens_in, out, price.cost_nanos(usage))

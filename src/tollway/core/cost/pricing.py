@@ -113,6 +113,10 @@ class ModelPrice:
 
     ``max_output_tokens`` / ``context_window`` are known limits; budgets use them to bound
     a call's cost before it is made.
+
+    Image tokens (gpt-image, Gemini image models) are the ``input_image_tokens`` /
+    ``output_image_tokens`` modalities. A model priced per image lists ``units`` named
+    ``image:<size>:<quality>`` (``*`` for any).
     """
 
     input: int
@@ -127,6 +131,27 @@ class ModelPrice:
     modalities: Mapping[str, int] = field(default_factory=lambda: _EMPTY_UNITS)
     max_output_tokens: int | None = None
     context_window: int | None = None
+    def image_units(self) -> dict[str, int]:
+        """The per-image prices (``units`` named ``image:...``)."""
+        return {k: v for k, v in self.units.items() if k.startswith(IMAGE_UNIT_PREFIX)}
+
+    def image_rate(self, size: str | None, quality: str | None) -> int | None:
+        """nano-USD for one image of ``size`` x ``quality``; either left None means the
+        dearest the price lists for it (what a budget must reserve). None: not priced."""
+        best: int | None = None
+        for name, rate in self.image_units().items():
+            _, unit_size, unit_quality = [*name.split(":"), "*", "*"][:3]
+            if size is not None and unit_size not in (size, "*", "default"):
+                continue
+            if quality is not None and unit_quality not in (quality, "*", "default"):
+                continue
+            if best is None or rate > best:
+                best = rate
+        if size is not None and quality is not None:
+            exact = _image_price(self.units, f"{IMAGE_UNIT_PREFIX}{size}:{quality}")
+            if exact is not None:
+                return exact
+        return best
 
     def cost_nanos(self, usage: Usage) -> int:
         """The cost of ``usage`` in nano-USD: pure integer arithmetic, rounded half up
@@ -222,10 +247,27 @@ class ModelPrice:
         for name, count in counts.items():
             rate = prices.get(name)
             if rate is None:
-                rate = prices.get(_unit_name(name))
+                if name.startswith(IMAGE_UNIT_PREFIX):
+                    rate = _image_price(prices, name)
+                else:
+                    rate = prices.get(_unit_name(name))
             if rate is not None and count:
                 total += count * rate
         return total
+
+
+IMAGE_UNIT_PREFIX = "image:"
+
+
+def _image_price(prices: Mapping[str, int], name: str) -> int | None:
+    """The price of an ``image:<size>:<quality>`` unit, an exact entry first, then one
+    with ``*`` for the quality, the size, or both."""
+    _, size, quality = [*name.split(":"), "default", "default"][:3]
+    for key in (name, f"image:{size}:*", f"image:*:{quality}", "image:*:*"):
+        rate = prices.get(key)
+        if rate is not None:
+            return rate
+    return None
 
 
 def _unit_name(name: str) -> str:
@@ -609,6 +651,10 @@ def _price_config() -> type[Any]:
 
         per_request: rate | None = None
         units: dict[str, rate] = Field(default_factory=dict)
+        images: dict[str, rate | dict[str, rate]] = Field(default_factory=dict)
+        """USD per image by size, then quality: ``{"1024x1024": {standard: 0.04,
+        hd: 0.08}}``, or one price for any quality (``{"1024x1024": 0.04}``); ``"*"``
+        matches any size or quality."""
         tiers: list[TierConfig] | None = None
         max_output_tokens: int | None = Field(default=None, gt=0)
         context_window: int | None = Field(default=None, gt=0)
@@ -638,6 +684,18 @@ def _config_rates(cfg: Any) -> dict[str, int]:
     }
 
 
+def _image_units(images: Mapping[str, Any]) -> dict[str, int]:
+    """``images:`` config -> ``image:<size>:<quality>`` unit prices in nano-USD."""
+    out: dict[str, int] = {}
+    for size, value in images.items():
+        if isinstance(value, Mapping):
+            for quality, usd in value.items():
+                out[f"{IMAGE_UNIT_PREFIX}{size}:{quality}"] = usd_to_nanos(usd)
+        else:
+            out[f"{IMAGE_UNIT_PREFIX}{size}:*"] = usd_to_nanos(value)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class _Override:
     """A validated override: a full price (``price``), or a patch onto genai-prices'."""
@@ -659,9 +717,10 @@ class _Override:
         changes: dict[str, Any] = {}
         if cfg.per_request is not None:
             changes["per_request"] = usd_to_nanos(cfg.per_request)
-        if cfg.units:
+        if cfg.units or cfg.images:
             units = dict(start.units)
             units.update({_unit_name(k): usd_to_nanos(v) for k, v in cfg.units.items()})
+            units.update(_image_units(cfg.images))
             changes["units"] = MappingProxyType(units)
         if cfg.max_output_tokens is not None:
             changes["max_output_tokens"] = cfg.max_output_tokens
@@ -707,11 +766,17 @@ def _parse_overrides(overrides: Mapping[str, Mapping[str, Any]] | None) -> dict[
         has_in, has_out = cfg.input is not None, cfg.output is not None
         if has_in != has_out:
             raise ConfigError(
-                "give both 'input' and 'output' (a full price) or neither (a patch of the "
-                "known price, e.g. only cache_read or max_output_tokens)",
+                "give both 'input' and 'output' (a full price; 'output: 0' for an embedding "
+                "model) or neither (a patch of the known price, e.g. only cache_read or "
+                "max_output_tokens)",
                 key=f"prices.{key}",
             )
-        parsed[str(key)] = _Override(complete=has_in, config=cfg)
+        # Per-image prices alone are a full price too: no one lists dall-e or Imagen
+        # per token, so there is nothing to patch.
+        complete = has_in or (bool(cfg.images) and not any(
+            getattr(cfg, name) is not None for name in _RATE_FIELDS
+        ))
+        parsed[str(key)] = _Override(complete=complete, config=cfg)
     return parsed
 
 
@@ -757,15 +822,36 @@ class PriceBook:
             price = self.model_price(
                 provider, model, deployment=deployment, at=at, service_tier=tier
             )
-            return None if price is None else price.cost_nanos(usage)
-        entry: Any = self._cache.get((provider, model, deployment, tier), _MISSING)
-        if entry is _MISSING:
-            entry = self._resolve(provider, model, deployment, tier)
-        if entry is None:
+        else:
+            entry: Any = self._cache.get((provider, model, deployment, tier), _MISSING)
+            if entry is _MISSING:
+                entry = self._resolve(provider, model, deployment, tier)
+            if entry is None:
+                return None
+            price = entry if entry.__class__ is ModelPrice else entry.at(time.time())
+        if price is None:
             return None
-        if entry.__class__ is ModelPrice:
-            return entry.cost_nanos(usage)
-        return entry.at(time.time()).cost_nanos(usage)
+        if usage.units and not self._images_priced(provider, model, price, usage):
+            return None
+        return price.cost_nanos(usage)
+
+    def _images_priced(self, provider: str, model: str, price: ModelPrice, usage: Usage) -> bool:
+        """Whether every per-image unit of ``usage`` has a price (an image of a size or
+        quality the price does not list makes the cost unknown, never $0)."""
+        for name in usage.units:
+            if name.startswith(IMAGE_UNIT_PREFIX) and _image_price(price.units, name) is None:
+                if (provider, name) not in self._warned:
+                    self._warned.add((provider, name))
+                    warnings.warn(
+                        f"no price known for {provider}/{model} images {name[6:]!r} (size:"
+                        f"quality): the call is recorded with cost unknown. Add it under "
+                        f"'prices' in tollway.yaml: '{provider}/{model}': {{images: "
+                        "{'<size>': {'<quality>': <USD per image>}}}",
+                        UnpricedModelWarning,
+                        stacklevel=3,
+                    )
+                return False
+        return True
 
     def model_price(
         self,

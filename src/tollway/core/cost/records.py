@@ -17,7 +17,8 @@ from tollway.core.types import Usage
 class CallRecord:
     time: datetime
     """When the call started (timezone-aware UTC)."""
-    kind: Literal["model", "tool"] = "model"
+    kind: Literal["model", "tool", "embedding", "image"] = "model"
+    """``model`` (a chat call), ``tool`` (an MCP tool call), ``embedding`` or ``image``."""
     trace_id: str = ""
     request_id: str | None = None
     """The provider's response id (or the MCP request id)."""

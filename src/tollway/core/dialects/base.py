@@ -13,18 +13,28 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tollway.core.errors import ProviderError, StreamError, scrub
+from tollway.core.media_types import (
+    EmbeddingRequest,
+    EmbeddingResponse,
+    ImageRequest,
+    ImageResponse,
+)
 from tollway.core.types import Request, Response, StreamEvent
 
 
 @dataclass(slots=True)
 class HttpRequest:
     """What to send: ``path`` is appended to the deployment's base URL (it may carry a
-    query string); ``headers`` are dialect headers (API version, betas), not auth."""
+    query string); ``headers`` are dialect headers (API version, betas), not auth.
+
+    ``content`` replaces the JSON body when set (a multipart image edit); its
+    ``content-type`` then comes in ``headers``."""
 
     path: str
     json: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
     method: str = "POST"
+    content: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -80,6 +90,62 @@ class Dialect(Protocol):
     def parse_response(self, body: Mapping[str, Any], request: Request | None, model: str) -> Response: ...
 
     def stream_parser(self, request: Request | None, model: str) -> StreamParser: ...
+
+    def parse_error(
+        self, status: int, body: bytes | str, headers: Mapping[str, str]
+    ) -> ProviderError: ...
+
+
+# --------------------------------------------------------------------------- embeddings, images
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One HTTP request of a call that may need several: a batch of the texts to embed
+    (``inputs``), or ``count`` of the images asked for. The Model sends each in order and
+    hands each answer back to the dialect with its Exchange."""
+
+    http: HttpRequest
+    inputs: list[str] = field(default_factory=list)
+    count: int = 1
+
+
+class EmbeddingDialect(Protocol):
+    """One embeddings wire format (OpenAI ``/embeddings``, Gemini, Vertex ``:predict``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def exchanges(self, request: EmbeddingRequest, model: str) -> list[Exchange]:
+        """The requests that embed every input, batched to the provider's limits, in
+        input order (the Model concatenates the answers in this order)."""
+        ...
+
+    def parse_response(
+        self, body: Mapping[str, Any], exchange: Exchange, model: str
+    ) -> EmbeddingResponse:
+        """One batch's answer: one vector per ``exchange.inputs``, in their order."""
+        ...
+
+    def parse_error(
+        self, status: int, body: bytes | str, headers: Mapping[str, str]
+    ) -> ProviderError: ...
+
+
+class ImageDialect(Protocol):
+    """One image-generation wire format (OpenAI images, Gemini image output, Imagen)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def exchanges(self, request: ImageRequest, model: str) -> list[Exchange]:
+        """The requests that produce ``request.n`` images (one, unless the API makes one
+        image per request)."""
+        ...
+
+    def parse_response(
+        self, body: Mapping[str, Any], exchange: Exchange, request: ImageRequest, model: str
+    ) -> ImageResponse: ...
 
     def parse_error(
         self, status: int, body: bytes | str, headers: Mapping[str, str]

@@ -34,6 +34,7 @@ from tollway.core.transport.base import (
     RawResponse,
     encode_json,
     map_error,
+    request_body,
     request_headers,
     stream_deadline,
 )
@@ -143,7 +144,7 @@ class Transport:
 
     def post(self, dep: Deployment, req: HttpRequest) -> RawResponse:
         headers = request_headers(dep, req)
-        url, body = dep.url(req.path), encode_json(req.json)
+        url, body = dep.url(req.path), request_body(req)
         backend = self._sync or self.sync_backend()
         for fresh in (False, True):
             try:
@@ -158,7 +159,7 @@ class Transport:
 
     async def apost(self, dep: Deployment, req: HttpRequest) -> RawResponse:
         headers = request_headers(dep, req)
-        url, body = dep.url(req.path), encode_json(req.json)
+        url, body = dep.url(req.path), request_body(req)
         # The body's dicts and lists are done with once encoded: not holding them across
         # the await keeps them out of the GC's oldest generation under high concurrency.
         del req
@@ -175,7 +176,7 @@ class Transport:
     @contextmanager
     def stream(self, dep: Deployment, req: HttpRequest) -> Iterator[ByteStream]:
         headers = request_headers(dep, req)
-        url, body = dep.url(req.path), encode_json(req.json)
+        url, body = dep.url(req.path), request_body(req)
         backend = self._sync or self.sync_backend()
         deadline = stream_deadline(dep)
         with ExitStack() as stack:
@@ -192,7 +193,7 @@ class Transport:
     @asynccontextmanager
     async def astream(self, dep: Deployment, req: HttpRequest) -> AsyncIterator[Any]:
         headers = request_headers(dep, req)
-        url, body = dep.url(req.path), encode_json(req.json)
+        url, body = dep.url(req.path), request_body(req)
         backend = self.async_backend()
         async with AsyncExitStack() as stack:
             try:

@@ -30,6 +30,12 @@ def encode_json(body: Any) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def request_body(req: HttpRequest) -> bytes:
+    """The bytes to send: the dialect's own ``content`` (multipart) or its JSON."""
+    content = req.content
+    return encode_json(req.json) if content is None else content
+
+
 @dataclass(slots=True)
 class RawResponse:
     status: int

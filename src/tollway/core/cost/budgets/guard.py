@@ -36,7 +36,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from tollway.core.cost.estimate import DEFAULT_MAX_OUTPUT_TOKENS, Bound, upper_bound
+from tollway.core.cost.estimate import (
+    DEFAULT_MAX_OUTPUT_TOKENS,
+    Bound,
+    embedding_bound,
+    image_bound,
+    upper_bound,
+)
 from tollway.core.cost.policy import (
     BudgetPolicy,
     HoursPolicy,
@@ -51,6 +57,7 @@ from tollway.core.errors import (
     TollwayError,
 )
 from tollway.core.logs import logger
+from tollway.core.media_types import EmbeddingRequest, ImageRequest
 from tollway.core.types import Usage, requested_service_tier
 
 if TYPE_CHECKING:
@@ -269,8 +276,13 @@ class Budgets:
         price: ModelPrice | None = prices.model_price(
             dep.provider.name, dep.model, deployment=dep.name
         )
+        request = ctx.request
+        if isinstance(request, EmbeddingRequest):
+            return embedding_bound(request, price)
+        if isinstance(request, ImageRequest):
+            return image_bound(request, price)
         bound = upper_bound(
-            ctx.request, price, default_max_output_tokens=self.default_max_output_tokens
+            request, price, default_max_output_tokens=self.default_max_output_tokens
         )
         tier = requested_service_tier(ctx.request)
         if tier is None or bound.cost_nanos is None:
