@@ -11,10 +11,14 @@ LangChain sets for every running node is read as well.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from langchain_core.runnables.config import var_child_runnable_config
+
+from tollway.core.cost.attribution import Attribution, attribute, current_attribution
+from tollway.core.tracing import current_trace_id, trace
 
 _RUNTIME_KEY = "__pregel_runtime"
 """Where LangGraph keeps the Runtime (with ``execution_info``) in ``configurable``."""
@@ -52,3 +56,16 @@ def run_trace_id(run_id: str | None) -> str | None:
         return uuid.UUID(str(run_id)).hex
     except ValueError:
         return None
+
+
+@contextmanager
+def call_scope(defaults: Attribution, run_manager: Any = None) -> Iterator[None]:
+    """Attribution for one call of a LangChain object (chat model, embeddings, tool): its
+    own defaults, overridden by any ``tollway.attribute(...)`` scope the caller opened,
+    overridden by what the graph says about this call (framework, node, run id, thread
+    id). Calls of one graph run share a trace id (the run id) unless the caller opened a
+    ``tollway.trace()``."""
+    graph = graph_fields(run_manager)
+    fields = defaults.merge(current_attribution()).merge(graph)
+    with attribute(fields), trace(current_trace_id() or run_trace_id(graph.get("run_id"))):
+        yield

@@ -14,9 +14,8 @@ tools arrive here as function tools like any other.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -32,17 +31,17 @@ from pydantic_ai.settings import ModelSettingName, ModelSettings
 from pydantic_ai.tools import RunContext
 
 import tollway.core.model as core_model
+from tollway.adapters.pydantic_ai.client import TollwayClient
+from tollway.adapters.pydantic_ai.context import run_scope
 from tollway.adapters.pydantic_ai.convert import build, to_messages, to_model_response
 from tollway.adapters.pydantic_ai.errors import mapped_errors
 from tollway.adapters.pydantic_ai.stream import TollwayStreamedResponse
-from tollway.core.cost.attribution import Attribution, attribute, current_attribution
-from tollway.core.errors import ConfigError
-from tollway.core.tracing import current_trace_id, trace
+from tollway.core.cost.attribution import Attribution
 from tollway.core.types import Request
 
 
 @dataclass(init=False)
-class TollwayModel(Model):
+class TollwayModel(TollwayClient, Model):
     """``TollwayModel("smart")`` (an alias from tollway.yaml), ``TollwayModel(
     "anthropic/claude-sonnet-4-5", api_key=..., org="acme")``, or
     ``TollwayModel(client=tollway.Model(...))`` to share one configured Model.
@@ -85,49 +84,14 @@ class TollwayModel(Model):
         profile: ModelProfileSpec | None = None,
         **client_options: Any,
     ) -> None:
-        if client is None:
-            if not model:
-                raise ConfigError(
-                    "TollwayModel needs a model ('<alias>' or 'provider/model') or "
-                    "client=tollway.Model(...)"
-                )
-            options = dict(client_options)
-            for name, value in (("api_base", api_base), ("api_key", api_key),
-                                ("timeout", timeout), ("ledger", ledger)):
-                if value is not None:
-                    options[name] = value
-            if guards:
-                options["guards"] = tuple(guards)
-            client = core_model.Model(model, **options)
-        elif not isinstance(client, core_model.Model):
-            raise ConfigError(f"client must be a tollway.Model, got {type(client).__name__}")
-        self._client = client
-        self._target = model or client.target
-        self._defaults = Attribution.of(attribution, org=org, project=project, user=user,
-                                        tags=tags)
+        self._connect("TollwayModel", model, client, {
+            **client_options, "api_base": api_base, "api_key": api_key, "timeout": timeout,
+            "ledger": ledger, "guards": guards, "org": org, "project": project, "user": user,
+            "tags": tags, "attribution": attribution,
+        })
         super().__init__(settings=settings, profile=profile)
 
     # ------------------------------------------------------------------ identity
-
-    @property
-    def client(self) -> core_model.Model:
-        """The tollway Model this model calls (share it with other frameworks or MCP)."""
-        return self._client
-
-    @property
-    def model_name(self) -> str:
-        """The configured target: an alias or ``provider/model``."""
-        return self._target
-
-    @property
-    def system(self) -> str:
-        deployments = self._client.deployments
-        return deployments[0].provider.name if deployments else "tollway"
-
-    @property
-    def base_url(self) -> str | None:
-        deployments = self._client.deployments
-        return deployments[0].api_base if deployments else None
 
     def _provider_model_profile(self) -> ModelProfile:
         """What every tollway dialect supports: tools, forced tool choice, JSON-schema
@@ -193,28 +157,9 @@ class TollwayModel(Model):
         instructions = InstructionPart.join(parts) if parts else None
         return build(to_messages(messages, instructions), model_settings, params)
 
-    @contextmanager
-    def _scope(self, run_context: RunContext[Any] | None) -> Iterator[None]:
-        """Attribution for one request: this model's defaults, overridden by the caller's
-        ``tollway.attribute(...)`` scope, overridden by the agent run (framework, agent
-        name, run id). Requests of one agent run share a trace id (the run id), unless
-        the caller opened a ``tollway.trace()``."""
-        ctx = run_context or _current_run_context()
-        fields: dict[str, Any] = {"framework": "pydantic_ai"}
-        run_id: str | None = None
-        if ctx is not None:
-            agent = getattr(ctx, "agent", None)
-            if agent is not None and getattr(agent, "name", None):
-                fields["agent"] = agent.name
-            run_id = getattr(ctx, "run_id", None)
-            if run_id:
-                fields["run_id"] = run_id
-            conversation = getattr(ctx, "conversation_id", None)
-            if conversation:
-                fields["conversation_id"] = conversation
-        scope = self._defaults.merge(current_attribution()).merge(fields)
-        with attribute(scope), trace(current_trace_id() or _trace_id(run_id)):
-            yield
+    def _scope(self, run_context: RunContext[Any] | None) -> AbstractContextManager[None]:
+        """Attribution and trace for one request (see :func:`.context.run_scope`)."""
+        return run_scope(self._defaults, run_context)
 
     def _url_of(self, deployment: str | None) -> str | None:
         for dep in self._client.deployments:
@@ -222,20 +167,3 @@ class TollwayModel(Model):
                 return dep.api_base
         return self.base_url
 
-
-def _current_run_context() -> RunContext[Any] | None:
-    """Pydantic AI's current run context (set around every model request of a run)."""
-    try:
-        from pydantic_ai._run_context import get_current_run_context
-    except ImportError:  # pragma: no cover - older / newer layouts
-        return None
-    return get_current_run_context()
-
-
-def _trace_id(run_id: str | None) -> str | None:
-    if not run_id:
-        return None
-    try:
-        return uuid.UUID(str(run_id)).hex
-    except ValueError:
-        return None
