@@ -206,7 +206,7 @@ def test_image_generator_edits_when_given_reference_images(
 def test_an_aspect_ratio_is_refused_with_what_to_give_instead(
     fake: FakeProvider, ledger: Ledger
 ) -> None:
-    with pytest.raises(UserError, match="dimensions=.*tollway_size"):
+    with pytest.raises(UserError, match=r"dimensions=.*tollway_size"):
         run(ImageGenerator(image_model(fake, ledger)).generate(
             "x", settings={"aspect_ratio": "16:9"}))
     assert fake.requests == []
