@@ -60,6 +60,21 @@ class Driver:
             return asyncio.run(model.acomplete(messages, **kw))
         return model.complete(messages, **kw)
 
+    def embed(self, model: Any, texts: Any, /, **kw: Any) -> Any:
+        if self.is_async:
+            return asyncio.run(model.aembed(texts, **kw))
+        return model.embed(texts, **kw)
+
+    def generate_image(self, model: Any, prompt: str, /, **kw: Any) -> Any:
+        if self.is_async:
+            return asyncio.run(model.agenerate_image(prompt, **kw))
+        return model.generate_image(prompt, **kw)
+
+    def edit_image(self, model: Any, image: Any, prompt: str, /, **kw: Any) -> Any:
+        if self.is_async:
+            return asyncio.run(model.aedit_image(image, prompt, **kw))
+        return model.edit_image(image, prompt, **kw)
+
     def stream_collect(self, model: Any, messages: Any, /, *, into: list[Any] | None = None,
                        take: int | None = None, until: Callable[[Any], bool] | None = None,
                        **kw: Any) -> Collected:

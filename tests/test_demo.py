@@ -33,6 +33,8 @@ def test_demo_runs_offline_and_prints_the_spend_table(tmp_path: Path) -> None:
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-4000:]
     for expected in ("CrewAI crew", "LangGraph graph", "Pydantic AI agent", "MCP",
+                     "embedded 3 documents and a query on 'embed-model'", "nearest document",
+                     "Toll roads charge per trip", "images need a provider",
                      "STOP", "served by 'fast-model'", "Spend from the ledger", "Budgets"):
         assert expected in out, f"{expected!r} missing from the demo output:\n{out[-4000:]}"
 
@@ -43,6 +45,9 @@ def test_demo_runs_offline_and_prints_the_spend_table(tmp_path: Path) -> None:
     assert by[("bob", "ok")].calls >= 3  # graph (2) + at least one question
     assert ("bob", "BudgetExceededError") in by  # the denied call is on record
     assert by[("bob", "BudgetExceededError")].input_tokens == 0  # never reached a model
+    kinds = {r.group["kind"]: r for r in spend(ledger, group_by=["kind"])}
+    assert kinds["embedding"].calls == 2 and kinds["embedding"].cost_nanos > 0  # demo rate
+    assert "image" not in kinds  # offline: no image, and no fake one
     users = {r.group["user"] for r in rows}
     assert users == {"alice", "bob"}
     assert all(r.cost_nanos > 0 for r in rows if r.group["status"] == "ok")

@@ -59,8 +59,9 @@ def test_schema_is_created_in_its_own_namespace_with_bigint_money(target: str,
             "SELECT column_name, data_type FROM information_schema.columns "
             "WHERE table_schema = %s AND table_name = 'calls'", (schema,)
         ).fetchall())
-    assert versions == [(1,)]
+    assert versions == [(1,), (2,)]  # each migration once
     assert types["cost_nanos"] == "bigint"
+    assert types["output_image_tokens"] == "bigint"
     assert types["input_tokens"] == "bigint"
     assert types["time"] == "timestamp with time zone"
     assert types["tags"] == "jsonb"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from tollway.core.media_types import CallKind, EmbeddingRequest, ImageRequest
 from tollway.core.types import Attempt, Request, Usage
@@ -19,13 +19,15 @@ if TYPE_CHECKING:
     from tollway.core.providers import Deployment
 
 T = TypeVar("T")
+RequestT = TypeVar("RequestT", Request, EmbeddingRequest, ImageRequest)
 
 
 @dataclass(slots=True)
-class CallContext:
-    """Everything known about one logical call (all its attempts share it)."""
+class CallContext(Generic[RequestT]):
+    """Everything known about one logical call (all its attempts share it): a chat
+    ``Request``, or an embedding / image request (``kind`` says which)."""
 
-    request: Request | EmbeddingRequest | ImageRequest
+    request: RequestT
     attribution: Attribution
     trace_id: str
     stream: bool

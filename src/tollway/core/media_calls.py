@@ -104,7 +104,7 @@ def answer_body(
 
 def _attempt(
     model: Model,
-    ctx: CallContext,
+    ctx: CallContext[Any],
     dep: Deployment,
     dialect: EmbeddingDialect | ImageDialect,
     plan: Callable[[], list[Exchange]],
@@ -152,10 +152,11 @@ def _attempt(
     return result
 
 
-def embedding_attempt(model: Model, ctx: CallContext, dep: Deployment) -> Steps[EmbeddingResponse]:
+def embedding_attempt(
+    model: Model, ctx: CallContext[EmbeddingRequest], dep: Deployment
+) -> Steps[EmbeddingResponse]:
     """One try of an embedding call on ``dep`` (all its batches)."""
     request = ctx.request
-    assert isinstance(request, EmbeddingRequest)
     dialect: EmbeddingDialect = embedding_dialect_for(dep.provider)
     return _attempt(
         model, ctx, dep, dialect,
@@ -165,10 +166,11 @@ def embedding_attempt(model: Model, ctx: CallContext, dep: Deployment) -> Steps[
     )
 
 
-def image_attempt(model: Model, ctx: CallContext, dep: Deployment) -> Steps[ImageResponse]:
+def image_attempt(
+    model: Model, ctx: CallContext[ImageRequest], dep: Deployment
+) -> Steps[ImageResponse]:
     """One try of an image call on ``dep`` (all its requests)."""
     request = ctx.request
-    assert isinstance(request, ImageRequest)
     dialect: ImageDialect = image_dialect_for(dep.provider, dep.model)
     return _attempt(
         model, ctx, dep, dialect,

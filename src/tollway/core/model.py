@@ -19,7 +19,7 @@ from tollway.core import errors
 from tollway.core.cost.attribution import Attribution, current_attribution
 from tollway.core.cost.records import CallRecord
 from tollway.core.effects import Post, Release, Reserve, Settle, Steps, Write, adrive, drive
-from tollway.core.hooks import CallContext, Guard, Hold, Route
+from tollway.core.hooks import CallContext, Guard, Hold, RequestT, Route
 from tollway.core.inputs import build_embedding_request, build_image_request, build_request
 from tollway.core.media_calls import answer_body, embedding_attempt, image_attempt
 from tollway.core.media_types import (
@@ -256,7 +256,9 @@ class Model:
         )
         return await self._adrive(ctx, image_attempt)
 
-    def _drive(self, ctx: CallContext, attempt: Callable[[Model, CallContext, Deployment], Steps[T]]) -> T:
+    def _drive(
+        self, ctx: CallContext[Any], attempt: Callable[[Model, CallContext[Any], Deployment], Steps[T]]
+    ) -> T:
         """Run ``attempt`` through the route (retries, failover) on the sync driver."""
         route = self._route
         if route.__class__ is SingleDeployment:
@@ -264,7 +266,7 @@ class Model:
         return route.run(ctx, lambda dep: drive(attempt(self, ctx, dep)))
 
     async def _adrive(
-        self, ctx: CallContext, attempt: Callable[[Model, CallContext, Deployment], Steps[T]]
+        self, ctx: CallContext[Any], attempt: Callable[[Model, CallContext[Any], Deployment], Steps[T]]
     ) -> T:
         route = self._route
         if route.__class__ is SingleDeployment:
@@ -281,7 +283,9 @@ class Model:
 
     # ------------------------------------------------------------------ shared steps
 
-    def _context(self, request: Any, *, stream: bool, kind: CallKind = "model") -> CallContext:
+    def _context(
+        self, request: RequestT, *, stream: bool, kind: CallKind = "model"
+    ) -> CallContext[RequestT]:
         attribution = current_attribution()
         if self._defaults is not None:
             attribution = self._defaults.merge(attribution)
@@ -353,7 +357,7 @@ class Model:
             yield Write(ledger, record)
 
     def finish(
-        self, ctx: CallContext, dep: Deployment, response: Response, t0: float, ttft: float | None
+        self, ctx: CallContext[Request], dep: Deployment, response: Response, t0: float, ttft: float | None
     ) -> CallRecord | None:
         """Fill the Response's tollway fields and build its ledger row (None without a
         ledger: nothing to write, nothing to build)."""
@@ -412,7 +416,7 @@ class Model:
 
     # ------------------------------------------------------------------ one attempt
 
-    def _attempt(self, ctx: CallContext, dep: Deployment) -> Steps[Response]:
+    def _attempt(self, ctx: CallContext[Request], dep: Deployment) -> Steps[Response]:
         """One non-streamed try on ``dep``: reserve, send, parse, price, settle, record."""
         t0 = time.perf_counter()
         holds = yield from self.reserve(ctx, dep, t0)

@@ -216,10 +216,13 @@ def _embedding_dialect(name: str, options: tuple[tuple[str, Any], ...]) -> Embed
 
         return OpenAIEmbeddingDialect(**dict(options))
     if name in ("gemini", "vertex"):
-        from tollway.core.dialects.gemini_media import GeminiEmbeddingDialect, VertexEmbeddingDialect
+        from tollway.core.dialects.gemini_media import (
+            GeminiEmbeddingDialect,
+            VertexEmbeddingDialect,
+        )
 
         cls = GeminiEmbeddingDialect if name == "gemini" else VertexEmbeddingDialect
-        return cls(**dict(options))  # type: ignore[no-any-return]
+        return cls(**dict(options))
     raise ConfigError(f"unknown embeddings dialect {name!r}; expected openai, gemini or vertex")
 
 

@@ -32,16 +32,23 @@ class ProviderChoice:
     key_env: str | None
     demo_prices: bool
     """True when prices are demo rates (the local model costs nothing to run)."""
+    embedder: str = "local/qwen2.5-coder-0.5b"
+    """The ``embed`` alias: the provider's embedding model, else the local model's
+    embedding mode (demo quality, offline)."""
+    images: str | None = None
+    """The ``draw`` alias (None: the provider has no image API, or runs offline)."""
 
 
 _CHOICES: dict[str, ProviderChoice] = {
-    "openai": ProviderChoice("openai", "openai/gpt-4o-mini", "openai/gpt-4.1", "OPENAI_API_KEY", False),
+    "openai": ProviderChoice("openai", "openai/gpt-4o-mini", "openai/gpt-4.1", "OPENAI_API_KEY", False,
+                             "openai/text-embedding-3-small", "openai/gpt-image-1-mini"),
     "anthropic": ProviderChoice(
         "anthropic", "anthropic/claude-haiku-4-5", "anthropic/claude-sonnet-4-5",
         "ANTHROPIC_API_KEY", False,
     ),
     "gemini": ProviderChoice(
-        "gemini", "gemini/gemini-2.5-flash-lite", "gemini/gemini-2.5-flash", "GEMINI_API_KEY", False
+        "gemini", "gemini/gemini-2.5-flash-lite", "gemini/gemini-2.5-flash", "GEMINI_API_KEY", False,
+        "gemini/gemini-embedding-001", "gemini/gemini-2.5-flash-image",
     ),
     "ollama": ProviderChoice("ollama", "ollama/llama3.2", "ollama/llama3.2", None, True),
     "local": ProviderChoice("local", LOCAL_MODEL, LOCAL_MODEL, None, True),
@@ -51,6 +58,8 @@ PROVIDER_NAMES = tuple(_CHOICES)
 # Demo rates in USD per million tokens, for models that cost nothing to run here.
 FAST_DEMO_PRICE = {"input": 0.15, "output": 0.60}
 SMART_DEMO_PRICE = {"input": 2.50, "output": 10.00}
+EMBED_DEMO_PRICE = {"input": 0.02, "output": 0}
+"""As if text-embedding-3-small (the local model's embedding mode costs nothing to run)."""
 
 
 def choose_provider(provider: str | None, model: str | None) -> ProviderChoice:
@@ -94,6 +103,7 @@ def demo_config(choice: ProviderChoice, workdir: Path, bob_budget_usd: Decimal) 
         "models": {
             "fast": [_deployment(choice.fast, choice.key_env, fast_price, "fast-model")],
             "smart": [_deployment(choice.smart, choice.key_env, smart_price, "smart-model")],
+            **_media_aliases(choice),
         },
         "router": {"retries": 1, "backoff": {"base": 0.2, "max": 1.0}},
         "ledger": {"url": f"sqlite:///{workdir / 'ledger.db'}"},
@@ -119,6 +129,15 @@ def demo_config(choice: ProviderChoice, workdir: Path, bob_budget_usd: Decimal) 
             }
         },
     }
+
+
+def _media_aliases(choice: ProviderChoice) -> dict[str, Any]:
+    local = choice.embedder.startswith("local/")
+    aliases = {"embed": [_deployment(choice.embedder, None if local else choice.key_env,
+                                     EMBED_DEMO_PRICE if local else None, "embed-model")]}
+    if choice.images is not None:
+        aliases["draw"] = [_deployment(choice.images, choice.key_env, None, "draw-model")]
+    return aliases
 
 
 def write_config(config: dict[str, Any], workdir: Path) -> Path:

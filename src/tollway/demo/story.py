@@ -184,6 +184,41 @@ class Story:
         self.show.line(f"{result.rounds} model rounds + {len(result.tool_runs)} tool call(s), "
                        f"one trace id {result.trace_id[:12]}…, cost ${result.cost or 0:.6f}")
 
+    def embeddings(self) -> None:
+        docs = [
+            "Toll roads charge per trip so that drivers pay for the road they use.",
+            "The ferry timetable changes in winter.",
+            "A bakery sells fresh bread every morning.",
+        ]
+        embed = self.model("embed")
+        with attribute(org="acme", project="research", user="alice", agent="retriever"):
+            found = embed.embed(docs, input_type="document")
+            query = embed.embed("Why do toll roads charge for each trip?", input_type="query")
+        scores = [sum(a * b for a, b in zip(query.vectors[0], d, strict=True))
+                  for d in found.vectors]
+        best = max(range(len(docs)), key=scores.__getitem__)
+        cost = (found.cost or 0) + (query.cost or 0)
+        self.show.line(
+            f"embedded {len(docs)} documents and a query on '{found.deployment}': "
+            f"{found.dimensions} dimensions, {found.usage.input_tokens + query.usage.input_tokens}"
+            f" tokens, ${cost:.6f}"
+        )
+        self.show.quote("nearest document", docs[best])
+        if found.provider == "local":
+            self.show.line("(the local chat model's embedding mode: a demo-quality embedder)")
+
+    def images(self) -> None:
+        if "draw" not in self.settings.models:
+            self.show.line("images need a provider: set OPENAI_API_KEY or GEMINI_API_KEY and run "
+                           "the demo again (tollway never fakes an image)")
+            return
+        with attribute(org="acme", project="research", user="alice", agent="illustrator"):
+            result = self.model("draw").generate_image(
+                "A flat, minimalist icon of a motorway toll booth", n=1)
+        path = result.image.save(self.workdir / "toll-booth.png")
+        self.show.line(f"image from '{result.deployment}' saved to {path}: "
+                       f"${result.cost or 0:.6f} ({result.usage.output_tokens} output tokens)")
+
     def budget(self) -> None:
         smart = self.model("smart")
         self.show.line("bob keeps asking the smart model (each call reserves its upper bound)")
@@ -221,6 +256,8 @@ class Story:
         self.step("LangGraph graph: planner on 'fast', writer on 'smart' (bob, support)", self.graph)
         self.step("Pydantic AI agent with structured output on 'fast' (alice)", self.structured)
         self.step("MCP: a model uses mcp-server-time's tools (alice)", self.mcp_time)
+        self.step("Embeddings: find the document that answers a question (alice)", self.embeddings)
+        self.step("Images: one image on the provider's image model (alice)", self.images)
         self.step("Budget: bob's daily budget stops his spending", self.budget)
         self.step("Allowed hours: 'smart' is office-hours only for research", self.off_hours)
 

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from tollway.gateway import admin_routes, anthropic_routes, health, openai_routes
+from tollway.gateway import admin_routes, anthropic_routes, health, media_routes, openai_routes
 from tollway.gateway.auth import authenticate, check_admin
 from tollway.gateway.errors import Dialect, GatewayError, error_response
 from tollway.gateway.http import HttpRequest, JSONReply, Receive, Reply, Send, read_body, send_reply
@@ -50,6 +50,8 @@ async def _metrics(gw: Gateway, req: HttpRequest) -> JSONReply:
 ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/chat/completions", openai_routes.chat_completions),
     Route("POST", "/v1/completions", openai_routes.completions),
+    Route("POST", "/v1/embeddings", media_routes.embeddings),
+    Route("POST", "/v1/images/generations", media_routes.images_generations),
     Route("GET", "/v1/models", openai_routes.list_models),
     Route("GET", "/v1/models/{id:path}", openai_routes.get_model),
     Route("POST", "/v1/messages", anthropic_routes.messages, "anthropic"),

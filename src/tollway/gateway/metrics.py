@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from tollway.core.types import NANOS_PER_USD
 
 if TYPE_CHECKING:
+    from tollway.core.media_types import EmbeddingResponse, ImageResponse
     from tollway.core.types import Response
 
 __all__ = ["Metrics"]
@@ -51,7 +52,8 @@ class Metrics:
         counts[bisect_left(BUCKETS, seconds)] += 1
         self.duration_sums[route] += seconds
 
-    def call(self, model: str, key: str | None, response: Response) -> None:
+    def call(self, model: str, key: str | None,
+             response: Response | EmbeddingResponse | ImageResponse) -> None:
         key_label = key or "none"
         usage = response.usage
         self.tokens[(model, key_label, "input")] += usage.input_tokens

@@ -27,6 +27,7 @@ from tollway.gateway.errors import GatewayError, error_response
 from tollway.gateway.http import HttpRequest, JSONReply, StreamReply, dumps
 
 if TYPE_CHECKING:
+    from tollway.core.media_types import EmbeddingResponse, ImageResponse
     from tollway.core.model import AsyncResponseStream
     from tollway.core.types import Response
     from tollway.gateway.runtime import Gateway
@@ -51,7 +52,7 @@ async def get_model(gw: Gateway, req: HttpRequest) -> JSONReply:
     return JSONReply(200, dumps(_model_entry(name)))
 
 
-def call_headers(response: Response) -> dict[str, str]:
+def call_headers(response: Response | EmbeddingResponse | ImageResponse) -> dict[str, str]:
     """What the gateway tells the client about the call besides the body."""
     headers = {"x-tollway-trace-id": response.trace_id or ""}
     if response.cost_nanos is not None:

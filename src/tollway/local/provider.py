@@ -12,6 +12,7 @@ from tollway.core.providers import ProviderSpec, register_provider
 LOCAL = ProviderSpec(
     "local", "openai_chat", "local://", auth="none", key_required=False,
     dialect_options=(("max_tokens_field", "max_tokens"),), in_process=True,
+    embeddings="openai",
     docs="in-process GGUF model through llama.cpp (the `local` extra)",
 )
 

@@ -123,14 +123,28 @@ class LocalTransport:
     def _prepare(self, dep: Deployment, req: HttpRequest) -> tuple[Engine, Plan]:
         if req.path.split("?", 1)[0].rstrip("/") != "/chat/completions":
             raise LocalRequestError(
-                f"the local provider serves /chat/completions only, not {req.path}",
+                f"the local provider serves /chat/completions and /embeddings, not {req.path}",
                 status=404,
                 kind="not_found_error",
             )
         engine = self._engine(dep)
         return engine, plan(req.json, engine, dep.model)
 
+    def _embed(self, dep: Deployment, req: HttpRequest) -> RawResponse:
+        """An ``/embeddings`` request, answered by the model in embedding mode."""
+        from tollway.local.embeddings import embedding_body, embedding_engine_for
+
+        try:
+            engine = embedding_engine_for(model_path(dep.api_base))
+            return RawResponse(200, _JSON, embedding_body(engine, req.json, dep.model))
+        except LocalRequestError as exc:
+            return RawResponse(exc.status, _JSON, exc.body())
+        except Exception as exc:
+            raise _provider_error(exc, dep) from exc
+
     def _complete(self, dep: Deployment, req: HttpRequest, cancel: threading.Event | None) -> RawResponse:
+        if req.path.split("?", 1)[0].rstrip("/") == "/embeddings":
+            return self._embed(dep, req)
         try:
             engine, p = self._prepare(dep, req)
         except LocalRequestError as exc:

@@ -58,9 +58,41 @@ def test_schema_is_created_once_and_versioned(db: Path) -> None:
     SQLiteLedger(db).close()
     SQLiteLedger(db).close()
     conn = sqlite3.connect(db)
-    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    versions = conn.execute("SELECT version FROM schema_version").fetchall()
+    assert versions == [(v,) for v in range(1, SCHEMA_VERSION + 1)]  # each migration once
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     conn.close()
+
+
+def test_a_version_1_ledger_is_upgraded_and_its_rows_stay_readable(db: Path) -> None:
+    from tollway.core.cost.ledger import FIRST_COLUMNS
+    from tollway.core.stores.sqlite_ledger import MIGRATIONS
+    from tollway.core.types import Usage
+
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for statement in MIGRATIONS[0][1]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO schema_version VALUES (1)")
+    names = [c.name for c in FIRST_COLUMNS]
+    assert "input_image_tokens" not in names
+    old = {"time": "2026-01-01T00:00:00.000000+00:00", "kind": "model", "trace_id": "old",
+           "provider": "openai", "model": "gpt-4o", "input_tokens": 5, "output_tokens": 1,
+           "cache_read_tokens": 0, "cache_write_tokens": 0, "cache_write_1h_tokens": 0,
+           "reasoning_tokens": 0, "requests": 1, "latency_ms": 1.0, "status": "ok", "stream": 0}
+    conn.execute(f"INSERT INTO calls ({', '.join(old)}) VALUES ({', '.join('?' for _ in old)})",
+                 list(old.values()))
+    conn.commit()
+    conn.close()
+    with SQLiteLedger(db) as ledger:
+        ledger.record(CallRecord(time=datetime.now(UTC), kind="image", trace_id="new",
+                                 provider="openai", model="gpt-image-1",
+                                 usage=Usage(input_tokens=10, output_tokens=272,
+                                             output_image_tokens=272)))
+        before, after = ledger.records()
+    assert (before.trace_id, before.usage.input_tokens, before.usage.output_image_tokens) == (
+        "old", 5, 0)
+    assert (after.kind, after.usage.output_image_tokens) == ("image", 272)
 
 
 def test_an_existing_empty_database_file_is_migrated(db: Path) -> None:

@@ -93,10 +93,23 @@ COLUMNS: tuple[Column, ...] = (
     Column("stream", "INTEGER NOT NULL", "BOOLEAN NOT NULL"),
     Column("tool_server", "TEXT", "TEXT"),
     Column("tool_name", "TEXT", "TEXT"),
+    Column("input_image_tokens", "INTEGER NOT NULL DEFAULT 0", "BIGINT NOT NULL DEFAULT 0"),
+    Column("output_image_tokens", "INTEGER NOT NULL DEFAULT 0", "BIGINT NOT NULL DEFAULT 0"),
 )
 """Every CallRecord field, with ``usage`` spread into integer columns. Adding a field
-to CallRecord means adding a column here and a migration in each store (a test checks
-that every field has a column)."""
+to CallRecord means adding a column here (at the end, with a default) and a migration
+in each store (a test checks that every field has a column)."""
+
+ADDED_IN: dict[int, tuple[str, ...]] = {2: ("input_image_tokens", "output_image_tokens")}
+"""Schema version -> the columns it added (``ALTER TABLE ... ADD COLUMN``); the first
+version's table has every other column."""
+_ADDED = {name for names in ADDED_IN.values() for name in names}
+FIRST_COLUMNS: tuple[Column, ...] = tuple(c for c in COLUMNS if c.name not in _ADDED)
+
+
+def added_columns(version: int) -> tuple[Column, ...]:
+    names = ADDED_IN.get(version, ())
+    return tuple(c for c in COLUMNS if c.name in names)
 
 COLUMN_NAMES = tuple(c.name for c in COLUMNS)
 
@@ -158,6 +171,8 @@ def row_values(row: CallRecord, *, text_time: bool) -> tuple[Any, ...]:
         row.stream if not text_time else int(row.stream),
         row.tool_server,
         row.tool_name,
+        u.input_image_tokens,
+        u.output_image_tokens,
     )
 
 
@@ -201,6 +216,8 @@ def record_from_values(values: Mapping[str, Any]) -> CallRecord:
             reasoning_tokens=values["reasoning_tokens"],
             requests=values["requests"],
             units=load(values["units"]),
+            input_image_tokens=values.get("input_image_tokens") or 0,
+            output_image_tokens=values.get("output_image_tokens") or 0,
         ),
         cost_nanos=values["cost_nanos"],
         latency_ms=values["latency_ms"],

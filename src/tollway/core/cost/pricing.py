@@ -103,7 +103,7 @@ class ModelPrice:
         dearest the price lists for it (what a budget must reserve). None: not priced."""
         best: int | None = None
         for name, rate in self.image_units().items():
-            _, unit_size, unit_quality = (name.split(":") + ["*", "*"])[:3]
+            _, unit_size, unit_quality = [*name.split(":"), "*", "*"][:3]
             if size is not None and unit_size not in (size, "*", "default"):
                 continue
             if quality is not None and unit_quality not in (quality, "*", "default"):
@@ -205,7 +205,7 @@ IMAGE_UNIT_PREFIX = "image:"
 def _image_price(prices: Mapping[str, int], name: str) -> int | None:
     """The price of an ``image:<size>:<quality>`` unit, an exact entry first, then one
     with ``*`` for the quality, the size, or both."""
-    _, size, quality = (name.split(":") + ["default", "default"])[:3]
+    _, size, quality = [*name.split(":"), "default", "default"][:3]
     for key in (name, f"image:{size}:*", f"image:*:{quality}", "image:*:*"):
         rate = prices.get(key)
         if rate is not None:
@@ -475,6 +475,8 @@ def _price_config() -> type[Any]:
         cache_write: rate | None = None
         cache_write_1h: rate | None = None
         reasoning: rate | None = None
+        input_image: rate | None = None
+        output_image: rate | None = None
 
     class PriceConfig(BaseModel):
         """USD per million tokens (numbers or strings); ``per_request`` / ``units`` in

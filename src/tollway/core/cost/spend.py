@@ -203,7 +203,7 @@ def build_sql(query: SpendQuery, dialect: SQLDialect) -> tuple[str, list[Any]]:
         f"COALESCE(SUM({q('cache_write_tokens')}), 0)",
         f"COALESCE(SUM({q('reasoning_tokens')}), 0)",
         f"COALESCE(SUM({q('cost_nanos')}), 0)",
-        f"COALESCE(SUM(CASE WHEN {q('cost_nanos')} IS NULL AND {q('kind')} = 'model' "
+        f"COALESCE(SUM(CASE WHEN {q('cost_nanos')} IS NULL AND {q('kind')} <> 'tool' "
         f"AND {q('status')} = 'ok' THEN 1 ELSE 0 END), 0)",
     ]
     where: list[str] = []

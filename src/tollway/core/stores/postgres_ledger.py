@@ -25,7 +25,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from tollway.core.cost.ledger import COLUMNS, record_from_values, row_values
+from tollway.core.cost.ledger import (
+    COLUMNS,
+    FIRST_COLUMNS,
+    added_columns,
+    record_from_values,
+    row_values,
+)
 from tollway.core.cost.spend import SQLDialect, build_sql, rows_from_sql
 from tollway.core.errors import ConfigError
 
@@ -47,10 +53,15 @@ def _migrations(schema: str) -> tuple[tuple[int, tuple[str, ...]], ...]:
             1,
             (
                 f"CREATE TABLE IF NOT EXISTS {table} (id BIGSERIAL PRIMARY KEY, "
-                + ", ".join(f'"{c.name}" {c.postgres}' for c in COLUMNS)
+                + ", ".join(f'"{c.name}" {c.postgres}' for c in FIRST_COLUMNS)
                 + ")",
                 f'CREATE INDEX IF NOT EXISTS "calls_time" ON {table} ("time")',
             ),
+        ),
+        (
+            2,  # image tokens (embeddings and images); old rows read 0
+            tuple(f'ALTER TABLE {table} ADD COLUMN IF NOT EXISTS "{c.name}" {c.postgres}'
+                  for c in added_columns(2)),
         ),
     )
 

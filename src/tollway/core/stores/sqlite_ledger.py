@@ -29,7 +29,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from tollway.core.cost.ledger import COLUMNS, format_time, record_from_values, row_values
+from tollway.core.cost.ledger import (
+    COLUMNS,
+    FIRST_COLUMNS,
+    added_columns,
+    format_time,
+    record_from_values,
+    row_values,
+)
 from tollway.core.cost.spend import SQLDialect, build_sql, rows_from_sql
 from tollway.core.errors import ConfigError
 from tollway.core.stores._sqlite import is_busy, open_connection, retry_while_busy
@@ -53,10 +60,14 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         1,
         (
             f'CREATE TABLE IF NOT EXISTS "{TABLE}" (id INTEGER PRIMARY KEY, '
-            + ", ".join(f'"{c.name}" {c.sqlite}' for c in COLUMNS)
+            + ", ".join(f'"{c.name}" {c.sqlite}' for c in FIRST_COLUMNS)
             + ")",
             f'CREATE INDEX IF NOT EXISTS "{TABLE}_time" ON "{TABLE}" ("time")',
         ),
+    ),
+    (
+        2,  # image tokens (embeddings and images); old rows read 0
+        tuple(f'ALTER TABLE "{TABLE}" ADD COLUMN "{c.name}" {c.sqlite}' for c in added_columns(2)),
     ),
 )
 """(version, statements): applied in order on first use; add, never edit."""

@@ -52,7 +52,7 @@ from tollway.core.cost.policy import (
 )
 from tollway.core.errors import BudgetExceededError, ConfigError, OutsideAllowedHoursError
 from tollway.core.media_types import EmbeddingRequest, ImageRequest
-from tollway.core.types import Request, Usage
+from tollway.core.types import Usage
 
 if TYPE_CHECKING:
     from tollway.core.cost.pricing import ModelPrice, PriceBook
@@ -240,11 +240,6 @@ class Budgets:
             dep.provider.name, dep.model, deployment=dep.name
         )
         request = ctx.request
-        if request.__class__ is Request:
-            return upper_bound(
-                request,  # type: ignore[arg-type]
-                price, default_max_output_tokens=self.default_max_output_tokens,
-            )
         if isinstance(request, EmbeddingRequest):
             return embedding_bound(request, price)
         if isinstance(request, ImageRequest):

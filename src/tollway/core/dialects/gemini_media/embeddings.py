@@ -105,8 +105,10 @@ class GeminiEmbeddingDialect:
             raise ServerError("a Gemini embeddings answer has neither 'embedding' nor 'embeddings'")
         meta = body.get("usageMetadata")
         tokens = meta.get("promptTokenCount") if isinstance(meta, Mapping) else None
-        estimated = not isinstance(tokens, int)
-        usage = _estimated(exchange.inputs) if estimated else Usage(input_tokens=int(tokens))
+        if isinstance(tokens, int) and not isinstance(tokens, bool):
+            usage, estimated = Usage(input_tokens=tokens), False
+        else:
+            usage, estimated = _estimated(exchange.inputs), True
         return EmbeddingResponse(
             vectors=_checked(vectors, exchange), model=model.removeprefix("models/"),
             provider="", usage=usage, usage_estimated=estimated,

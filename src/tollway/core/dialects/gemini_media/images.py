@@ -69,7 +69,7 @@ def _inline(part: Any) -> GeneratedImage | None:
     if not isinstance(data, Mapping):
         return None
     try:
-        payload = base64.b64decode(str(data.get("data", "")))
+        payload = base64.b64decode(str(data.get("data", "")), validate=True)
     except ValueError:
         raise ServerError("an inlineData image is not valid base64") from None
     return GeneratedImage(data=payload, media_type=str(data.get("mimeType") or "image/png"))
@@ -182,7 +182,7 @@ class ImagenDialect:
             if not isinstance(raw, str):
                 continue  # a prediction filtered by safety settings carries no image
             try:
-                data = base64.b64decode(raw)
+                data = base64.b64decode(raw, validate=True)
             except ValueError:
                 raise ServerError("an Imagen image is not valid base64") from None
             images.append(GeneratedImage(

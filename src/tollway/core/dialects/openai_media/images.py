@@ -115,7 +115,7 @@ class OpenAIImageDialect:
                 raise ServerError("an images answer lists something that is not an image")
             raw = item.get("b64_json")
             try:
-                payload = base64.b64decode(raw) if isinstance(raw, str) else None
+                payload = base64.b64decode(raw, validate=True) if isinstance(raw, str) else None
             except ValueError:
                 raise ServerError("an image's b64_json is not valid base64") from None
             if payload is None and not item.get("url"):
