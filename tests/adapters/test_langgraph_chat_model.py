@@ -515,7 +515,7 @@ def test_a_shared_tollway_model_can_be_passed_as_client(fake: FakeProvider) -> N
 
 
 def test_a_model_without_target_or_client_is_a_config_error() -> None:
-    with pytest.raises(tollway.errors.ConfigError, match="needs model="):
+    with pytest.raises(tollway.errors.ConfigError, match="needs a model"):
         TollwayChatModel()
 
 

@@ -16,9 +16,14 @@ place CrewAI takes an LLM (``Agent(llm=..., function_calling_llm=...)``,
 ``Crew(planning_llm=..., manager_llm=...)``): any place left unset falls back to
 CrewAI's default, an OpenAI model called outside tollway (unmetered, unbudgeted).
 
+Knowledge and memory embed through :class:`TollwayEmbedder` (``Crew(embedder=...)``),
+and :class:`TollwayImageTool` gives an agent image generation, metered the same way.
+
 Importing this package imports CrewAI (several seconds); ``import tollway`` does not.
 """
 
+from tollway.adapters.crewai.embeddings import TollwayEmbedder, TollwayEmbeddingFunction
+from tollway.adapters.crewai.images import TollwayImageTool
 from tollway.adapters.crewai.llm import TollwayLLM
 
-__all__ = ["TollwayLLM"]
+__all__ = ["TollwayEmbedder", "TollwayEmbeddingFunction", "TollwayImageTool", "TollwayLLM"]

@@ -13,15 +13,25 @@ The run: CrewAI keeps a stack of open event scopes in a context variable (crew k
 task, agent execution, LLM call, tool usage...); the outermost one (the crew's kickoff,
 a flow, a standalone agent's kickoff) has one event id per run, which becomes the trace
 id of every model and tool row of that run.
+
+When CrewAI has not yet made a call for the current task (the knowledge
+query rewrite and the knowledge / memory embeddings come first), the nearest agent (or
+crew) among the caller's frames is the one the call is for: CrewAI runs those steps
+from methods of the agent (``execute_task``, ``set_knowledge``) or the crew.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from contextlib import AbstractContextManager
+from types import FrameType
 from typing import Any
 
+from crewai.agents.agent_builder.base_agent import BaseAgent
 from crewai.context import get_current_task_id
+from crewai.crew import Crew
+from crewai.task import Task
 
 from tollway.adapters._run import framework_run
 from tollway.core.cost.attribution import Attribution
@@ -36,6 +46,9 @@ _MAX_TASKS = 1024
 _tasks: dict[str, tuple[str | None, str | None, str | None]] = {}
 """task id -> (task name, agent role, crew name), oldest first."""
 _lock = threading.Lock()
+_MAX_FRAMES = 64
+"""How far up the stack an agent is looked for (a knowledge query runs ~30 frames deep
+under ``Agent.execute_task``, inside chromadb)."""
 
 
 def _names(task: Any, agent: Any) -> tuple[str | None, str | None, str | None]:
@@ -58,7 +71,10 @@ def crewai_scope(task: Any, agent: Any) -> Attribution:
             if len(_tasks) > _MAX_TASKS:
                 del _tasks[next(iter(_tasks))]
     else:
-        task_name, role, crew = _tasks.get(get_current_task_id() or "", (None, None, None))
+        known = _tasks.get(get_current_task_id() or "")
+        if known is None and agent is None:
+            return _from_the_stack()
+        task_name, role, crew = known or (None, None, None)
         if agent is not None:
             _, role, agent_crew = _names(None, agent)
             crew = agent_crew or crew
@@ -82,3 +98,20 @@ def run_scope(
     (:func:`crewai_scope`); the run's trace id unless the caller opened a
     ``tollway.trace()``."""
     return framework_run(crewai_scope(task, agent), run_trace_id(), defaults)
+
+
+def _from_the_stack() -> Attribution:
+    """The nearest CrewAI agent (with the task it is executing, when its frame holds
+    one) or crew among the caller's frames; only ``framework`` when there is none."""
+    frame: FrameType | None = sys._getframe(2)
+    for _ in range(_MAX_FRAMES):
+        if frame is None:
+            break
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, BaseAgent):
+            task = frame.f_locals.get("task")
+            return crewai_scope(task if isinstance(task, Task) else None, owner)
+        if isinstance(owner, Crew):
+            return Attribution.of(framework="crewai", crew=owner.name)
+        frame = frame.f_back
+    return Attribution.of(framework="crewai")

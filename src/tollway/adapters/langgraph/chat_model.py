@@ -31,8 +31,9 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from tollway.adapters.langgraph.connection import TollwayConnection, collect_model_kwargs
 from tollway.adapters.langgraph.context import run_scope
 from tollway.adapters.langgraph.convert import to_messages, to_openai_tools, to_tools
 from tollway.adapters.langgraph.output import (
@@ -41,8 +42,7 @@ from tollway.adapters.langgraph.output import (
     generation_info,
     to_ai_message,
 )
-from tollway.core.cost.attribution import Attribution
-from tollway.core.errors import BadRequestError, ConfigError
+from tollway.core.errors import BadRequestError
 from tollway.core.inputs import build_request, to_response_format
 from tollway.core.model import Model
 from tollway.core.types import Request
@@ -59,7 +59,7 @@ _LANGCHAIN_KEYS = frozenset({"stream", "ls_structured_output_format", "structure
 _CHOICE_WORDS = frozenset({"auto", "none", "required", "any"})
 
 
-class TollwayChatModel(BaseChatModel):
+class TollwayChatModel(TollwayConnection, BaseChatModel):
     """``TollwayChatModel(model="smart")`` (an alias from tollway.yaml) or
     ``TollwayChatModel(model="openai/gpt-4o-mini", api_key=..., org="acme")``, or
     ``TollwayChatModel(client=tollway.Model(...))`` to share one configured Model.
@@ -72,26 +72,6 @@ class TollwayChatModel(BaseChatModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
 
-    model: str | None = None
-    """An alias from tollway.yaml or ``provider/model``."""
-    client: Any = Field(default=None, exclude=True)
-    """A ready tollway.Model; when given, the connection fields below are ignored."""
-
-    api_base: str | None = None
-    api_key: SecretStr | None = Field(default=None, exclude=True)
-    timeout: float | None = None
-    ledger: Any = Field(default=None, exclude=True)
-    """A Ledger, a ledger target (path, ``sqlite:///...``, ``memory``) or False."""
-    guards: Sequence[Any] = Field(default=(), exclude=True)
-    client_options: dict[str, Any] = Field(default_factory=dict, exclude=True)
-    """More ``tollway.Model`` keyword arguments (headers, config, prices, route...)."""
-
-    org: str | None = None
-    project: str | None = None
-    user: str | None = None
-    attribution: dict[str, Any] = Field(default_factory=dict)
-    """Extra attribution keys recorded with every call of this model."""
-
     temperature: float | None = None
     max_tokens: int | None = None
     top_p: float | None = None
@@ -101,12 +81,6 @@ class TollwayChatModel(BaseChatModel):
     """Reasoning effort (``"low"``...) or ``{"effort": ..., "budget_tokens": ...}``."""
     streaming: bool = False
     """Stream even from ``invoke`` (LangChain convention)."""
-    model_kwargs: dict[str, Any] = Field(default_factory=dict)
-    """Provider parameters passed into the request body untouched."""
-
-    _client: Model = PrivateAttr()
-    _defaults: Attribution = PrivateAttr()
-
     # ------------------------------------------------------------------ construction
 
     @model_validator(mode="before")
@@ -118,42 +92,15 @@ class TollwayChatModel(BaseChatModel):
         tags = values.get("tags")
         if isinstance(tags, Mapping):
             values["tags"] = [f"{k}={v}" for k, v in tags.items()]
-        known = set(cls.model_fields) | {"stop_sequences"}
-        extra = {k: values.pop(k) for k in list(values) if k not in known}
-        if extra:
-            values["model_kwargs"] = {**(values.get("model_kwargs") or {}), **extra}
-        return values
+        return collect_model_kwargs(values, set(cls.model_fields) | {"stop_sequences"})
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._connect()  # outside pydantic validation, so tollway's typed errors surface
 
     def _connect(self) -> None:
-        client = self.client
-        if client is None:
-            if not self.model:
-                raise ConfigError(
-                    "TollwayChatModel needs model='<alias>' or 'provider/model', "
-                    "or client=tollway.Model(...)"
-                )
-            options = dict(self.client_options)
-            if self.api_key is not None:
-                options["api_key"] = self.api_key.get_secret_value()
-            for name in ("api_base", "timeout", "ledger"):
-                if getattr(self, name) is not None:
-                    options[name] = getattr(self, name)
-            if self.guards:
-                options["guards"] = tuple(self.guards)
-            client = Model(self.model, **options)
-        elif not isinstance(client, Model):
-            raise ConfigError(f"client must be a tollway.Model, got {type(client).__name__}")
-        self._client = client
-        if self.model is None:
-            self.model = client.target
-        self._defaults = Attribution.of(
-            self.attribution, org=self.org, project=self.project, user=self.user,
-            tags=self.tags or None,
-        )
+        self._client = self._tollway_client("TollwayChatModel")
+        self._defaults = self._attribution_defaults(self.tags)
         if self.profile is None:  # LangChain's own validator found none
             self.profile = self._tollway_profile()
 

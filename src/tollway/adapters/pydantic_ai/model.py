@@ -31,17 +31,17 @@ from pydantic_ai.settings import ModelSettingName, ModelSettings
 from pydantic_ai.tools import RunContext
 
 import tollway.core.model as core_model
+from tollway.adapters.pydantic_ai.client import TollwayClient
 from tollway.adapters.pydantic_ai.convert import build, to_messages, to_model_response
 from tollway.adapters.pydantic_ai.errors import mapped_errors
 from tollway.adapters.pydantic_ai.run import run_scope
 from tollway.adapters.pydantic_ai.stream import TollwayStreamedResponse
 from tollway.core.cost.attribution import Attribution
-from tollway.core.errors import ConfigError
 from tollway.core.types import Request
 
 
 @dataclass(init=False)
-class TollwayModel(Model):
+class TollwayModel(TollwayClient, Model):
     """``TollwayModel("smart")`` (an alias from tollway.yaml), ``TollwayModel(
     "anthropic/claude-sonnet-4-5", api_key=..., org="acme")``, or
     ``TollwayModel(client=tollway.Model(...))`` to share one configured Model.
@@ -84,49 +84,14 @@ class TollwayModel(Model):
         profile: ModelProfileSpec | None = None,
         **client_options: Any,
     ) -> None:
-        if client is None:
-            if not model:
-                raise ConfigError(
-                    "TollwayModel needs a model ('<alias>' or 'provider/model') or "
-                    "client=tollway.Model(...)"
-                )
-            options = dict(client_options)
-            for name, value in (("api_base", api_base), ("api_key", api_key),
-                                ("timeout", timeout), ("ledger", ledger)):
-                if value is not None:
-                    options[name] = value
-            if guards:
-                options["guards"] = tuple(guards)
-            client = core_model.Model(model, **options)
-        elif not isinstance(client, core_model.Model):
-            raise ConfigError(f"client must be a tollway.Model, got {type(client).__name__}")
-        self._client = client
-        self._target = model or client.target
-        self._defaults = Attribution.of(attribution, org=org, project=project, user=user,
-                                        tags=tags)
+        self._connect("TollwayModel", model, client, {
+            **client_options, "api_base": api_base, "api_key": api_key, "timeout": timeout,
+            "ledger": ledger, "guards": guards, "org": org, "project": project, "user": user,
+            "tags": tags, "attribution": attribution,
+        })
         super().__init__(settings=settings, profile=profile)
 
     # ------------------------------------------------------------------ identity
-
-    @property
-    def client(self) -> core_model.Model:
-        """The tollway Model this model calls (share it with other frameworks or MCP)."""
-        return self._client
-
-    @property
-    def model_name(self) -> str:
-        """The configured target: an alias or ``provider/model``."""
-        return self._target
-
-    @property
-    def system(self) -> str:
-        deployments = self._client.deployments
-        return deployments[0].provider.name if deployments else "tollway"
-
-    @property
-    def base_url(self) -> str | None:
-        deployments = self._client.deployments
-        return deployments[0].api_base if deployments else None
 
     def _provider_model_profile(self) -> ModelProfile:
         """What every tollway dialect supports: tools, forced tool choice, JSON-schema
