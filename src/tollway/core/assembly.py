@@ -27,6 +27,7 @@ from tollway.core.routing.health import HealthBoard
 from tollway.core.routing.plan import FallbackRule, RoutePolicy
 from tollway.core.routing.router import DirectRoute, Router, SingleDeployment
 from tollway.core.stores.open import GUARD_OPTIONS, budget_store_plan, open_budget_store
+from tollway.core.telemetry import apply_config as apply_telemetry
 
 if TYPE_CHECKING:
     from tollway.core.config import TollwaySettings
@@ -60,6 +61,9 @@ def assemble(target: str, config: Any = None, **options: Any) -> Assembled:
     settings = settings_of(config)
     if settings is None:
         return Assembled(SingleDeployment(resolve_deployment(target, **options)))
+    if settings.telemetry is not None:
+        spec = settings.telemetry
+        apply_telemetry(spec.enabled, spec.capture_content, spec.propagate)
     call_guards, ledger = guards(settings), settings.ledger_target
     prices, defaults = price_book(settings), _attribution(settings)
     if target in settings.models:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from tollway.core.types import Attempt, Request, Usage
 
@@ -33,6 +33,8 @@ class CallContext:
     """time.perf_counter() at the start of the call."""
     started_at: datetime
     attempts: list[Attempt] = field(default_factory=list)
+    span: Any = None
+    """The call's telemetry span (``core/telemetry``) while telemetry is on, else None."""
 
 
 class Route(Protocol):
