@@ -28,7 +28,10 @@ from tollway.core.errors import ConfigError
 if TYPE_CHECKING:
     from tollway.core.telemetry.otel import Telemetry
 
-__all__ = ["ENV_CAPTURE", "ENV_SWITCH", "apply_config", "disable", "enable", "resolve", "switch"]
+__all__ = [
+    "ENV_CAPTURE", "ENV_SWITCH", "apply_config", "disable", "disable_telemetry", "enable",
+    "enable_telemetry", "resolve", "switch",
+]
 
 ENV_SWITCH = "TOLLWAY_OTEL"
 ENV_CAPTURE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
@@ -135,3 +138,7 @@ def apply_config(enabled: bool, capture_content: bool = False, propagate: bool =
     enable(capture_content=capture or None, propagate=propagate,
            tracer_provider=None if current is None else current.tracer_provider,
            meter_provider=None if current is None else current.meter_provider)
+
+
+enable_telemetry = enable
+disable_telemetry = disable
