@@ -41,6 +41,7 @@ LABELS = {
     "tollway-httpx": "tollway [httpx transport]",
     "tollway-aiohttp": "tollway [aiohttp transport]",
     "tollway+ledger": "tollway + ledger (sqlite)",
+    "tollway+otel": "tollway + OpenTelemetry on (SDK, spans batched to a discarding exporter)",
     "tollway+budgets-memory": "tollway + budgets (memory)",
     "tollway+budgets-sqlite": "tollway + budgets (sqlite)",
     "tollway+budgets-redis": "tollway + budgets (redis)",
@@ -129,6 +130,8 @@ class TollwayOptions:
     transport: str | None = None
     """Transport forced through TOLLWAY_ASYNC_TRANSPORT (None: tollway's defaults);
     ``httpx`` forces the sync one too (TOLLWAY_SYNC_TRANSPORT)."""
+    otel: bool = False
+    """Telemetry on (``+otel``); every other tollway client runs with it off."""
 
     @classmethod
     def parse(cls, client: str) -> TollwayOptions:
@@ -140,7 +143,7 @@ class TollwayOptions:
         transport = None
         if client.startswith("tollway-"):
             transport = client.removeprefix("tollway-").split("+")[0]
-        return cls(ledger, budgets, transport)
+        return cls(ledger, budgets, transport, "+otel" in client)
 
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -206,10 +209,34 @@ def tollway_model(client: str, url: str, tmp: Path, **model_options: Any) -> Any
     ledger: Any = str(ledger_file) if opts.ledger else False
     guards = [budget_guard(opts.budgets, tmp, GENEROUS_BUDGET,
                            ledger_file if opts.ledger else None)] if opts.budgets else []
+    if opts.otel:
+        enable_sdk_telemetry()
     return tollway.Model(
         TOLLWAY_MODEL, api_base=url, api_key=API_KEY, ledger=ledger, guards=guards,
         **model_options,
     )
+
+
+def enable_sdk_telemetry() -> None:
+    """tollway telemetry into a real SDK pipeline, as a deployment would run it: a
+    TracerProvider with a BatchSpanProcessor (its exporter drops the spans, so no
+    network is timed) and a MeterProvider whose histograms aggregate in memory."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    import tollway
+
+    class Discard(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    os.environ.pop("OTEL_SDK_DISABLED", None)
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(Discard()))
+    tollway.enable_telemetry(tracer_provider=tracer_provider,
+                             meter_provider=MeterProvider(metric_readers=[InMemoryMetricReader()]))
 
 
 # --------------------------------------------------------------------------- bodies

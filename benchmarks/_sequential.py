@@ -19,13 +19,14 @@ from _measure import asequential, sequential
 from _report import latency_table
 
 SYNC_CLIENTS = [
-    "httpx", "httpcore", "openai", "litellm", "tollway", "tollway-httpx", "tollway+ledger",
+    "httpx", "httpcore", "openai", "litellm", "tollway", "tollway+otel", "tollway-httpx",
+    "tollway+ledger",
     "tollway+budgets-memory", "tollway+budgets-sqlite", "tollway+budgets-redis",
     "tollway+ledger+budgets-sqlite",
 ]
 ASYNC_CLIENTS = [
-    "httpx", "aiohttp", "httpx-aiohttp", "openai", "litellm", "tollway", "tollway-httpx",
-    "tollway+ledger+budgets-sqlite",
+    "httpx", "aiohttp", "httpx-aiohttp", "openai", "litellm", "tollway", "tollway+otel",
+    "tollway-httpx", "tollway+ledger+budgets-sqlite",
 ]
 
 

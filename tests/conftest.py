@@ -191,3 +191,15 @@ class Driver:
 @pytest.fixture(params=["sync", "async"])
 def driver(request: pytest.FixtureRequest) -> Driver:
     return Driver(request.param)
+
+
+# --------------------------------------------------------------------------- telemetry
+
+
+@pytest.fixture
+def otel(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """tollway telemetry on, into an in-memory OpenTelemetry SDK (``tests/fakes/otel.py``)."""
+    from tests.fakes.otel import otel_session
+
+    with otel_session(monkeypatch) as session:
+        yield session

@@ -57,6 +57,8 @@ _EXPORTS: dict[str, str] = {
     "RateLimitPolicy": "tollway.core.cost.policy",
     "load_config": "tollway.core.config",
     "trace": "tollway.core.tracing",
+    "enable_telemetry": "tollway.core.telemetry",
+    "disable_telemetry": "tollway.core.telemetry",
     "errors": "tollway.core.errors",
 }
 
@@ -110,5 +112,7 @@ if TYPE_CHECKING:
     from tollway.core.model import ResponseStream as ResponseStream
     from tollway.core.reports import budget_status as budget_status
     from tollway.core.reports import spend as spend
+    from tollway.core.telemetry import disable_telemetry as disable_telemetry
+    from tollway.core.telemetry import enable_telemetry as enable_telemetry
     from tollway.core.tracing import trace as trace
     from tollway.core.types import *  # noqa: F403

@@ -32,6 +32,7 @@ from tollway.core.stores.open import (
     open_budget_store,
     shared_ledger,
 )
+from tollway.core.telemetry import apply_config as apply_telemetry
 
 if TYPE_CHECKING:
     from tollway.core.config import TollwaySettings
@@ -66,6 +67,9 @@ def assemble(target: str, config: Any = None, **options: Any) -> Assembled:
     settings = settings_of(config)
     if settings is None:
         return Assembled(SingleDeployment(resolve_deployment(target, **options)))
+    if settings.telemetry is not None:
+        spec = settings.telemetry
+        apply_telemetry(spec.enabled, spec.capture_content, spec.propagate)
     call_guards, ledger = guards(settings), settings.ledger_target
     prices, defaults = price_book(settings), _attribution(settings)
     if target in settings.models:

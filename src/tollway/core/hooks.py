@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from tollway.core.media_types import CallKind, EmbeddingRequest, ImageRequest
 from tollway.core.types import Attempt, Request, Usage
@@ -38,6 +38,8 @@ class CallContext(Generic[RequestT]):
     attempts: list[Attempt] = field(default_factory=list)
     kind: CallKind = "model"
     """The ledger kind of the call: ``model`` (chat), ``embedding`` or ``image``."""
+    span: Any = None
+    """The call's telemetry span (``core/telemetry``) while telemetry is on, else None."""
 
 
 class Route(Protocol):

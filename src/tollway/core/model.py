@@ -32,6 +32,8 @@ from tollway.core.media_types import (
 from tollway.core.providers import Deployment, registered_transport
 from tollway.core.routing.router import SingleDeployment
 from tollway.core.streams import AsyncResponseStream, Cancelled, ResponseStream
+from tollway.core.telemetry import resolve as _resolve_telemetry
+from tollway.core.telemetry import switch as _telemetry
 from tollway.core.tracing import current_trace_id, new_trace_id
 from tollway.core.transport import Transport, default_transport
 from tollway.core.types import Attempt, Request, Response, Usage
@@ -104,6 +106,7 @@ class Model:
         self._defaults = defaults
         """Config defaults under the Model's own: merged once, here; a call merges the
         scope's attribution over them once more, in :meth:`_context`."""
+        _resolve_telemetry()
 
     def __repr__(self) -> str:
         return f"Model({self.target!r})"
@@ -114,6 +117,9 @@ class Model:
         """One non-streamed call. ``messages``: a prompt string, Messages, OpenAI-style
         dicts or a Request; ``params``: tools, tool_choice, response_format, ..."""
         ctx = self._context(build_request(messages, **params), stream=False)
+        telemetry = _telemetry.current  # off: this read is all telemetry costs a call
+        if telemetry is not None:
+            return telemetry.call(ctx, self._route, self._run)
         route = self._route
         if route.__class__ is SingleDeployment:  # one attempt: no closure, no extra frame
             return drive(self._attempt(ctx, route.deployment))
@@ -121,12 +127,23 @@ class Model:
 
     async def acomplete(self, messages: Any, /, **params: Any) -> Response:
         ctx = self._context(build_request(messages, **params), stream=False)
+        telemetry = _telemetry.current
+        if telemetry is not None:
+            return await telemetry.acall(ctx, self._route, self._arun)
         route = self._route
         if route.__class__ is SingleDeployment:
             # Fewer objects alive across the await: under hundreds of concurrent calls
             # each one survives into the GC's oldest generation and is scanned there.
             return await adrive(self._attempt(ctx, route.deployment))
         return await route.arun(ctx, lambda dep: adrive(self._attempt(ctx, dep)))
+
+    def _run(self, ctx: CallContext) -> Response:
+        """The call's attempts over the route (the traced path; the untraced one in
+        :meth:`complete` is the same two lines, inline to spare a frame)."""
+        return self._route.run(ctx, lambda dep: drive(self._attempt(ctx, dep)))
+
+    async def _arun(self, ctx: CallContext) -> Response:
+        return await self._route.arun(ctx, lambda dep: adrive(self._attempt(ctx, dep)))
 
     def stream(self, messages: Any, /, **params: Any) -> ResponseStream:
         """A streamed call: ``with model.stream(...) as s: for event in s: ...``."""
@@ -415,6 +432,8 @@ class Model:
         status = "cancelled" if cancelled else type(exc).__name__
         code = getattr(exc, "status", None)
         ctx.attempts.append(Attempt(dep.name, f"{status}: {exc}"[:300], code))
+        if ctx.span is not None:
+            ctx.span.attempt_failed(dep, exc)
         record = self.call_row(ctx, dep, t0, status=status)
         record.error = errors.scrub(str(exc), 300)
         return record

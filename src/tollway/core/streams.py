@@ -25,6 +25,7 @@ from tollway.core.effects import (
     drive,
 )
 from tollway.core.sse import SSEDecoder
+from tollway.core.telemetry import switch as _telemetry
 from tollway.core.types import (
     Request,
     Response,
@@ -236,8 +237,16 @@ class ResponseStream:
     def _open(self) -> Iterator[StreamEvent]:
         if self._iter is None:
             model, ctx = self._model, self._ctx
-            live = model.route.run(ctx, lambda dep: drive(LiveStream(model, ctx, dep).open()))
-            self._iter = live.events()
+            route = model.route
+
+            def open_live() -> LiveStream:
+                return route.run(ctx, lambda dep: drive(LiveStream(model, ctx, dep).open()))
+
+            telemetry = _telemetry.current
+            if telemetry is not None:  # the span ends with the stream
+                self._iter = telemetry.stream(ctx, route, open_live)
+            else:
+                self._iter = open_live().events()
         return self._iter
 
     def __enter__(self) -> ResponseStream:
@@ -282,10 +291,16 @@ class AsyncResponseStream:
     async def _open(self) -> AsyncIterator[StreamEvent]:
         if self._iter is None:
             model, ctx = self._model, self._ctx
-            live = await model.route.arun(
-                ctx, lambda dep: adrive(LiveStream(model, ctx, dep).open())
-            )
-            self._iter = live.aevents()
+            route = model.route
+
+            async def open_live() -> LiveStream:
+                return await route.arun(ctx, lambda dep: adrive(LiveStream(model, ctx, dep).open()))
+
+            telemetry = _telemetry.current
+            if telemetry is not None:
+                self._iter = await telemetry.astream(ctx, route, open_live)
+            else:
+                self._iter = (await open_live()).aevents()
         return self._iter
 
     async def __aenter__(self) -> AsyncResponseStream:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from tollway.core.logs import logger
+from tollway.core.telemetry import switch as _telemetry
 from tollway.gateway import (
     admin_routes,
     anthropic_routes,
@@ -161,7 +162,15 @@ class GatewayApp:
                 request.key = await authenticate(gw, headers)
             elif route.auth == "admin":
                 check_admin(gw, headers)
-            reply = await route.handler(gw, request)
+            telemetry = _telemetry.current
+            if telemetry is None:
+                reply = await route.handler(gw, request)
+            else:  # the client's traceparent is the parent of the call's span
+                token = telemetry.extract(headers)
+                try:
+                    reply = await route.handler(gw, request)
+                finally:
+                    telemetry.detach(token)
         except Exception as exc:
             status, err_headers, payload = error_response(dialect, exc)
             reply = JSONReply(status, payload, err_headers)

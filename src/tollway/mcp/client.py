@@ -45,6 +45,8 @@ from mcp import ClientSession, McpError, types
 
 from tollway.core.errors import scrub
 from tollway.core.logs import logger
+from tollway.core.telemetry import switch as _telemetry
+from tollway.core.telemetry.attributes import error_type as type_name
 from tollway.core.types import Tool
 from tollway.mcp.config import HTTPServer, MCPServer, SSEServer, StdioServer, server_from_dict
 from tollway.mcp.errors import (
@@ -390,8 +392,11 @@ class _Connection:
         return self.tools
 
     async def call(self, tool: str, arguments: Mapping[str, Any] | None,
-                   timeout: float | None) -> Any:
+                   timeout: float | None, meta: dict[str, Any] | None = None) -> Any:
+        """``meta``: the request's ``params._meta`` (trace context, when telemetry is on)."""
         async def run(session: ClientSession) -> Any:
+            if meta:
+                return await session.call_tool(tool, dict(arguments or {}), meta=meta)
             return await session.call_tool(tool, dict(arguments or {}))
 
         return await self.request(run, timeout, f"the call to {tool!r}")
@@ -729,7 +734,30 @@ class MCPClient:
         call_id: str | None = None,
         ledger: Ledger | None = None,
     ) -> ToolOutput:
-        """Call ``tool`` (the server's own name) on ``server``; see :meth:`call_tool`."""
+        """Call ``tool`` (the server's own name) on ``server``; see :meth:`call_tool`.
+        With telemetry on, the call is an ``execute_tool`` span whose context travels to
+        the server in ``params._meta`` (the MCP conventions' propagation)."""
+        telemetry = _telemetry.current
+        if telemetry is None:
+            return await self._call_server_tool(server, tool, arguments, timeout, call_id,
+                                                ledger, None)
+        span = telemetry.tool(tool, call_id=call_id, server=server, arguments=arguments)
+        try:
+            with span.active():
+                output = await self._call_server_tool(server, tool, arguments, timeout, call_id,
+                                                      ledger, span.carrier())
+        except BaseException as exc:
+            span.end(status=type_name(exc), error=exc, result=None)
+            raise
+        span.end(status=output.status, error=output.error, result=output.content,
+                 cost_nanos=output.cost_nanos)
+        return output
+
+    async def _call_server_tool(
+        self, server: str, tool: str, arguments: Mapping[str, Any] | None,
+        timeout: float | None, call_id: str | None, ledger: Ledger | None,
+        meta: dict[str, Any] | None,
+    ) -> ToolOutput:
         self._bind_loop()
         conn = self._connections.get(server)
         if conn is None:
@@ -748,7 +776,7 @@ class MCPClient:
         started_at = datetime.now(UTC)
         t0 = time.perf_counter()
         try:
-            result = await conn.call(tool, arguments, limit)
+            result = await conn.call(tool, arguments, limit, meta)
             output = output_from_result(result, server=server, tool=tool)
         except MCPError as exc:
             exc.tool = tool

@@ -31,7 +31,15 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -39,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 from tollway.core.errors import BadRequestError, ToolArgumentsError, ToolLoopError
 from tollway.core.inputs import to_messages, to_tool_choice
-from tollway.core.tracing import trace
+from tollway.core.telemetry import switch as _telemetry
 from tollway.core.types import (
     NANOS_PER_USD,
     Message,
@@ -52,6 +60,7 @@ from tollway.core.types import (
     Usage,
 )
 from tollway.mcp.errors import MCPTimeoutError, MCPToolDenied, MCPUnknownToolError
+from tollway.mcp.loop_trace import LoopScope, loop_scope
 from tollway.mcp.rows import arecord, tool_record
 from tollway.mcp.tools import FunctionTool, MCPTool, ToolOutput, function_tool, value_to_output
 
@@ -386,6 +395,23 @@ class _ToolLoop:
 
 async def _run_function(fn: FunctionTool, planned: _Planned, timeout: float | None,
                         ledger: Ledger | None) -> ToolOutput:
+    telemetry = _telemetry.current
+    if telemetry is None:
+        return await _function_output(fn, planned, timeout, ledger)
+    span = telemetry.tool(fn.name, call_id=planned.call.id, description=fn.tool.description,
+                          arguments=planned.arguments)
+    try:
+        with span.active():
+            output = await _function_output(fn, planned, timeout, ledger)
+    except BaseException as exc:
+        span.end(status=type(exc).__name__, error=exc, result=None)
+        raise
+    span.end(status=output.status, error=output.error, result=output.content)
+    return output
+
+
+async def _function_output(fn: FunctionTool, planned: _Planned, timeout: float | None,
+                           ledger: Ledger | None) -> ToolOutput:
     started_at = datetime.now(UTC)
     t0 = time.perf_counter()
     try:
@@ -530,7 +556,7 @@ async def arun_tools(
     ``Model.acomplete`` takes (temperature, max_tokens, tool_choice for the first
     round...)."""
     client = _async_client(mcp)
-    with trace(trace_id) as tid, _model_attribution(model):
+    with _model_attribution(model), loop_scope(trace_id) as scope:
         loop = _ToolLoop(
             messages, mcp_tools=await _catalog_tools(client), functions=_functions(tools),
             max_rounds=max_rounds, tool_timeout=tool_timeout, on_tool_error=on_tool_error,
@@ -541,7 +567,7 @@ async def arun_tools(
             response = await model.acomplete(loop.messages, **loop.request())
             calls = loop.answer(response)
             if not calls:
-                return loop.result(tid)
+                return scope.done(loop.result(scope.trace_id))
             planned = [loop.plan(call) for call in calls]
             await _approve(loop, planned, on_tool_call)
             outputs = await asyncio.gather(
@@ -569,7 +595,7 @@ def run_tools(
     or an MCPClient whose loop runs in another thread). The approval hook runs in this
     thread."""
     client = _async_client(mcp)
-    with trace(trace_id) as tid, _model_attribution(model):
+    with _model_attribution(model), loop_scope(trace_id) as scope:
         mcp_tools = _on_client_loop(client, lambda: _catalog_tools(client)) if client else []
         loop = _ToolLoop(
             messages, mcp_tools=mcp_tools, functions=_functions(tools),
@@ -581,7 +607,7 @@ def run_tools(
             response = model.complete(loop.messages, **loop.request())
             calls = loop.answer(response)
             if not calls:
-                return loop.result(tid)
+                return scope.done(loop.result(scope.trace_id))
             planned = [loop.plan(call) for call in calls]
             _approve_sync(loop, planned, on_tool_call)
 
@@ -628,50 +654,75 @@ async def astream_tools(
     StreamEnd, :class:`ToolCallStarted` / :class:`ToolCallFinished` around each tool call
     (finished events in completion order), and :class:`ToolLoopEnd` with the result."""
     client = _async_client(mcp)
-    with trace(trace_id) as tid, _model_attribution(model):
-        loop = _ToolLoop(
-            messages, mcp_tools=await _catalog_tools(client), functions=_functions(tools),
-            max_rounds=max_rounds, tool_timeout=tool_timeout, on_tool_error=on_tool_error,
-            params=params,
-        )
-        ledger = _tool_ledger(model, client)
-        while True:
-            response: Response | None = None
-            async with model.astream(loop.messages, **loop.request()) as stream:
-                async for event in stream:
-                    if isinstance(event, StreamEnd):
-                        response = event.response
-                    else:
-                        yield event
-            assert response is not None
-            calls = loop.answer(response)
-            yield RoundEnd(loop.round, response)
-            if not calls:
-                yield ToolLoopEnd(loop.result(tid))
-                return
-            planned = [loop.plan(call) for call in calls]
-            await _approve(loop, planned, on_tool_call)
-            for item in planned:
-                yield ToolCallStarted(loop.round, item.call, item.server, item.tool)
-            async def indexed(index: int, item: _Planned) -> tuple[int, ToolOutput]:
-                return index, await _execute(loop, item, client, ledger)
+    with _model_attribution(model):
+        scope = loop_scope(trace_id).start()
+        rounds: AsyncGenerator[ToolLoopEvent, None] | None = None
+        try:
+            loop = _ToolLoop(
+                messages, mcp_tools=await _catalog_tools(client), functions=_functions(tools),
+                max_rounds=max_rounds, tool_timeout=tool_timeout, on_tool_error=on_tool_error,
+                params=params,
+            )
+            rounds = _stream_rounds(model, loop, scope, client, on_tool_call)
+            async for item in rounds:
+                yield item
+        except BaseException as exc:  # a failure, or the consumer closed the stream early
+            if rounds is not None:
+                await rounds.aclose()  # its streams and tool tasks end before the span
+            scope.finish(exc)
+            raise
+        scope.finish()
 
+
+async def _stream_rounds(
+    model: Model, loop: _ToolLoop, scope: LoopScope, client: MCPClient | None,
+    on_tool_call: ApproveHook | None,
+) -> AsyncGenerator[ToolLoopEvent, None]:
+    """:func:`astream_tools`' rounds. Calls start under ``scope.active()`` (never across
+    a ``yield``: the consumer's code must not run inside the loop's span context)."""
+    ledger = _tool_ledger(model, client)
+    while True:
+        response: Response | None = None
+        live = model.astream(loop.messages, **loop.request())
+        with scope.active():
+            await live.__aenter__()
+        try:
+            async for event in live:
+                if isinstance(event, StreamEnd):
+                    response = event.response
+                else:
+                    yield event
+        finally:
+            await live.__aexit__(None, None, None)
+        assert response is not None
+        calls = loop.answer(response)
+        yield RoundEnd(loop.round, response)
+        if not calls:
+            yield ToolLoopEnd(scope.done(loop.result(scope.trace_id)))
+            return
+        planned = [loop.plan(call) for call in calls]
+        await _approve(loop, planned, on_tool_call)
+        for item in planned:
+            yield ToolCallStarted(loop.round, item.call, item.server, item.tool)
+
+        async def indexed(index: int, item: _Planned) -> tuple[int, ToolOutput]:
+            return index, await _execute(loop, item, client, ledger)
+
+        with scope.active():  # each task copies the context it is created in
             tasks = [asyncio.ensure_future(indexed(i, item)) for i, item in enumerate(planned)]
-            outputs: list[ToolOutput | None] = [None] * len(planned)
-            try:
-                for next_done in asyncio.as_completed(tasks):
-                    index, output = await next_done
-                    outputs[index] = output
-                    item = planned[index]
-                    result = ToolResult(item.call.id, output.tool_content(), output.is_error,
-                                        item.call.name)
-                    yield ToolCallFinished(loop.round, ToolRun(
-                        loop.round, item.call, output, result, item.server, item.tool,
-                        item.approved,
-                    ))
-            finally:
-                for task in tasks:
-                    task.cancel()
-            loop.finish(planned, [o for o in outputs if o is not None])
-
-
+        outputs: list[ToolOutput | None] = [None] * len(planned)
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                index, output = await next_done
+                outputs[index] = output
+                item = planned[index]
+                result = ToolResult(item.call.id, output.tool_content(), output.is_error,
+                                    item.call.name)
+                yield ToolCallFinished(loop.round, ToolRun(
+                    loop.round, item.call, output, result, item.server, item.tool,
+                    item.approved,
+                ))
+        finally:
+            for task in tasks:
+                task.cancel()
+        loop.finish(planned, [o for o in outputs if o is not None])

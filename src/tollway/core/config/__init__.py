@@ -149,6 +149,7 @@ class TollwaySettings:
         self.mcp = file.mcp
         self.attribution = file.attribution
         self.gateway = file.gateway
+        self.telemetry = file.telemetry
         self._lines = dict(lines or {})
         self._env = env
         self._lock = threading.RLock()

@@ -181,6 +181,17 @@ class LedgerSpec(_Section):
     enabled: bool = True
 
 
+class TelemetrySpec(_Section):
+    """OpenTelemetry GenAI spans and metrics (the ``otel`` extra). Off unless enabled
+    here, by ``$TOLLWAY_OTEL=1`` or from code; ``$TOLLWAY_OTEL=0`` keeps it off."""
+
+    enabled: bool = False
+    capture_content: bool = False
+    """Record prompts, outputs and tool arguments / results on the spans (sensitive)."""
+    propagate: bool = True
+    """Send the call span's context upstream (a ``traceparent`` header to the provider)."""
+
+
 _RawSection = list[Any] | dict[str, Any] | None
 
 
@@ -235,6 +246,7 @@ class ConfigFile(_Section):
     attribution: dict[str, Any] | None = None
     gateway: dict[str, Any] | None = None
     """``tollway gateway``'s section, validated by ``tollway.gateway.config``."""
+    telemetry: TelemetrySpec | None = None
 
     @field_validator("models", mode="before")
     @classmethod
@@ -274,6 +286,7 @@ __all__ = [
     "LedgerSpec",
     "RouterSpec",
     "Strategy",
+    "TelemetrySpec",
     "TimeoutSpec",
     "fix_on_key",
 ]
