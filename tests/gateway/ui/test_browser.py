@@ -137,7 +137,9 @@ def test_dashboard_in_chromium_login_chart_filter_keys_and_a_trace(
     _shot(page, "5-key-created")
     headers = {"authorization": f"Bearer {secret}"}
     chat = {"model": "fast", "messages": [{"role": "user", "content": "hi"}]}
-    assert httpx.post(gw.url + "/v1/chat/completions", json=chat, headers=headers).status_code == 200
+    # the gateway's first call builds its Model (seconds on a loaded 2-core machine)
+    reply = httpx.post(gw.url + "/v1/chat/completions", json=chat, headers=headers, timeout=60)
+    assert reply.status_code == 200
     page.click("nav >> text=Keys")
     assert secret not in page.content()
     key_row = page.locator("#keys-table tbody tr", has_text="browser-bot")

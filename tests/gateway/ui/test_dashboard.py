@@ -226,7 +226,8 @@ def test_a_key_created_on_the_page_works_on_the_gateway_until_revoked_there(
     assert secret, created.text
     secret_text = secret.group(1)
     headers = {"authorization": f"Bearer {secret_text}"}
-    assert httpx.post(gw.url + "/v1/chat/completions", json=CHAT, headers=headers).status_code == 200
+    first = httpx.post(gw.url + "/v1/chat/completions", json=CHAT, headers=headers, timeout=60)
+    assert first.status_code == 200
     listing = client.get("/ui/keys").text
     assert secret_text not in listing and secret_text[:10] in listing  # the prefix only
     key_id = re.search(r'data-key="(key_[^"]+)"', listing).group(1)  # type: ignore[union-attr]
@@ -256,7 +257,7 @@ def test_budgets_page_shows_limit_spent_reserved_remaining_and_reset(
     fake.default = oai.text_reply("ok", usage=Usage(100_000, 10))
     secret, _key = gw.create_key(org="acme")
     reply = httpx.post(gw.url + "/v1/chat/completions", json=CHAT,
-                       headers={"authorization": f"Bearer {secret}"})
+                       headers={"authorization": f"Bearer {secret}"}, timeout=60)
     assert reply.status_code == 200
     spent = reply.headers["x-tollway-cost-usd"]
     client = _admin(gw)
