@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -120,12 +121,6 @@ def test_dashboard_in_chromium_login_chart_filter_keys_and_a_trace(
     assert sorted(p.strip() for p in projects) == ["ads", "search"]
     _shot(page, "3-spend-filtered")
 
-    # budgets
-    page.click("nav >> text=Budgets")
-    row = page.locator("#budgets-table tr", has_text="acme-monthly")
-    assert "$25.000000" in row.inner_text()
-    _shot(page, "4-budgets")
-
     # keys: create (shown once), use it, revoke it
     page.click("nav >> text=Keys")
     page.fill("#create-key input[name=name]", "browser-bot")
@@ -140,6 +135,15 @@ def test_dashboard_in_chromium_login_chart_filter_keys_and_a_trace(
     # the gateway's first call builds its Model (seconds on a loaded 2-core machine)
     reply = httpx.post(gw.url + "/v1/chat/completions", json=chat, headers=headers, timeout=60)
     assert reply.status_code == 200
+    cost = Decimal(reply.headers["x-tollway-cost-usd"])
+
+    # budgets: the config's and the new key's, each with what that call spent
+    page.click("nav >> text=Budgets")
+    for name, limit in (("acme-monthly", "$25.000000"), ("/budget0", "$3.000000")):
+        cells = page.locator("#budgets-table tbody tr", has_text=name).locator("td")
+        assert cells.nth(3).inner_text() == limit
+        assert cells.nth(4).inner_text() == f"${cost:,.6f}"
+    _shot(page, "4-budgets")
     page.click("nav >> text=Keys")
     assert secret not in page.content()
     key_row = page.locator("#keys-table tbody tr", has_text="browser-bot")

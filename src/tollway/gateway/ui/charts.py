@@ -108,18 +108,20 @@ def _share(part: Decimal | int, whole: Decimal | int) -> float:
     return 0.0 if not whole else max(0.0, min(1.0, float(part) / float(whole)))
 
 
-def budget_bar(row: BudgetRow, *, width: int = 220, height: int = 14) -> str:
+def budget_bar(row: BudgetRow, *, width: int = 140, height: int = 14) -> str:
     """Spent (solid) then reserved (lighter) against the limit; red from 90 %."""
     spent = _share(row.spent, row.limit)
     reserved = min(1.0 - spent, _share(row.reserved, row.limit))
     fill = "#d93025" if spent + reserved >= 0.9 else "#2f6fdf"
-    pct = f"{(spent + reserved) * 100:.0f}% used"
+    used = (spent + reserved) * 100
+    pct = f"{used:.1f}% used" if used < 10 else f"{used:.0f}% used"
     return (
         f'<svg class="bar" role="img"{attrs(width=width, height=height, aria_label=pct)}>'
         f'<rect width="{width}" height="{height}" rx="3" fill="#e3e5e8"/>'
         f'<rect width="{spent * width:.1f}" height="{height}" rx="3"{attrs(fill=fill)}/>'
         f'<rect x="{spent * width:.1f}" width="{reserved * width:.1f}" height="{height}"'
         f'{attrs(fill=fill)} fill-opacity="0.4"/><title>{esc(pct)}</title></svg>'
+        f' <span class="pct">{esc(pct)}</span>'
     )
 
 

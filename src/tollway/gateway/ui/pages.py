@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import shlex
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -197,7 +197,9 @@ async def budgets(ui: Dashboard, req: UIRequest) -> UIReply:
     lines = [[
         esc(r.budget), esc(r.scope), esc(r.period), esc(_amount(r.limit, r.unit)),
         esc(_amount(r.spent, r.unit)), esc(_amount(r.reserved, r.unit)),
-        esc(_amount(r.remaining, r.unit)), esc(when(r.resets_at)), budget_bar(r),
+        esc(_amount(r.remaining, r.unit)),
+        esc("never" if r.resets_at is None else f"{r.resets_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"),
+        budget_bar(r),
     ] for r in rows]
     body = table(["budget", "scope", "period", "limit", "spent", "reserved", "remaining",
                   "resets", "used"], lines, id_="budgets-table", numeric=range(3, 7))
