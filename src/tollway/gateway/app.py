@@ -140,6 +140,8 @@ class GatewayApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.gateway.stop()
+                if self.ui is not None:
+                    self.ui.source.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

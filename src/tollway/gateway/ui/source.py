@@ -68,16 +68,18 @@ class DashboardSource:
 
 
 def gateway_source(gw: Gateway) -> DashboardSource:
-    """The gateway's own ledger, budgets and key store (nothing new is opened but the
-    shared ledger connection)."""
-    from tollway.core.stores.open import shared_ledger
+    """The gateway's own ledger, budgets and key store. The ledger is read through a
+    connection of its own: a long spend query then never holds the lock the gateway's
+    calls take to write their rows (SQLite's WAL lets the reader run beside them). A
+    gateway with the ledger off shows an empty one."""
+    from tollway.core.stores.open import open_ledger
 
     settings = gw.settings
-    target = settings.ledger_target if settings.ledger_target not in (None, False) else None
-    ledger = shared_ledger(target)  # type: ignore[arg-type]
+    target = settings.ledger_target
+    ledger = open_ledger("memory" if target is False else None if target is True else target)
     return DashboardSource(
         ledger=ledger, settings=settings, keys=gw.keys.store if gw.keys is not None else None,
-        key_budget_store=lambda: gw.guard.store,
+        key_budget_store=lambda: gw.guard.store, owns=[ledger],
     )
 
 
