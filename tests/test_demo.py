@@ -38,6 +38,10 @@ def test_demo_runs_offline_and_prints_the_spend_table(tmp_path: Path) -> None:
                      "STOP", "served by 'fast-model'", "Spend from the ledger", "Budgets"):
         assert expected in out, f"{expected!r} missing from the demo output:\n{out[-4000:]}"
 
+    # the demo ends by pointing at the dashboard over its ledger (lines may wrap)
+    dashboard = f"tollway dashboard --ledger sqlite:///{workdir / 'ledger.db'} --config"
+    assert dashboard in " ".join(out.split()), out[-2000:]
+
     ledger = open_ledger(f"sqlite:///{workdir / 'ledger.db'}")
     rows = spend(ledger, group_by=["user", "status"])
     by = {(r.group["user"], r.group["status"]): r for r in rows}

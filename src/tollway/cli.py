@@ -1,4 +1,4 @@
-"""The ``tollway`` command: demo, spend, budgets, check-config, gateway, keys.
+"""The ``tollway`` command: demo, spend, budgets, check-config, gateway, keys, dashboard.
 
 Each subcommand lives in ``tollway/commands/<name>.py`` with ``configure(parser)`` and
 ``run(args) -> int``; only the chosen one is imported, so ``tollway --version`` is instant.
@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check-config": ("tollway.commands.check_config", "validate tollway.yaml and print it resolved"),
     "gateway": ("tollway.commands.gateway", "serve the OpenAI- and Anthropic-compatible gateway"),
     "keys": ("tollway.commands.keys", "create, list, revoke, rotate the gateway's virtual keys"),
+    "dashboard": ("tollway.commands.dashboard", "the spend dashboard in the browser, over a ledger"),
 }
 
 

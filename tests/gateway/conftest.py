@@ -69,21 +69,27 @@ class RunningGateway:
         self._thread.join(timeout=10)
 
 
-def serve(gateway: Gateway) -> RunningGateway:
+def start_uvicorn(app: Any) -> tuple[int, Any, threading.Thread]:
+    """Serve an ASGI app on a free loopback port in a thread: ``(port, server, thread)``;
+    stop it with ``server.should_exit = True`` and ``thread.join()``."""
     import uvicorn
 
     port = free_port()
-    config = uvicorn.Config(create_app(gateway=gateway), host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="on", loop="asyncio",
-                            timeout_graceful_shutdown=5)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            lifespan="on", loop="asyncio", timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the gateway did not start")
+            raise RuntimeError("the server did not start")
         time.sleep(0.01)
+    return port, server, thread
+
+
+def serve(gateway: Gateway) -> RunningGateway:
+    port, server, thread = start_uvicorn(create_app(gateway=gateway))
     return RunningGateway(gateway, port, server, thread)
 
 

@@ -77,16 +77,17 @@ def test_rows_round_trip_every_field_and_scrub_secrets(target: str) -> None:
         ledger.close()
 
 
-def test_spend_groups_and_filters_like_sqlite(target: str) -> None:
+def test_spend_groups_filters_hours_calls_and_traces_like_sqlite(target: str) -> None:
     ledger = open_ledger(target)
     try:
         cases.populate_spend(ledger)
         cases.check_spend(ledger)
+        # and through a URL string, as the CLI does
+        rows = spend(target, group_by=["model"], since="2026-11-01")
+        assert [r.group["model"] for r in rows] == ["gpt-4o", "claude-sonnet-4-5", "llama3"]
+        cases.check_over_time(ledger)
     finally:
         ledger.close()
-    # and through a URL string, as the CLI does
-    rows = spend(target, group_by=["model"], since="2026-11-01")
-    assert [r.group["model"] for r in rows] == ["gpt-4o", "claude-sonnet-4-5", "llama3"]
 
 
 async def test_arecord_uses_an_async_connection_per_loop(target: str) -> None:

@@ -97,13 +97,25 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
     story.run()
     _spend_table(show, settings)
     _budget_table(show, settings, clock)
-    show.line(f"\nfinished in {time.perf_counter() - started:.0f} s; "
-              f"see the same figures with: tollway spend --ledger {settings.ledger_target} "
-              f"--by project,user,agent,alias")
+    show.line(f"\nfinished in {time.perf_counter() - started:.0f} s")
+    show.line(_next_steps(settings.ledger_target, config_path, kept=bool(args.workdir)))
     if story.failures:
         show.error(f"{len(story.failures)} step(s) failed: " + "; ".join(story.failures))
         return 1
     return 0
+
+
+def _next_steps(ledger: Any, config_path: Path, *, kept: bool) -> str:
+    """Where to look next: the same figures on the command line and in the browser."""
+    lines = [
+        f"see the same figures with: tollway spend --ledger {ledger} --by project,user,agent,alias",
+        f"and in the browser (spend over time, budgets, the MCP loop's trace): "
+        f"tollway dashboard --ledger {ledger} --config {config_path}",
+    ]
+    if not kept:
+        lines.append("(this run's files are in a temporary directory deleted on exit: run "
+                     "`tollway demo --workdir DIR` to keep them for those commands)")
+    return "\n".join(lines)
 
 
 def _target(settings: Any, alias: str) -> str:

@@ -9,6 +9,12 @@ The ledger read is the one the config's models write to (``--config``, else
 ``$TOLLWAY_CONFIG``, else ``./tollway.yaml``: its ``ledger:``, else the default ledger),
 unless ``--ledger`` names another.
 
+    tollway spend --every day --by org --since 7d      # the dashboard's chart, as rows
+
+``--every hour|day`` prints spend over time: one row per UTC bucket and value of the
+(at most one) ``--by`` key, in time order, from the same ``spend_series`` the dashboard
+draws its chart with.
+
 Costs are exact (integer nano-USD summed, printed as decimal USD); calls to models
 without a known price are counted in ``unpriced_calls``, never priced as zero.
 """
@@ -25,7 +31,7 @@ from typing import IO
 
 from tollway.core.cost.spend import GROUP_KEYS, METRICS, SpendRow
 from tollway.core.errors import ConfigError
-from tollway.core.reports import spend
+from tollway.core.reports import spend, spend_series
 from tollway.core.types import NANOS_PER_USD
 
 FORMATS = ("table", "json", "csv")
@@ -71,6 +77,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "(without --ledger or a config ledger: $TOLLWAY_LEDGER or "
         "~/.local/share/tollway/ledger.db)",
     )
+    parser.add_argument("--every", choices=("hour", "day"),
+                        help="spend over time: one row per UTC hour / day (and --by value, "
+                             "at most one key), in time order, as the dashboard's chart")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format")
 
 
@@ -85,15 +94,26 @@ def _filters(items: Sequence[str]) -> dict[str, list[str | None]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = spend(
-        args.ledger,
-        config=getattr(args, "config", None),
-        group_by=args.by,
-        since=args.since,
-        until=args.until,
-        filters=_filters(args.filter or []),
-    )
     keys = [k.strip() for k in args.by.split(",") if k.strip()]
+    every = getattr(args, "every", None)
+    if every:
+        if len(keys) > 1:
+            raise ConfigError(f"--every stacks by at most one --by key; got {args.by!r}",
+                              key="by")
+        series = spend_series(args.ledger, config=getattr(args, "config", None), every=every,
+                              stack_by=keys[0] if keys else None, since=args.since,
+                              until=args.until, filters=_filters(args.filter or []))
+        rows = series.rows()
+        keys = [every, *keys]
+    else:
+        rows = spend(
+            args.ledger,
+            config=getattr(args, "config", None),
+            group_by=args.by,
+            since=args.since,
+            until=args.until,
+            filters=_filters(args.filter or []),
+        )
     out = sys.stdout
     if args.format == "json":
         write_json(rows, out)

@@ -1,22 +1,56 @@
-"""The read side: what was spent (``tollway.spend``) and where each budget stands
-(``tollway.budget_status``), from the ledger and the budget store a config names."""
+"""The read side: what was spent (``tollway.spend``, over time: ``spend_series``), the
+calls themselves (``calls``, one ``trace``) and where each budget stands
+(``tollway.budget_status``), from the ledger and the budget store a config names.
+
+``tollway spend``, ``tollway budgets`` and the dashboard all read through these
+functions, so the command line and the page never disagree."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
-from datetime import date, datetime
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any, TypeVar
 
 from tollway.core.assembly import guards, settings_of
 from tollway.core.config import TollwaySettings, load_config
 from tollway.core.cost.budgets import BudgetRow, Budgets
 from tollway.core.cost.ledger import Ledger
-from tollway.core.cost.spend import SpendQuery, SpendRow
+from tollway.core.cost.records import CallRecord
+from tollway.core.cost.series import Bucket, SpendSeries, build_series
+from tollway.core.cost.spend import CallsQuery, SpendQuery, SpendRow
 from tollway.core.errors import ConfigError
 from tollway.core.stores.open import existing_shared_ledger, open_ledger
 
-__all__ = ["budget_status", "spend"]
+__all__ = ["budget_status", "calls", "spend", "spend_series", "trace"]
+
+LedgerSource = Ledger | str | os.PathLike[str] | None
+T = TypeVar("T")
+TRACE_WINDOW = timedelta(days=1)
+"""How far either side of a trace's known time its rows are looked for (the ledger is
+indexed by time, not by trace id)."""
+
+
+def _with_ledger(source: LedgerSource, read: Callable[[Ledger], T], config: Any = None) -> T:
+    """Run ``read`` on the Ledger given; else on the ledger ``source`` names, or, when
+    it is None, the one a Model built with ``config`` writes to (read in place when this
+    process already has it open; otherwise opened and closed here)."""
+    if isinstance(source, Ledger):
+        return read(source)
+    if source is not None and config not in (None, False):
+        raise ConfigError(
+            "spend() takes a ledger or a config, not both: the config only says which "
+            "ledger to read", key="ledger",
+        )
+    target = source if source is not None else _ledger_of(config)
+    shared = existing_shared_ledger(target)
+    if shared is not None:
+        return read(shared)
+    ledger = open_ledger(target)
+    try:
+        return read(ledger)
+    finally:
+        ledger.close()
 
 
 def spend(
@@ -39,22 +73,58 @@ def spend(
     (``$TOLLWAY_CONFIG``, else ``./tollway.yaml``); False ignores any file. A ledger this
     process already has open (an in-memory one too) is read in place."""
     query = SpendQuery.build(group_by, since, until, filters)
-    if isinstance(ledger_or_target, Ledger):
-        return ledger_or_target.query(query)
-    if ledger_or_target is not None and config not in (None, False):
-        raise ConfigError(
-            "spend() takes a ledger or a config, not both: the config only says which "
-            "ledger to read", key="ledger",
-        )
-    target = ledger_or_target if ledger_or_target is not None else _ledger_of(config)
-    shared = existing_shared_ledger(target)
-    if shared is not None:
-        return shared.query(query)
-    ledger = open_ledger(target)
-    try:
-        return ledger.query(query)
-    finally:
-        ledger.close()
+    return _with_ledger(ledger_or_target, lambda ledger: ledger.query(query), config)
+
+
+def spend_series(
+    ledger_or_target: LedgerSource = None,
+    *,
+    config: Any = None,
+    every: Bucket = "day",
+    stack_by: str | None = None,
+    since: datetime | date | str | None = None,
+    until: datetime | date | str | None = None,
+    filters: Mapping[str, Any] | None = None,
+    top: int | None = None,
+) -> SpendSeries:
+    """Spend per ``every`` (hour / day, UTC) bucket, one line per value of ``stack_by``
+    (any spend group key; None: one line), zero-filled across ``[since, until)``. The
+    numbers are :func:`spend`'s for ``group_by=[every, stack_by]``; ``top`` keeps the
+    most expensive values and merges the rest into one ``other`` line."""
+    if stack_by in ("hour", "day", "month"):
+        raise ConfigError(f"stack by a dimension, not a time bucket ({stack_by!r})",
+                          key="stack_by")
+    query = SpendQuery.build([every, stack_by] if stack_by else [every], since, until, filters)
+    rows = _with_ledger(ledger_or_target, lambda ledger: ledger.query(query), config)
+    return build_series(rows, bucket=every, stack_by=stack_by, since=query.since,
+                        until=query.until, top=top)
+
+
+def calls(
+    ledger_or_target: LedgerSource = None,
+    *,
+    since: datetime | date | str | None = None,
+    until: datetime | date | str | None = None,
+    filters: Mapping[str, Any] | None = None,
+    limit: int = 100,
+) -> list[CallRecord]:
+    """The newest ``limit`` ledger rows in ``[since, until)`` matching ``filters``
+    (the keys of :func:`spend`), newest first."""
+    query = CallsQuery.build(since=since, until=until, filters=filters, limit=limit)
+    return _with_ledger(ledger_or_target, lambda ledger: ledger.calls(query))
+
+
+def trace(
+    ledger_or_target: LedgerSource, trace_id: str, *, around: datetime | None = None,
+    limit: int = 1000,
+) -> list[CallRecord]:
+    """Every row of one trace (an agent run, an MCP tool loop), oldest first. ``around``
+    (a time of one of its rows) narrows the search to a day either side."""
+    since = until = None
+    if around is not None:
+        since, until = around - TRACE_WINDOW, around + TRACE_WINDOW
+    query = CallsQuery.build(since=since, until=until, trace_id=trace_id, limit=limit)
+    return _with_ledger(ledger_or_target, lambda ledger: ledger.calls(query))
 
 
 def _ledger_of(config: Any) -> str | None:

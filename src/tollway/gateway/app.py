@@ -111,12 +111,26 @@ def _dialect_of(path: str) -> Dialect:
     return "anthropic" if path.startswith("/v1/messages") else "openai"
 
 
+def _is_ui(path: str) -> bool:
+    return path == "/ui" or path.startswith("/ui/")
+
+
 class GatewayApp:
-    """The ASGI callable. Lifespan starts the key refresher and closes stores."""
+    """The ASGI callable. Lifespan starts the key refresher and closes stores.
+
+    ``/ui`` is the dashboard (:mod:`tollway.gateway.ui`), behind the admin key: it is
+    looked at only after the API routes missed, so API requests pay nothing for it, and
+    without an admin key it does not exist (404)."""
 
     def __init__(self, gateway: Gateway, routes: tuple[Route, ...] = ROUTES) -> None:
         self.gateway = gateway
         self.router = _Router(routes)
+        self.ui: Any = None
+        if gateway.admin_key is not None:
+            from tollway.gateway.ui.app import Dashboard
+            from tollway.gateway.ui.source import gateway_source
+
+            self.ui = Dashboard(gateway_source(gateway), gateway.admin_key)
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -137,6 +151,8 @@ class GatewayApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.gateway.stop()
+                if self.ui is not None:
+                    self.ui.source.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -146,6 +162,11 @@ class GatewayApp:
         method: str = scope["method"]
         path: str = scope["path"]
         route, params, exists = self.router.match(method, path)
+        if route is None and self.ui is not None and _is_ui(path):
+            reply = await self.ui.handle(scope, receive)
+            await self.ui.send(send, reply)
+            gw.metrics.request("/ui", reply.status, time.perf_counter() - started)
+            return
         dialect = route.dialect if route is not None else _dialect_of(path)
         label = route.path if route is not None else "unmatched"
         status = 500
@@ -153,6 +174,10 @@ class GatewayApp:
             if route is None:
                 if exists:
                     raise GatewayError(405, f"{method} is not allowed on {path}")
+                if _is_ui(path):
+                    raise GatewayError(404, "the dashboard is off: set the admin key's "
+                                            f"environment variable ({gw.spec.admin_key_env}) "
+                                            "to turn it on", code="dashboard_off")
                 raise GatewayError(404, f"no endpoint {method} {path} on this gateway",
                                    code="unknown_url")
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}

@@ -13,7 +13,7 @@ from typing import Any
 from tollway.core.cost.ledger import COLUMN_NAMES, Ledger
 from tollway.core.cost.records import CallRecord
 from tollway.core.cost.spend import SpendRow
-from tollway.core.reports import spend
+from tollway.core.reports import calls, spend, spend_series, trace
 from tollway.core.stores.open import open_ledger
 from tollway.core.types import Usage
 
@@ -188,6 +188,48 @@ def check_spend(ledger: Ledger) -> None:
     total = spend(ledger, group_by=[])
     assert _groups(total) == [(6, 13_750_000, 1)]
     assert spend(ledger, group_by=[], since="2030-01-01") == []
+
+
+def check_over_time(ledger: Ledger) -> None:
+    """Hour buckets, the series built on them, the rows themselves and one trace: the
+    same answers from every store."""
+    assert _groups(spend(ledger, group_by=["hour"], since=NOV1, until="2026-11-02")) == [
+        ("2026-11-01T23", 1, 7_000_000, 0),
+        ("2026-11-01T10", 1, 3_500_000, 0),
+    ]
+    series = spend_series(ledger, every="day", stack_by="org", since=NOV1,
+                          until="2026-11-04")
+    assert series.buckets == ("2026-11-01", "2026-11-02", "2026-11-03")
+    assert [(ln.value, [p.cost_nanos for p in ln.points]) for ln in series.lines] == [
+        ("acme", [10_500_000, 2_250_000, 0]),
+        ("globex", [0, 0, 0]),
+    ]
+    assert [p.calls for p in series.lines[1].points] == [0, 1, 1]
+    assert series.total.cost_nanos == spend(ledger, group_by=[], since=NOV1)[0].cost_nanos
+
+    newest = calls(ledger, limit=2)
+    assert [r.model for r in newest] == ["gpt-4o", "llama3"]  # Nov 3 08:00, Nov 2 12:00
+    assert newest[0].status == "RateLimitError"
+    acme = calls(ledger, filters={"org": "acme", "tag:env": "prod"}, since=NOV1)
+    assert [(r.project, r.cost_nanos) for r in acme] == [("ads", 2_250_000),
+                                                         ("search", 3_500_000)]
+
+    run = [
+        CallRecord(time=NOV1 + timedelta(days=9, seconds=s), kind=kind, trace_id="run-7",
+                   provider="openai", model=model, usage=Usage(10 * s, s), cost_nanos=cost,
+                   tool_server="time" if kind == "tool" else None)
+        for s, kind, model, cost in ((2, "model", "gpt-4o", 40), (3, "tool", "get_time", None),
+                                     (4, "model", "gpt-4o", 90))
+    ]
+    for row in reversed(run):  # written out of order: read back in time order
+        ledger.record(row)
+    got = trace(ledger, "run-7")
+    assert [(r.kind, r.model, r.cost_nanos) for r in got] == [
+        ("model", "gpt-4o", 40), ("tool", "get_time", None), ("model", "gpt-4o", 90)]
+    assert [r.kind for r in trace(ledger, "run-7", around=run[0].time)] == [
+        "model", "tool", "model"]
+    assert trace(ledger, "run-7", around=NOV1) == []  # a day either side only
+    assert trace(ledger, "no-such-trace") == []
 
 
 # --------------------------------------------------------------------------- processes

@@ -109,6 +109,12 @@ def test_spend_groups_and_filters(db: Path) -> None:
         cases.check_spend(ledger)
 
 
+def test_spend_over_time_latest_calls_and_one_trace(db: Path) -> None:
+    with SQLiteLedger(db) as ledger:
+        cases.populate_spend(ledger)
+        cases.check_over_time(ledger)
+
+
 def test_memory_ledger_is_shared_by_threads() -> None:
     ledger = open_ledger("memory")
     assert isinstance(ledger, SQLiteLedger) and ledger.path == ":memory:"

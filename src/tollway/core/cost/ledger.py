@@ -24,7 +24,7 @@ from tollway.core.errors import scrub
 
 if TYPE_CHECKING:
     from tollway.core.cost.records import CallRecord
-    from tollway.core.cost.spend import SpendQuery, SpendRow
+    from tollway.core.cost.spend import CallsQuery, SpendQuery, SpendRow
 
 __all__ = [
     "COLUMNS",
@@ -45,6 +45,10 @@ class Ledger(Protocol):
 
     def query(self, query: SpendQuery) -> list[SpendRow]:
         """Aggregate rows for :func:`tollway.core.cost.spend.spend` (SQL GROUP BY)."""
+        ...
+
+    def calls(self, query: CallsQuery) -> list[CallRecord]:
+        """The rows themselves (latest calls, one trace) for the dashboard."""
         ...
 
     def close(self) -> None: ...

@@ -7,7 +7,11 @@ same GROUP BY, built here from a small per-store :class:`SQLDialect`; ordering i
 here too, so SQLite and PostgreSQL give identical results.
 
 Times are UTC; ``since`` is inclusive, ``until`` exclusive; a bare date means midnight
-UTC (``since=2026-11-01, until=2026-12-01`` is November).
+UTC (``since=2026-11-01, until=2026-12-01`` is November). Time buckets (``hour``,
+``day``, ``month``) are UTC too, labelled ``2026-11-05T09``, ``2026-11-05``, ``2026-11``.
+
+:class:`CallsQuery` reads the rows themselves (the latest calls, one trace) with the
+same filters, for the dashboard's calls and trace pages.
 """
 
 from __future__ import annotations
@@ -23,18 +27,24 @@ from tollway.core.errors import ConfigError
 from tollway.core.types import NANOS_PER_USD
 
 if TYPE_CHECKING:
+    from tollway.core.cost.ledger import Column
 
-    pass
+__all__ = [
+    "BUCKETS", "GROUP_KEYS", "CallsQuery", "SQLDialect", "SpendQuery", "SpendRow", "parse_time",
+]
 
-__all__ = ["GROUP_KEYS", "SQLDialect", "SpendQuery", "SpendRow", "parse_time"]
+BUCKETS = ("hour", "day", "month")
+"""The time-bucket group keys (UTC)."""
 
 GROUP_KEYS = (
     "org", "project", "user", "key", "model", "provider", "deployment", "alias",
-    "framework", "agent", "node", "status", "kind", "day", "month",
+    "framework", "agent", "node", "status", "kind", *BUCKETS,
 )
 """Keys to group or filter by; also ``tag:<name>`` for one tag's value."""
 
-_COLUMN_KEYS = frozenset(GROUP_KEYS) - {"day", "month"}
+_COLUMN_KEYS = frozenset(GROUP_KEYS) - set(BUCKETS)
+MAX_CALLS = 1000
+"""The most rows one :class:`CallsQuery` returns (a page, not an export)."""
 _TAG_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
 _RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -96,22 +106,58 @@ class SpendQuery:
         keys = _split(group_by)
         for key in keys:
             _check_key(key, "group_by")
-        parsed: list[tuple[str, tuple[str | None, ...]]] = []
-        for key, value in (filters or {}).items():
-            _check_key(key, "filters")
-            if value is None or isinstance(value, (str, int)):
-                values: tuple[str | None, ...] = (None if value is None else str(value),)
-            else:
-                values = tuple(None if v is None else str(v) for v in value)
-            if not values:
-                raise ConfigError(f"filter {key!r} has no values", key="filters")
-            parsed.append((key, values))
         return cls(
             group_by=tuple(keys),
             since=parse_time(since, "since"),
             until=parse_time(until, "until"),
-            filters=tuple(parsed),
+            filters=_parse_filters(filters),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class CallsQuery:
+    """Ledger rows themselves: the newest ``limit`` in ``[since, until)`` matching
+    ``filters`` (newest first), or every row of one ``trace_id`` (oldest first)."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    filters: tuple[tuple[str, tuple[str | None, ...]], ...] = ()
+    trace_id: str | None = None
+    limit: int = 100
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        since: datetime | date | str | None = None,
+        until: datetime | date | str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        trace_id: str | None = None,
+        limit: int = 100,
+    ) -> CallsQuery:
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CALLS:
+            raise ConfigError(f"limit must be a whole number from 1 to {MAX_CALLS}; got "
+                              f"{limit!r}", key="limit")
+        if trace_id is not None and (not isinstance(trace_id, str) or not trace_id):
+            raise ConfigError("trace_id must be a non-empty string", key="trace_id")
+        return cls(parse_time(since, "since"), parse_time(until, "until"),
+                   _parse_filters(filters), trace_id, limit)
+
+
+def _parse_filters(
+    filters: Mapping[str, Any] | None,
+) -> tuple[tuple[str, tuple[str | None, ...]], ...]:
+    parsed: list[tuple[str, tuple[str | None, ...]]] = []
+    for key, value in (filters or {}).items():
+        _check_key(key, "filters")
+        if value is None or isinstance(value, (str, int)):
+            values: tuple[str | None, ...] = (None if value is None else str(value),)
+        else:
+            values = tuple(None if v is None else str(v) for v in value)
+        if not values:
+            raise ConfigError(f"filter {key!r} has no values", key="filters")
+        parsed.append((key, values))
+    return tuple(parsed)
 
 
 def _split(value: Sequence[str] | str) -> list[str]:
@@ -163,11 +209,12 @@ def parse_time(value: datetime | date | str | None, name: str = "time") -> datet
 
 @dataclass(frozen=True, slots=True)
 class SQLDialect:
-    """What differs between the stores' SQL: placeholders, the table, day / month
-    buckets (UTC), tag extraction, and how a time bound is passed."""
+    """What differs between the stores' SQL: placeholders, the table, hour / day /
+    month buckets (UTC text labels), tag extraction, and how a time bound is passed."""
 
     table: str
     placeholder: str
+    hour: str
     day: str
     month: str
     tag: Callable[[str], tuple[str, Any]]
@@ -179,22 +226,9 @@ class SQLDialect:
 def build_sql(query: SpendQuery, dialect: SQLDialect) -> tuple[str, list[Any]]:
     """The aggregate SELECT for ``query``: one row per group, group values first (in
     ``group_by`` order) then :data:`METRICS`."""
-    ph = dialect.placeholder
     q = dialect.quote
     params: list[Any] = []
-
-    def expr(key: str) -> str:
-        if key == "day":
-            return dialect.day
-        if key == "month":
-            return dialect.month
-        if key.startswith("tag:"):
-            sql, param = dialect.tag(key[4:])
-            params.append(param)
-            return sql
-        return q(key)
-
-    select = [f"{expr(key)} AS {q(key)}" for key in query.group_by]
+    select = [f"{_expr(key, dialect, params)} AS {q(key)}" for key in query.group_by]
     select += [
         "COUNT(*)",
         f"COALESCE(SUM({q('input_tokens')}), 0)",
@@ -206,28 +240,71 @@ def build_sql(query: SpendQuery, dialect: SQLDialect) -> tuple[str, list[Any]]:
         f"COALESCE(SUM(CASE WHEN {q('cost_nanos')} IS NULL AND {q('kind')} <> 'tool' "
         f"AND {q('status')} = 'ok' THEN 1 ELSE 0 END), 0)",
     ]
-    where: list[str] = []
-    if query.since is not None:
-        where.append(f"{q('time')} >= {ph}")
-        params.append(dialect.time_param(query.since))
-    if query.until is not None:
-        where.append(f"{q('time')} < {ph}")
-        params.append(dialect.time_param(query.until))
-    for key, values in query.filters:
-        present = [v for v in values if v is not None]
-        ors = []
-        if present:  # expr() appends a tag's parameter, so call it once per use
-            ors.append(f"{expr(key)} IN ({', '.join([ph] * len(present))})")
-            params.extend(present)
-        if len(present) != len(values):
-            ors.append(f"{expr(key)} IS NULL")
-        where.append("(" + " OR ".join(ors) + ")")
+    where = _where(query.since, query.until, query.filters, dialect, params)
     sql = f"SELECT {', '.join(select)} FROM {dialect.table}"
     if where:
         sql += " WHERE " + " AND ".join(where)
     if query.group_by:
         sql += " GROUP BY " + ", ".join(str(i + 1) for i in range(len(query.group_by)))
     return sql, params
+
+
+def build_calls_sql(
+    query: CallsQuery, dialect: SQLDialect, columns: Sequence[Column]
+) -> tuple[str, list[Any]]:
+    """The SELECT of ``columns`` for ``query`` (ordered and limited as it says)."""
+    q = dialect.quote
+    params: list[Any] = []
+    where = _where(query.since, query.until, query.filters, dialect, params)
+    if query.trace_id is not None:
+        where.append(f"{q('trace_id')} = {dialect.placeholder}")
+        params.append(query.trace_id)
+    sql = f"SELECT {', '.join(q(c.name) for c in columns)} FROM {dialect.table}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    order = "ASC" if query.trace_id is not None else "DESC"
+    sql += f" ORDER BY {q('time')} {order}, id {order} LIMIT {int(query.limit)}"
+    return sql, params
+
+
+def _expr(key: str, dialect: SQLDialect, params: list[Any]) -> str:
+    """The SQL for a group / filter key; a tag's parameter is appended to ``params``, so
+    call it once per use, in statement order."""
+    if key in BUCKETS:
+        return str(getattr(dialect, key))
+    if key.startswith("tag:"):
+        sql, param = dialect.tag(key[4:])
+        params.append(param)
+        return sql
+    return dialect.quote(key)
+
+
+def _where(
+    since: datetime | None,
+    until: datetime | None,
+    filters: tuple[tuple[str, tuple[str | None, ...]], ...],
+    dialect: SQLDialect,
+    params: list[Any],
+) -> list[str]:
+    ph = dialect.placeholder
+    q = dialect.quote
+    where: list[str] = []
+    if since is not None:
+        where.append(f"{q('time')} >= {ph}")
+        params.append(dialect.time_param(since))
+    if until is not None:
+        where.append(f"{q('time')} < {ph}")
+        params.append(dialect.time_param(until))
+    for key, values in filters:
+        present = [v for v in values if v is not None]
+        ors = []
+        if present:
+            ors.append(f"{_expr(key, dialect, params)} IN ({', '.join([ph] * len(present))})")
+            params.extend(present)
+        if len(present) != len(values):
+            ors.append(f"{_expr(key, dialect, params)} IS NULL")
+        where.append("(" + " OR ".join(ors) + ")")
+    return where
 
 
 def rows_from_sql(query: SpendQuery, rows: Sequence[Sequence[Any]]) -> list[SpendRow]:

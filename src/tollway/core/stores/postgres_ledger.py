@@ -31,13 +31,13 @@ from tollway.core.cost.ledger import (
     record_from_values,
     row_values,
 )
-from tollway.core.cost.spend import SQLDialect, build_sql, rows_from_sql
+from tollway.core.cost.spend import SQLDialect, build_calls_sql, build_sql, rows_from_sql
 from tollway.core.errors import ConfigError
 from tollway.core.stores._postgres import DEFAULT_POOL_TIMEOUT, PostgresPools
 
 if TYPE_CHECKING:
     from tollway.core.cost.records import CallRecord
-    from tollway.core.cost.spend import SpendQuery, SpendRow
+    from tollway.core.cost.spend import CallsQuery, SpendQuery, SpendRow
 
 __all__ = ["PostgresLedger"]
 
@@ -140,6 +140,7 @@ class PostgresLedger:
         self._dialect = SQLDialect(
             table=table,
             placeholder="%s",
+            hour="to_char(\"time\" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24')",
             day="to_char(\"time\" AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
             month="to_char(\"time\" AT TIME ZONE 'UTC', 'YYYY-MM')",
             tag=lambda name: ('("tags" ->> %s)', name),
@@ -232,6 +233,12 @@ class PostgresLedger:
         sql, params = build_sql(query, self._dialect)
         rows = self._run(lambda conn: conn.execute(sql, params).fetchall())
         return rows_from_sql(query, rows)
+
+    def calls(self, query: CallsQuery) -> list[CallRecord]:
+        sql, params = build_calls_sql(query, self._dialect, COLUMNS)
+        rows = self._run(lambda conn: conn.execute(sql, params).fetchall())
+        names = [c.name for c in COLUMNS]
+        return [record_from_values(dict(zip(names, r, strict=True))) for r in rows]
 
     def records(self, *, limit: int | None = None) -> list[CallRecord]:
         """Stored rows as CallRecords, oldest first (for tools and tests)."""

@@ -37,13 +37,13 @@ from tollway.core.cost.ledger import (
     record_from_values,
     row_values,
 )
-from tollway.core.cost.spend import SQLDialect, build_sql, rows_from_sql
+from tollway.core.cost.spend import SQLDialect, build_calls_sql, build_sql, rows_from_sql
 from tollway.core.errors import ConfigError
 from tollway.core.stores._sqlite import is_busy, open_connection, retry_while_busy
 
 if TYPE_CHECKING:
     from tollway.core.cost.records import CallRecord
-    from tollway.core.cost.spend import SpendQuery, SpendRow
+    from tollway.core.cost.spend import CallsQuery, SpendQuery, SpendRow
 
 __all__ = ["INSERT_ROW", "SQLiteLedger"]
 
@@ -85,6 +85,7 @@ _SYNC_MODES = ("off", "normal", "full", "extra")
 _DIALECT = SQLDialect(
     table=f'"{TABLE}"',
     placeholder="?",
+    hour='substr("time", 1, 13)',
     day='substr("time", 1, 10)',
     month='substr("time", 1, 7)',
     tag=lambda name: ('json_extract("tags", ?)', f'$."{name}"'),
@@ -223,6 +224,13 @@ class SQLiteLedger:
         with self._lock:
             rows = self._retrying(lambda: self._connection().execute(sql, params).fetchall())
         return rows_from_sql(query, rows)
+
+    def calls(self, query: CallsQuery) -> list[CallRecord]:
+        sql, params = build_calls_sql(query, _DIALECT, COLUMNS)
+        with self._lock:
+            rows = self._retrying(lambda: self._connection().execute(sql, params).fetchall())
+        names = [c.name for c in COLUMNS]
+        return [record_from_values(dict(zip(names, r, strict=True))) for r in rows]
 
     def records(self, *, limit: int | None = None) -> list[CallRecord]:
         """Stored rows as CallRecords, oldest first (for tools and tests)."""
