@@ -314,3 +314,37 @@ def test_a_redis_store_down_before_the_call_is_a_typed_error_with_a_row(
     assert fake.requests == []  # the provider was never called
     (row,) = ledger.records()
     assert row.status == "StoreUnavailableError"
+
+
+@pytest.mark.parametrize("telemetry", [False, True], ids=["plain", "telemetry"])
+def test_a_stream_opened_and_closed_unread_is_recorded_and_frees_its_hold(
+    fake: FakeProvider, driver: Driver, tmp_path: Path, telemetry: bool,
+    request: pytest.FixtureRequest,
+) -> None:
+    """``with model.stream(...): pass`` sent the request (the provider is generating):
+    the attempt is a ``cancelled`` row and the budget is not left reserved."""
+    if telemetry:
+        request.getfixturevalue("otel")  # the SDK's in-memory exporter, telemetry on
+    db = tmp_path / "tollway.db"
+    ledger = SQLiteLedger(db)
+    store = SQLiteBudgetStore(db)
+    model, _ = _model(fake, store, ledger)
+    fake.default = oai.text_stream(["o"] * 50, usage=USAGE)
+
+    if driver.is_async:
+        import asyncio
+
+        async def open_and_leave() -> None:
+            async with model.astream("hi", max_tokens=5):
+                pass
+
+        asyncio.run(open_and_leave())
+    else:
+        with model.stream("hi", max_tokens=5):
+            pass
+
+    assert len(fake.requests) == 1
+    [row] = ledger.records()
+    assert (row.status, row.stream) == ("cancelled", True)
+    (counter,) = store.counters(time.time())
+    assert counter.reserved == 0

@@ -49,6 +49,14 @@ __all__ = ["AsyncResponseStream", "Cancelled", "ResponseStream"]
 _CONTENT_EVENTS = (TextDelta, ThinkingDelta, ToolCallDelta)
 
 
+OPENED: Any = object()
+"""The first item of :meth:`LiveStream.events` / ``aevents``, taken by the stream object
+as soon as the HTTP stream is open. A generator closed before its first ``next`` never
+runs its ``finally``: a stream opened and closed unread (``with model.stream(...):
+pass``) would then leave no ledger row and hold its budget reservation until the TTL.
+Advanced past this mark, closing it always records the attempt as cancelled."""
+
+
 class Cancelled(Exception):
     """A stream closed by its caller before it ended (recorded with status cancelled)."""
 
@@ -174,6 +182,7 @@ class LiveStream:
 
     def events(self) -> Iterator[StreamEvent]:
         try:
+            yield OPENED  # primed at once by ResponseStream: see OPENED
             yield from self.buffer
             self.buffer = []
             chunks = self.http.chunks
@@ -192,6 +201,7 @@ class LiveStream:
 
     async def aevents(self) -> AsyncIterator[StreamEvent]:
         try:
+            yield OPENED
             for event in self.buffer:
                 yield event
             self.buffer = []
@@ -244,9 +254,11 @@ class ResponseStream:
 
             telemetry = _telemetry.current
             if telemetry is not None:  # the span ends with the stream
-                self._iter = telemetry.stream(ctx, route, open_live)
+                events = telemetry.stream(ctx, route, open_live)
             else:
-                self._iter = open_live().events()
+                events = open_live().events()
+            next(events)  # past OPENED: from here a close() records the attempt
+            self._iter = events
         return self._iter
 
     def __enter__(self) -> ResponseStream:
@@ -298,9 +310,11 @@ class AsyncResponseStream:
 
             telemetry = _telemetry.current
             if telemetry is not None:
-                self._iter = await telemetry.astream(ctx, route, open_live)
+                events = await telemetry.astream(ctx, route, open_live)
             else:
-                self._iter = (await open_live()).aevents()
+                events = (await open_live()).aevents()
+            await events.__anext__()  # past OPENED (see ResponseStream._open)
+            self._iter = events
         return self._iter
 
     async def __aenter__(self) -> AsyncResponseStream:
