@@ -123,3 +123,40 @@ def test_bad_media_requests_get_openai_errors(gateway_server, fake: FakeProvider
         assert answer.status_code == status, (path, body, answer.text)
         error = answer.json()["error"]
         assert text in error["message"] and secret not in answer.text
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_image_edits_through_the_gateway_send_the_image_upstream_and_are_recorded(
+    driver: str, gateway_server, fake: FakeProvider
+) -> None:
+    fake.default = MediaResponder()
+    gw = gateway_server(models=media_models(fake.url))
+    secret, key = gw.create_key(project="art", models=["draw"])
+    source = png(rgb=(10, 200, 10))
+
+    img = openai_call(driver, gw.url, secret, "images.edit", model="draw",
+                      image=("in.png", source, "image/png"), mask=("mask.png", png(), "image/png"),
+                      prompt="make it blue", n=2, size="1024x1024")
+
+    assert [base64.b64decode(d.b64_json) for d in img.data] == [png(), png()]
+    upstream = fake.requests[-1]
+    assert upstream.path.endswith("/images/edits")
+    assert upstream.headers["content-type"].startswith("multipart/form-data")
+    assert source in upstream.body and b"make it blue" in upstream.body
+    assert upstream.headers["authorization"] == f"Bearer {UPSTREAM_KEY}"
+    [row] = gw.ledger_rows()
+    assert (row["kind"], row["key"], row["project"], row["status"]) == ("image", key.id, "art", "ok")
+    assert row["cost_nanos"] > 0
+
+
+def test_image_edits_without_an_image_or_as_json_are_a_400(gateway_server, fake: FakeProvider) -> None:
+    gw = gateway_server(models=media_models(fake.url))
+    secret, _ = gw.create_key(models=["draw"])
+    headers = {"authorization": f"Bearer {secret}"}
+    as_json = httpx.post(f"{gw.url}/v1/images/edits", json={"model": "draw", "prompt": "x"},
+                         headers=headers)
+    assert as_json.status_code == 400 and "multipart/form-data" in as_json.json()["error"]["message"]
+    no_image = httpx.post(f"{gw.url}/v1/images/edits", data={"model": "draw", "prompt": "x"},
+                          files={"note": ("a.txt", b"hi", "text/plain")}, headers=headers)
+    assert no_image.status_code == 400 and "'image'" in no_image.json()["error"]["message"]
+    assert fake.requests == []

@@ -62,6 +62,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/responses", responses_routes.responses),
     Route("POST", "/v1/embeddings", media_routes.embeddings),
     Route("POST", "/v1/images/generations", media_routes.images_generations),
+    Route("POST", "/v1/images/edits", media_routes.images_edits),
     Route("GET", "/v1/models", openai_routes.list_models),
     Route("GET", "/v1/models/{id:path}", openai_routes.get_model),
     Route("POST", "/v1/messages", anthropic_routes.messages, "anthropic"),

@@ -1,4 +1,5 @@
-"""OpenAI-compatible ``POST /v1/embeddings`` and ``POST /v1/images/generations``.
+"""OpenAI-compatible ``POST /v1/embeddings``, ``/v1/images/generations`` and
+``/v1/images/edits``.
 
 Each reads OpenAI's request JSON, calls the Model for the alias inside the key's
 attribution scope (so the key's budgets, rate limits, hours and ledger attribution apply
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from tollway.core.media_types import EmbeddingResponse, ImageResponse
     from tollway.gateway.runtime import Gateway
 
-__all__ = ["embeddings", "images_generations"]
+__all__ = ["embeddings", "images_edits", "images_generations"]
 
 _EMBEDDING_FIELDS = ("model", "input", "dimensions", "encoding_format", "user")
 _IMAGE_FIELDS = ("model", "prompt", "n", "size", "quality", "output_format", "user")
@@ -143,4 +144,47 @@ async def images_generations(gw: Gateway, req: HttpRequest) -> JSONReply:
         )
     gw.metrics.call(name, key_id, result)
     payload = images_to_openai(result, body.get("response_format"))
+    return JSONReply(200, dumps(payload), call_headers(result))
+
+
+_EDIT_FIELDS = frozenset({*_IMAGE_FIELDS, "response_format", "image", "mask"})
+
+
+def _form_int(value: str | None, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise BadRequestError(f"the form field {name!r} must be a whole number; got {value!r}") from None
+
+
+async def images_edits(gw: Gateway, req: HttpRequest) -> JSONReply:
+    from tollway.core.types import Image
+    from tollway.gateway.multipart import read_form
+
+    form = read_form(req.body, req.headers.get("content-type", ""))
+    fields = form.fields
+    name = _model_name(fields)
+    prompt = fields.get("prompt")
+    if not prompt:
+        raise BadRequestError("the form needs 'prompt' (what to change in the image)")
+    images = [Image(data=f.data, media_type=f.media_type if f.media_type.startswith("image/")
+                    else "image/png") for f in form.files.get("image", [])]
+    if not images:
+        raise BadRequestError("the form needs at least one 'image' file (the image to edit)")
+    masks = form.files.get("mask") or []
+    mask = Image(data=masks[0].data, media_type="image/png") if masks else None
+    extra = {k: v for k, v in fields.items() if k not in _EDIT_FIELDS}
+    model = gw.model_for(req.key, name)
+    key_id = req.key.id if req.key else None
+    async with attribute(gw.attribution(req.key, req.headers, fields.get("user"))):
+        result = await model.aedit_image(
+            images if len(images) > 1 else images[0], prompt, mask=mask,
+            size=fields.get("size") or None, quality=fields.get("quality") or None,
+            n=_form_int(fields.get("n"), "n") or 1, output_format=fields.get("output_format") or None,
+            extra=extra,
+        )
+    gw.metrics.call(name, key_id, result)
+    payload = images_to_openai(result, fields.get("response_format"))
     return JSONReply(200, dumps(payload), call_headers(result))
