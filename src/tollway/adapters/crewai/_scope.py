@@ -82,12 +82,19 @@ def crewai_scope(task: Any, agent: Any) -> Attribution:
 
 
 def run_trace_id() -> str | None:
-    """The trace id of the CrewAI run this code runs in: the event id of CrewAI's
-    outermost open event scope as 32 hex digits; None outside any run."""
+    """The trace id of the CrewAI run this code runs in, as 32 hex digits: the event id
+    of the innermost open crew kickoff, else of CrewAI's outermost open scope (a flow, a
+    standalone agent); None outside any run. Innermost, because CrewAI leaves the scope
+    of a kickoff that raised on the stack: the outermost kickoff can be a dead run's."""
     if _event_id_stack is None:
         return None
     stack = _event_id_stack.get()
-    return trace_id_of(stack[0][0]) if stack else None
+    if not stack:
+        return None
+    for event_id, kind in reversed(stack):
+        if kind == "crew_kickoff_started":
+            return trace_id_of(event_id)
+    return trace_id_of(stack[0][0])
 
 
 def run_scope(
