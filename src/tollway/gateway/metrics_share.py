@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tollway.core.logs import logger
 from tollway.gateway.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["METRICS_DIR_ENV", "MetricsShare"]
 
 METRICS_DIR_ENV = "TOLLWAY_METRICS_DIR"
-log = logging.getLogger("tollway.gateway")
+log = logger("tollway.gateway")
 
 
 class MetricsShare:

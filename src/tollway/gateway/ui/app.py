@@ -13,7 +13,6 @@ caching and ``X-Frame-Options: DENY``.
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tollway.core.errors import TollwayError
+from tollway.core.logs import logger
 from tollway.gateway.http import Receive, Send, read_body
 from tollway.gateway.ui import pages
 from tollway.gateway.ui.html import layout
@@ -32,7 +32,7 @@ from tollway.gateway.ui.source import DashboardSource
 
 __all__ = ["Dashboard", "UIReply", "UIRequest"]
 
-log = logging.getLogger("tollway.gateway")
+log = logger("tollway.gateway")
 
 MAX_FORM_BYTES = 64 * 1024
 STATIC_FILES = {"dashboard.css": "text/css; charset=utf-8",
