@@ -302,6 +302,14 @@ class Request:
     extra: dict[str, Any] = field(default_factory=dict)
     """Provider parameters passed through untouched into the request body."""
     extra_headers: dict[str, str] = field(default_factory=dict)
+    output_modalities: tuple[str, ...] | None = None
+    """What the answer may hold besides tool calls: ``("text", "image")`` asks a model
+    that can draw for images (Gemini ``responseModalities``, the Responses
+    ``image_generation`` tool). None: text only, the provider's default."""
+
+    @property
+    def wants_images(self) -> bool:
+        return bool(self.output_modalities) and "image" in (self.output_modalities or ())
 
 
 # --------------------------------------------------------------------------- usage
@@ -471,6 +479,12 @@ class Response:
         return [p for p in self.parts if isinstance(p, ToolCall)]
 
     @property
+    def images(self) -> list[Image]:
+        """The images the model generated (Gemini image output, the Responses
+        ``image_generation`` tool), in answer order."""
+        return [p for p in self.parts if isinstance(p, Image)]
+
+    @property
     def parsed(self) -> Any:
         """The structured output: a validated pydantic instance when ``response_format``
         was a model, else the decoded JSON. Raises OutputValidationError (carrying the
@@ -529,6 +543,14 @@ class ToolCallDelta:
 
 
 @dataclass(slots=True)
+class ImageEvent:
+    """A generated image, whole: providers send an image in one piece (a Gemini
+    ``inlineData`` part, a finished ``image_generation_call`` item), never as deltas."""
+
+    image: Image
+
+
+@dataclass(slots=True)
 class UsageEvent:
     """The usage so far, as totals (a later UsageEvent replaces an earlier one)."""
 
@@ -548,7 +570,8 @@ class StreamEnd:
 
 
 StreamEvent: TypeAlias = (
-    StreamStart | TextDelta | ThinkingDelta | ToolCallDelta | UsageEvent | FinishEvent | StreamEnd
+    StreamStart | TextDelta | ThinkingDelta | ToolCallDelta | ImageEvent | UsageEvent
+    | FinishEvent | StreamEnd
 )
 
 
@@ -642,6 +665,9 @@ class StreamAccumulator:
                     )
                 )
                 self._open_kind = key
+        elif isinstance(event, ImageEvent):
+            self._parts.append(event.image)
+            self._open_kind = None
         elif isinstance(event, UsageEvent):
             self._usage = event.usage
         elif isinstance(event, FinishEvent):
