@@ -24,6 +24,7 @@ pytest.importorskip("pydantic_ai")
 from pydantic_ai import Agent
 from pydantic_ai.exceptions import ModelRequestRejectedError
 from pydantic_ai.messages import BinaryImage, FilePart, ModelResponse
+from pydantic_ai.settings import ModelSettings
 
 import tollway
 from tests.adapters._lg_pai_fakes import KEY, records
@@ -33,9 +34,10 @@ from tests.fakes import replies_gemini as gem
 from tests.fakes import replies_openai_responses as rsp
 from tests.fakes.server import FakeProvider
 from tollway.adapters.pydantic_ai import TollwayModel
+from tollway.core.cost.budgets import Budgets
 from tollway.core.cost.ledger import Ledger
 from tollway.core.cost.pricing import PriceBook, UnpricedModelWarning
-from tollway.core.errors import BadRequestError
+from tollway.core.errors import BadRequestError, BudgetExceededError
 from tollway.core.stores.open import open_ledger
 from tollway.core.transport import default_transport
 from tollway.core.types import Usage
@@ -226,3 +228,37 @@ def test_a_chat_completions_deployment_refuses_image_output_before_sending(
         Agent(model, output_type=BinaryImage).run_sync(PROMPT)
     assert isinstance(raised.value.__cause__, BadRequestError)
     assert fake.requests == []
+
+
+# --------------------------------------------------------------------------- budgets
+
+
+def test_a_budget_holds_the_image_rate_and_denies_before_gemini_is_called(
+    fake: FakeProvider, ledger: Ledger
+) -> None:
+    # 2,000 output tokens: $0.005 as text, $0.06 as Gemini image tokens ($30/M).
+    budget = Budgets([{"scope": {"user": "ana"}, "limit": 0.03, "period": "day"}])
+    model = TollwayModel(f"gemini/{gem.IMAGE_MODEL}", api_key=KEY, api_base=fake.url,
+                         ledger=ledger, user="ana", guards=[budget])
+    settings: ModelSettings = {"max_tokens": 2_000}
+    fake.add(gem.text_reply("A fox, in words."))
+    assert Agent(model, model_settings=settings).run_sync(PROMPT).output == "A fox, in words."
+    with pytest.raises(BudgetExceededError):
+        Agent(model, output_type=BinaryImage, model_settings=settings).run_sync(PROMPT)
+    assert len(fake.requests) == 1
+
+
+def test_a_budget_holds_the_responses_tool_image_and_denies_before_openai_is_called(
+    fake: FakeProvider, ledger: Ledger
+) -> None:
+    # 1,000 output tokens of gpt-5: about $0.01; its dearest gpt-image-1 image: $0.2496.
+    budget = Budgets([{"scope": {"user": "ana"}, "limit": 0.1, "period": "day"}])
+    client = tollway.Model("openai/gpt-5", api="responses", api_key=KEY, api_base=fake.url,
+                           ledger=ledger, guards=[budget])
+    model = TollwayModel(client=client, user="ana")
+    settings: ModelSettings = {"max_tokens": 1_000}
+    fake.add(rsp.text_reply("A fox, in words.", usage=Usage(input_tokens=20, output_tokens=8)))
+    assert Agent(model, model_settings=settings).run_sync(PROMPT).output == "A fox, in words."
+    with pytest.raises(BudgetExceededError):
+        Agent(model, output_type=BinaryImage, model_settings=settings).run_sync(PROMPT)
+    assert len(fake.requests) == 1

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from tollway.core.dialects.openai_responses.response import IMAGE_UNIT_PREFIX
+from tollway.core.dialects.openai_responses.response import DEFAULT_IMAGE_MODEL, IMAGE_UNIT_PREFIX
 
 if TYPE_CHECKING:
     from tollway.core.cost.pricing import ModelPrice
@@ -79,3 +79,29 @@ def _per_image(price: ModelPrice, model: str, size: str, quality: str) -> int | 
         return None
     rate = price.modalities.get("output_image_tokens", price.output)
     return (tokens * rate + TOKENS_PER_PRICE_UNIT // 2) // TOKENS_PER_PRICE_UNIT
+
+
+def dearest_tool_image(model: str, image_price: ModelPrice | None) -> int | None:
+    """What the dearest image ``model`` can make costs (nano-USD): what a budget holds
+    for a Responses call that may draw. None when unknown."""
+    if image_price is None:
+        return None
+    if image_price.image_units():
+        return image_price.image_rate(None, None)
+    table = IMAGE_TOKENS.get(model)
+    if not table:
+        return None
+    rate = image_price.modalities.get("output_image_tokens", image_price.output)
+    return (max(table.values()) * rate + TOKENS_PER_PRICE_UNIT // 2) // TOKENS_PER_PRICE_UNIT
+
+
+def requested_image_model(extra: Mapping[str, object]) -> str:
+    """The image model a request's own ``image_generation`` tool names, else OpenAI's
+    default for the tool."""
+    tools = extra.get("tools")
+    for tool in tools if isinstance(tools, list) else ():
+        if isinstance(tool, Mapping) and tool.get("type") == "image_generation":
+            model = tool.get("model")
+            if isinstance(model, str) and model:
+                return model
+    return DEFAULT_IMAGE_MODEL
