@@ -325,7 +325,10 @@ class Usage:
     - ``output_tokens``: every output token, reasoning included (``reasoning_tokens``).
     - ``requests`` (1 per call) and ``units`` for per-request priced extras
       (``{"web_search": 2}``, per-image prices ``{"image:1024x1024:hd": 1}``: what the provider bills per unit, e.g. Google Search
-      grounding counted per grounded prompt before Gemini 3 and per query from Gemini 3).
+      grounding counted per grounded prompt before Gemini 3 and per query from Gemini 3;
+      ``{"image_generation:gpt-image-1:1024x1024:high": 1}`` for an image a chat call drew
+      with the Responses tool, priced at the image model's rate; ``{"input_characters":
+      n}`` for models billed per character, priced per million).
     - Modality subsets, where the provider reports them (Gemini ``promptTokensDetails`` /
       ``candidatesTokensDetails`` / ``cacheTokensDetails``, OpenAI ``audio_tokens``):
       ``input_audio_tokens``, ``input_image_tokens``, ``input_video_tokens`` are subsets of
