@@ -132,6 +132,28 @@ def test_vertex_embeddings_use_predict_and_its_token_counts(fake: FakeProvider, 
     assert not result.usage_estimated
 
 
+def test_vertex_text_embeddings_are_priced_per_billable_character(
+    fake: FakeProvider, driver: Driver
+) -> None:
+    # Vertex bills text-embedding-005 per character ($0.025 per 1M online); genai-prices
+    # has no Vertex embedding prices, so the rate comes from tollway.yaml.
+    ledger = open_ledger("memory")
+    fake.default = MediaResponder()
+    prices = PriceBook({"vertex_ai/text-embedding-005": {"input_characters": 0.025}})
+    model = tollway.Model("vertex_ai/text-embedding-005", api_key="ya29.token",
+                          api_base=fake.url, ledger=ledger, prices=prices)
+    texts = ["alpha beta " * 400, "gamma " * 900]
+    result = driver.embed(model, texts)
+    chars = sum(len(t) for t in texts)  # the fake answers metadata.billableCharacterCount
+    assert result.usage.units == {"input_characters": chars}
+    assert not result.usage_estimated
+    # 9,800 characters x $0.025/M = $0.000245 (25 nano-USD a character); the tokens
+    # Vertex also reports are not billed again.
+    assert result.cost_nanos == chars * 25 == 245_000
+    [row] = ledger.records()  # type: ignore[attr-defined]
+    assert row.kind == "embedding" and row.cost_nanos == 245_000
+
+
 def test_embedding_rows_have_kind_embedding_and_the_callers_attribution(
     fake: FakeProvider, driver: Driver
 ) -> None:

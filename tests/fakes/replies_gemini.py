@@ -17,6 +17,7 @@ every reply.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from typing import Any
@@ -183,3 +184,65 @@ def error_reply(status: int, message: str, *, retry_after: float | None = None) 
             {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_after:g}s"}
         ]
     return Reply(status, {"error": error})
+
+
+IMAGE_MODEL = "gemini-2.5-flash-image"
+IMAGE_TOKENS = 1_290
+"""What one 1024x1024 image costs in output tokens on Gemini 2.5 Flash Image."""
+
+
+def _image_parts(image: bytes, text: str, signed: bool) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
+    if text:
+        parts.append({"text": text})
+    inline: dict[str, Any] = {"inlineData": {"mimeType": "image/png",
+                                             "data": base64.b64encode(image).decode("ascii")}}
+    if signed:
+        inline["thoughtSignature"] = SIGNATURE
+    parts.append(inline)
+    return parts
+
+
+def _image_usage(prompt_tokens: int, text: str) -> dict[str, Any]:
+    text_tokens = max(1, len(text) // 4) if text else 0
+    candidates = IMAGE_TOKENS + text_tokens
+    details = [{"modality": "IMAGE", "tokenCount": IMAGE_TOKENS}]
+    if text_tokens:
+        details.insert(0, {"modality": "TEXT", "tokenCount": text_tokens})
+    return {"promptTokenCount": prompt_tokens, "candidatesTokenCount": candidates,
+            "totalTokenCount": prompt_tokens + candidates,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}],
+            "candidatesTokensDetails": details}
+
+
+def image_reply(image: bytes, *, text: str = "", prompt_tokens: int = 14,
+                model: str = IMAGE_MODEL, signed: bool = False) -> Reply:
+    """An image model's answer to ``responseModalities: [TEXT, IMAGE]``: optional text,
+    then the picture as an ``inlineData`` part; ``candidatesTokensDetails`` gives the
+    IMAGE tokens (1,290 for a 1024x1024 image); ``signed`` adds a thoughtSignature to the
+    image part (Gemini 3 image models sign their images)."""
+    rid = response_id("image:" + text)
+    parts = _image_parts(image, text, signed)
+    body = _body(parts, None, model, rid)
+    body["usageMetadata"] = _image_usage(prompt_tokens, text)
+    return Reply(200, body)
+
+
+def image_stream(image: bytes, *, text: str = "", prompt_tokens: int = 14,
+                 model: str = IMAGE_MODEL) -> Reply:
+    """The same answer streamed: the text chunk first, then the whole image in the last
+    chunk with the finishReason (Gemini never splits inlineData across chunks)."""
+    rid = response_id("image:" + text)
+    usage = _image_usage(prompt_tokens, text)
+    chunks = []
+    if text:
+        early = dict(usage, candidatesTokenCount=0, totalTokenCount=prompt_tokens)
+        early.pop("candidatesTokensDetails")
+        chunks.append({"candidates": [{"content": {"parts": [{"text": text}], "role": "model"},
+                                       "index": 0}],
+                       "usageMetadata": early, "modelVersion": model, "responseId": rid})
+    chunks.append({"candidates": [{"content": {"parts": _image_parts(image, "", False),
+                                               "role": "model"},
+                                   "finishReason": "STOP", "index": 0}],
+                   "usageMetadata": usage, "modelVersion": model, "responseId": rid})
+    return Reply(200, chunks=sse(*chunks, crlf=True))

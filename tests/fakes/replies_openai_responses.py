@@ -14,6 +14,7 @@ cached tokens, ``output_tokens`` includes reasoning, exactly like the canonical 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from typing import Any
@@ -28,6 +29,8 @@ __all__ = [
     "error_event_stream",
     "error_reply",
     "failed_stream",
+    "image_generation_reply",
+    "image_generation_stream",
     "response_body",
     "text_reply",
     "text_stream",
@@ -192,6 +195,77 @@ def web_search_reply(text: str, queries: list[str], *, usage: Usage | None = Non
                 "title": "Source", "url": "https://example.org/news?utm_source=openai"}
     output.append(_message_item(seed, text, [citation]))
     return Reply(200, response_body(seed, output, usage=usage, model=model))
+
+
+def _image_item(seed: str, image: bytes, *, size: str, quality: str,
+                output_format: str) -> dict[str, Any]:
+    """A finished ``image_generation_call`` (the shape the corpus records: the size and
+    quality the tool chose for ``auto``, the revised prompt, the base64 ``result``)."""
+    return {
+        "id": _id("ig", seed),
+        "type": "image_generation_call",
+        "status": "completed",
+        "background": "opaque",
+        "output_format": output_format,
+        "quality": quality,
+        "size": size,
+        "revised_prompt": "A watercolor fox in a snowy birch forest, soft morning light.",
+        "result": base64.b64encode(image).decode("ascii"),
+    }
+
+
+def _image_body(seed: str, image: bytes, text: str, *, size: str, quality: str,
+                output_format: str, image_model: str | None, usage: Usage | None,
+                model: str) -> dict[str, Any]:
+    tool: dict[str, Any] = {"type": "image_generation", "background": "auto",
+                            "moderation": "auto", "n": 1, "output_compression": 100,
+                            "output_format": output_format, "quality": "auto", "size": "auto"}
+    if image_model is not None:
+        tool["model"] = image_model
+    output = [_reasoning_item(seed, None),
+              _image_item(seed, image, size=size, quality=quality, output_format=output_format),
+              _message_item(seed, text)]
+    return response_body(seed, output, usage=usage, model=model,
+                         extra={"tools": [tool], "tool_choice": "auto"})
+
+
+def image_generation_reply(
+    image: bytes, *, text: str = "", size: str = "1024x1024", quality: str = "medium",
+    output_format: str = "png", image_model: str | None = None, usage: Usage | None = None,
+    model: str = MODEL,
+) -> Reply:
+    """gpt-5 drawing with the built-in ``image_generation`` tool: a reasoning item, the
+    image call, then a (usually empty) message, as recorded in the corpus."""
+    seed = "image:" + text + size + quality
+    return Reply(200, _image_body(seed, image, text, size=size, quality=quality,
+                                  output_format=output_format, image_model=image_model,
+                                  usage=usage, model=model))
+
+
+def image_generation_stream(
+    image: bytes, *, text: str = "", size: str = "1024x1024", quality: str = "medium",
+    output_format: str = "png", image_model: str | None = None, usage: Usage | None = None,
+    model: str = MODEL,
+) -> Reply:
+    """The same answer streamed: the image call's progress events (no partial images),
+    the finished item with its ``result`` in ``output_item.done``."""
+    seed = "image:" + text + size + quality
+    body = _image_body(seed, image, text, size=size, quality=quality,
+                       output_format=output_format, image_model=image_model, usage=usage,
+                       model=model)
+    reasoning, call, message = body["output"]
+    events = _Events()
+    events.start(body)
+    events.reasoning(0, reasoning)
+    events.add("response.output_item.added", output_index=1,
+               item={"id": call["id"], "type": "image_generation_call", "status": "in_progress"})
+    for stage in ("in_progress", "generating", "completed"):
+        events.add(f"response.image_generation_call.{stage}", item_id=call["id"],
+                   output_index=1)
+    events.add("response.output_item.done", output_index=1, item=call)
+    events.message(2, message, [text] if text else [])
+    events.add("response.completed", response=body)
+    return events.reply()
 
 
 # --------------------------------------------------------------------------- streams

@@ -235,3 +235,70 @@ def test_an_upstream_failure_mid_stream_is_an_error_event(gateway_server, fake: 
     assert "Overloaded" in events[-1].message or "overloaded" in (events[-1].code or "")
     [row] = gw.ledger_rows()
     assert row["status"] != "ok"
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_an_image_generation_tool_gets_a_gemini_image_as_an_image_call_item(
+    driver: str, gateway_server, fake: FakeProvider
+) -> None:
+    import base64
+
+    from tests.fakes.replies_media import png
+
+    picture = png(2, 2, (1, 2, 3))
+    models = {"draw": {"model": f"gemini/{gem.IMAGE_MODEL}", "api_base": fake.url,
+                       "api_key": "env:TOLLWAY_TEST_UPSTREAM_KEY"}}
+    gw = gateway_server(models=models)
+    secret, key = gw.create_key(models=["draw"])
+    fake.add(gem.image_reply(picture, text="A tiny square."))
+
+    reply = openai_call(driver, gw.url, secret, "responses.create", model="draw",
+                        input="Draw a square.", tools=[{"type": "image_generation"}])
+
+    sent = fake.requests[-1].json
+    assert sent["generationConfig"]["responseModalities"] == ["TEXT", "IMAGE"]
+    assert "tools" not in sent  # the tool became a modality, not a function declaration
+    [call] = [item for item in reply.output if item.type == "image_generation_call"]
+    assert base64.b64decode(call.result) == picture and call.status == "completed"
+    assert reply.output_text == "A tiny square."
+    [row] = gw.ledger_rows()
+    assert row["key"] == key.id and row["output_image_tokens"] == gem.IMAGE_TOKENS
+
+
+def test_image_generation_tool_options_are_refused_naming_them(
+    gateway_server, fake: FakeProvider
+) -> None:
+    gw = gateway_server()
+    secret, _ = gw.create_key(models=["gem"])
+    response = httpx.post(f"{gw.url}/v1/responses", headers={"authorization": f"Bearer {secret}"},
+                          json={"model": "gem", "input": "x",
+                                "tools": [{"type": "image_generation", "size": "1024x1024"}]})
+    assert response.status_code == 400
+    assert "size" in response.json()["error"]["message"]
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_a_streamed_gemini_image_arrives_as_one_image_call_item(
+    driver: str, gateway_server, fake: FakeProvider
+) -> None:
+    import base64
+
+    from tests.fakes.replies_media import png
+
+    picture = png(2, 2, (9, 8, 7))
+    models = {"draw": {"model": f"gemini/{gem.IMAGE_MODEL}", "api_base": fake.url,
+                       "api_key": "env:TOLLWAY_TEST_UPSTREAM_KEY"}}
+    gw = gateway_server(models=models)
+    secret, _ = gw.create_key(models=["draw"])
+    fake.add(gem.image_stream(picture, text="Here."))
+
+    events, final = _stream_helper(driver, gw.url, secret, model="draw", input="Draw.",
+                                   tools=[{"type": "image_generation"}])
+
+    done = [e for e in events if e.type == "response.output_item.done"
+            and e.item.type == "image_generation_call"]
+    assert len(done) == 1 and base64.b64decode(done[0].item.result) == picture
+    [call] = [item for item in final.output if item.type == "image_generation_call"]
+    assert base64.b64decode(call.result) == picture
+    assert final.output_text == "Here."

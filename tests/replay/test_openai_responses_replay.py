@@ -91,8 +91,11 @@ def final_body(record: dict[str, Any]) -> dict[str, Any]:
 
 def expected(body: dict[str, Any]) -> dict[str, Any]:
     """What a correct translation must give, computed from the raw output items."""
-    text, calls, thinking, encrypted, hosted = "", [], [], [], []
+    text, calls, thinking, encrypted, hosted, images = "", [], [], [], [], []
     searches = files = 0
+    image_units: dict[str, int] = {}
+    image_tools = [t for t in body.get("tools") or () if t.get("type") == "image_generation"]
+    image_model = (image_tools[0].get("model") if image_tools else None) or "gpt-image-1"
     for item in body["output"]:
         kind = item["type"]
         if kind == "message":
@@ -103,6 +106,11 @@ def expected(body: dict[str, Any]) -> dict[str, Any]:
         elif kind == "reasoning":
             thinking.append("\n\n".join(s["text"] for s in item["summary"]))
             encrypted.append(item.get("encrypted_content"))
+        elif kind == "image_generation_call" and item.get("result"):
+            data = base64.b64decode(item["result"])
+            images.append((item["id"], len(data), f"image/{item['output_format']}"))
+            unit = f"image_generation:{image_model}:{item['size']}:{item['quality']}"
+            image_units[unit] = image_units.get(unit, 0) + 1
         else:
             hosted.append(item["id"])
             searches += kind == "web_search_call"
@@ -110,6 +118,7 @@ def expected(body: dict[str, Any]) -> dict[str, Any]:
     usage = body["usage"]
     finish = "length" if body["status"] == "incomplete" else "tool_calls" if calls else "stop"
     units = {k: v for k, v in (("web_search", searches), ("file_search", files)) if v}
+    units.update(image_units)
     return {
         "id": body["id"],
         "model": body["model"],
@@ -118,6 +127,7 @@ def expected(body: dict[str, Any]) -> dict[str, Any]:
         "thinking": thinking,
         "encrypted": encrypted,
         "hosted": hosted,
+        "images": images,
         "finish": finish,
         "usage": (
             usage["input_tokens"],
@@ -146,6 +156,10 @@ def actual(response: Response) -> dict[str, Any]:
         "thinking": [p.text for p in reasoning],
         "encrypted": [p.provider_data[NAME]["item"].get("encrypted_content") for p in reasoning],
         "hosted": hosted,
+        "images": [
+            (p.provider_data[NAME]["item"]["id"], len(p.data or b""), p.media_type)
+            for p in response.images if p.provider_data
+        ],
         "finish": response.finish_reason,
         "usage": (u.input_tokens, u.cache_read_tokens, u.output_tokens, u.reasoning_tokens,
                   u.units),

@@ -132,6 +132,7 @@ def build_request(
     reasoning: Reasoning | Mapping[str, Any] | str | None = None,
     extra: Mapping[str, Any] | None = None,
     extra_headers: Mapping[str, str] | None = None,
+    output_modalities: Sequence[str] | None = None,
 ) -> Request:
     """A Request from the everyday shapes; a Request passes through unchanged. Anything
     that is not a valid prompt, message list or parameter is an InvalidRequestError
@@ -155,6 +156,7 @@ def build_request(
     ):
         raise InvalidRequestError("stop", f"expected a string or a list of strings; got {stop!r}")
     reasoning = _reasoning(reasoning)
+    modalities = _modalities(output_modalities)
     return Request(
         messages=canonical,
         tools=[to_tool(t) for t in tools] if tools else [],
@@ -169,7 +171,25 @@ def build_request(
         reasoning=reasoning,
         extra=dict(extra) if extra else {},
         extra_headers=dict(extra_headers) if extra_headers else {},
+        output_modalities=modalities,
     )
+
+
+_MODALITIES = ("text", "image")
+
+
+def _modalities(value: Sequence[str] | None) -> tuple[str, ...] | None:
+    """``output_modalities``: a list of ``"text"`` / ``"image"`` (at least one)."""
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, Sequence) or not value or not all(
+        isinstance(m, str) and m.lower() in _MODALITIES for m in value
+    ):
+        raise InvalidRequestError(
+            "output_modalities", f"expected a non-empty list of {' / '.join(_MODALITIES)}, "
+            f"e.g. ['text', 'image']; got {value!r}",
+        )
+    return tuple(m.lower() for m in value)
 
 
 # --------------------------------------------------------------------------- embeddings, images

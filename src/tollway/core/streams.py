@@ -27,6 +27,7 @@ from tollway.core.effects import (
 from tollway.core.sse import SSEDecoder
 from tollway.core.telemetry import switch as _telemetry
 from tollway.core.types import (
+    ImageEvent,
     Request,
     Response,
     StreamAccumulator,
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncResponseStream", "Cancelled", "ResponseStream"]
 
-_CONTENT_EVENTS = (TextDelta, ThinkingDelta, ToolCallDelta)
+_CONTENT_EVENTS = (TextDelta, ThinkingDelta, ToolCallDelta, ImageEvent)
 
 
 OPENED: Any = object()

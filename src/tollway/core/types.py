@@ -302,6 +302,14 @@ class Request:
     extra: dict[str, Any] = field(default_factory=dict)
     """Provider parameters passed through untouched into the request body."""
     extra_headers: dict[str, str] = field(default_factory=dict)
+    output_modalities: tuple[str, ...] | None = None
+    """What the answer may hold besides tool calls: ``("text", "image")`` asks a model
+    that can draw for images (Gemini ``responseModalities``, the Responses
+    ``image_generation`` tool). None: text only, the provider's default."""
+
+    @property
+    def wants_images(self) -> bool:
+        return bool(self.output_modalities) and "image" in (self.output_modalities or ())
 
 
 # --------------------------------------------------------------------------- usage
@@ -317,7 +325,10 @@ class Usage:
     - ``output_tokens``: every output token, reasoning included (``reasoning_tokens``).
     - ``requests`` (1 per call) and ``units`` for per-request priced extras
       (``{"web_search": 2}``, per-image prices ``{"image:1024x1024:hd": 1}``: what the provider bills per unit, e.g. Google Search
-      grounding counted per grounded prompt before Gemini 3 and per query from Gemini 3).
+      grounding counted per grounded prompt before Gemini 3 and per query from Gemini 3;
+      ``{"image_generation:gpt-image-1:1024x1024:high": 1}`` for an image a chat call drew
+      with the Responses tool, priced at the image model's rate; ``{"input_characters":
+      n}`` for models billed per character, priced per million).
     - Modality subsets, where the provider reports them (Gemini ``promptTokensDetails`` /
       ``candidatesTokensDetails`` / ``cacheTokensDetails``, OpenAI ``audio_tokens``):
       ``input_audio_tokens``, ``input_image_tokens``, ``input_video_tokens`` are subsets of
@@ -471,6 +482,12 @@ class Response:
         return [p for p in self.parts if isinstance(p, ToolCall)]
 
     @property
+    def images(self) -> list[Image]:
+        """The images the model generated (Gemini image output, the Responses
+        ``image_generation`` tool), in answer order."""
+        return [p for p in self.parts if isinstance(p, Image)]
+
+    @property
     def parsed(self) -> Any:
         """The structured output: a validated pydantic instance when ``response_format``
         was a model, else the decoded JSON. Raises OutputValidationError (carrying the
@@ -529,6 +546,14 @@ class ToolCallDelta:
 
 
 @dataclass(slots=True)
+class ImageEvent:
+    """A generated image, whole: providers send an image in one piece (a Gemini
+    ``inlineData`` part, a finished ``image_generation_call`` item), never as deltas."""
+
+    image: Image
+
+
+@dataclass(slots=True)
 class UsageEvent:
     """The usage so far, as totals (a later UsageEvent replaces an earlier one)."""
 
@@ -548,7 +573,8 @@ class StreamEnd:
 
 
 StreamEvent: TypeAlias = (
-    StreamStart | TextDelta | ThinkingDelta | ToolCallDelta | UsageEvent | FinishEvent | StreamEnd
+    StreamStart | TextDelta | ThinkingDelta | ToolCallDelta | ImageEvent | UsageEvent
+    | FinishEvent | StreamEnd
 )
 
 
@@ -642,6 +668,9 @@ class StreamAccumulator:
                     )
                 )
                 self._open_kind = key
+        elif isinstance(event, ImageEvent):
+            self._parts.append(event.image)
+            self._open_kind = None
         elif isinstance(event, UsageEvent):
             self._usage = event.usage
         elif isinstance(event, FinishEvent):

@@ -65,6 +65,30 @@ def test_vertex_without_token_counts_falls_back_to_the_estimate() -> None:
     assert result.usage_estimated and result.usage.input_tokens == 1
 
 
+def test_vertex_reads_the_billable_character_count_or_counts_as_vertex_does() -> None:
+    exchange = Exchange(HttpRequest("/x", {}), ["a b c", "dé f"])
+    values = {"values": [0.5], "statistics": {"token_count": 3}}
+    reported = VERTEX.parse_response(
+        {"predictions": [{"embeddings": values}] * 2, "metadata": {"billableCharacterCount": 41}},
+        exchange, "text-embedding-005",
+    )
+    assert reported.usage.units == {"input_characters": 41} and not reported.usage_estimated
+    per_prediction = VERTEX.parse_response(
+        {"predictions": [{"embeddings": {**values, "statistics": {
+            "token_count": 3, "billable_character_count": n}}} for n in (3, 4)]},
+        exchange, "text-embedding-005",
+    )
+    assert per_prediction.usage.units == {"input_characters": 7}
+    # No count in the answer: whitespace-free code points, flagged as an estimate.
+    counted = VERTEX.parse_response({"predictions": [{"embeddings": values}] * 2}, exchange,
+                                    "text-multilingual-embedding-002")
+    assert counted.usage.units == {"input_characters": 3 + 3} and counted.usage_estimated
+    # gemini-embedding-* on Vertex is billed per token: no character unit is invented.
+    gemini = VERTEX.parse_response({"predictions": [{"embeddings": values}] * 2}, exchange,
+                                   "gemini-embedding-001")
+    assert gemini.usage.units == {} and gemini.usage.input_tokens == 6
+
+
 def test_google_errors_are_typed() -> None:
     body = b'{"error": {"code": 404, "message": "models/x is not found", "status": "NOT_FOUND"}}'
     assert isinstance(GEMINI.parse_error(404, body, {}), NotFoundError)

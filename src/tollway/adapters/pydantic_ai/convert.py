@@ -22,6 +22,7 @@ from pydantic_ai.messages import (
     ERROR_OUTCOMES,
     AudioUrl,
     BinaryContent,
+    BinaryImage,
     CachePoint,
     CompactionPart,
     DocumentUrl,
@@ -189,11 +190,24 @@ def _assistant(message: ModelResponse) -> Message:
             continue  # provider-executed tools are not sent back through tollway
         elif isinstance(part, ToolCallPart):
             parts.append(_tool_call(part))
+        elif isinstance(part, FilePart) and (image := _generated_image(part)) is not None:
+            parts.append(image)
         elif isinstance(part, FilePart | CompactionPart):
-            continue  # generated files and compaction state are not sent back
+            continue  # other generated files and compaction state are not sent back
         elif isinstance(part, SpeechPart):
             raise UserError("realtime SpeechPart must be converted by model.prepare_messages first")
     return Message("assistant", parts)
+
+
+def _generated_image(part: FilePart) -> Image | None:
+    """An image the model made, back into the history when its dialect left data to
+    return with it (a Gemini thoughtSignature, the Responses image_generation_call
+    item); other generated files are not sent back."""
+    data = _data(part.provider_details)
+    content = part.content
+    if data is None or not isinstance(content, BinaryContent) or not content.is_image:
+        return None
+    return Image(data=content.data, media_type=content.media_type, provider_data=data)
 
 
 def _data(details: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -268,6 +282,14 @@ def reasoning(params: ModelRequestParameters) -> Reasoning | None:
     return Reasoning(effort="medium" if thinking is True else str(thinking))
 
 
+def output_modalities(params: ModelRequestParameters) -> tuple[str, ...] | None:
+    """``output_type=BinaryImage`` (``allow_image_output``) asks for images; beside
+    text unless the agent takes no text output (as Pydantic AI's GoogleModel asks)."""
+    if not params.allow_image_output:
+        return None
+    return ("text", "image") if params.allow_text_output else ("image",)
+
+
 def build(
     messages: list[Message],
     settings: ModelSettings | None,
@@ -288,6 +310,7 @@ def build(
         seed=s.get("seed"),
         parallel_tool_calls=s.get("parallel_tool_calls") if tools else None,
         reasoning=reasoning(params),
+        output_modalities=output_modalities(params),
         extra=dict(extra) if isinstance(extra, Mapping) else {},
         extra_headers=dict(s.get("extra_headers") or {}),
     )
@@ -338,6 +361,10 @@ def response_parts(response: Response) -> list[ModelResponsePart]:
             parts.append(ThinkingPart(part.text, signature=part.signature,
                                       provider_name=provider if named else None,
                                       provider_details=details))
+        elif isinstance(part, Image):
+            file = image_part(part, provider)
+            if file is not None:
+                parts.append(file)
         elif isinstance(part, ToolCall):
             data = {DATA_KEY: part.provider_data} if part.provider_data else None
             parts.append(ToolCallPart(part.name, part.raw_arguments or part.arguments,
@@ -345,6 +372,16 @@ def response_parts(response: Response) -> list[ModelResponsePart]:
                                       provider_name=provider if data else None,
                                       provider_details=data))
     return parts
+
+
+def image_part(part: Image, provider: str) -> FilePart | None:
+    """A generated image as Pydantic AI's ``FilePart`` of a ``BinaryImage`` (what
+    ``output_type=BinaryImage`` returns); an image by URL only has no bytes to give."""
+    if part.data is None:
+        return None
+    data = {DATA_KEY: part.provider_data} if part.provider_data else None
+    image = BinaryImage(data=part.data, media_type=part.media_type or "image/png")
+    return FilePart(image, provider_name=provider if data else None, provider_details=data)
 
 
 def _generated_id() -> str:

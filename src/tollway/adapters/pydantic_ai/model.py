@@ -96,7 +96,10 @@ class TollwayModel(TollwayClient, Model):
     def _provider_model_profile(self) -> ModelProfile:
         """What every tollway dialect supports: tools, forced tool choice, JSON-schema
         structured output and JSON mode (Anthropic without native support gets a synthetic
-        tool from its dialect), and thinking."""
+        tool from its dialect), and thinking. Image output (``output_type=BinaryImage``)
+        is declared too: the Gemini dialect asks an image model for IMAGE, the Responses
+        dialect adds its image_generation tool; a deployment that cannot draw answers
+        with text, which Pydantic AI then retries or rejects as for any wrong output."""
         return ModelProfile(
             supports_tools=True,
             supports_json_schema_output=True,
@@ -104,6 +107,7 @@ class TollwayModel(TollwayClient, Model):
             default_structured_output_mode="tool",
             supports_thinking=True,
             supports_forced_tool_choice=True,
+            supports_image_output=True,
         )
 
     # ------------------------------------------------------------------ requests

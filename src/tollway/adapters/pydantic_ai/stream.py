@@ -1,7 +1,8 @@
 """TollwayStreamedResponse: a tollway stream as Pydantic AI stream events.
 
 Text, thinking and tool-call deltas go through Pydantic AI's parts manager (so
-``run_stream`` sees text and output-tool arguments as they arrive). Parts are keyed the
+``run_stream`` sees text and output-tool arguments as they arrive); a generated image
+arrives whole, as a ``FilePart`` of a ``BinaryImage``. Parts are keyed the
 way tollway's StreamAccumulator splits them, and provider data / thinking signatures
 are passed merged-so-far on every delta that carries some, so the streamed
 ``ModelResponse`` equals the non-streamed one. Usage and tollway's cost are set from
@@ -22,6 +23,7 @@ from pydantic_ai.models import StreamedResponse
 from tollway.adapters.pydantic_ai.convert import (
     DATA_KEY,
     FINISH_REASONS,
+    image_part,
     request_usage,
     response_details,
     thinking_details,
@@ -30,6 +32,7 @@ from tollway.adapters.pydantic_ai.errors import mapped_errors
 from tollway.core.model import AsyncResponseStream
 from tollway.core.types import (
     FinishEvent,
+    ImageEvent,
     ProviderData,
     Response,
     StreamEnd,
@@ -114,6 +117,12 @@ class TollwayStreamedResponse(StreamedResponse):
                 tool_call_id=event.id or None,
                 provider_name=provider if details else None, provider_details=details,
             )
+        if isinstance(event, ImageEvent):
+            file = image_part(event.image, provider)
+            if file is None:
+                return ()
+            self._open = None
+            return (self._parts_manager.handle_part(vendor_part_id=None, part=file),)
         if isinstance(event, UsageEvent):
             self._add_usage(request_usage(event.usage, None), reported=True, cumulative=True)
         elif isinstance(event, FinishEvent):

@@ -31,6 +31,10 @@ $0.30/M), the media allowances above are priced at those rates.
 Embeddings (:func:`embedding_bound`): the texts' tokens by the same text rule, at the
 input rate; no output.
 
+A chat call asking for images (``output_modalities``) of a model with an image-output
+rate reserves every output token at that rate; a Responses call's tool images are added
+by the budget guard (:func:`tollway.core.cost.tool_images.tool_image_bound`).
+
 Images (:func:`image_bound`): for a model priced per image, ``n`` times the image's
 price at the requested size and quality, or the dearest size / quality the price lists
 when the request leaves either open; for a token-priced model (gpt-image, Gemini image
@@ -185,6 +189,10 @@ def upper_bound(
     usage = Usage(input_tokens=est_in, output_tokens=out)
     if price.modalities:
         _add_media(usage, request.messages)
+        if request.wants_images and "output_image_tokens" in price.modalities:
+            # An image model asked to draw may spend all of its output on images, at
+            # the image rate (Gemini image output: $30/M against $2.50/M for text).
+            usage.output_image_tokens = out
     cost = price.cost_nanos(usage)
     if not price.tiers and price.reasoning is None:
         return Bound(est_in, out, cost)  # no reasoning rate anywhere: nothing to compare

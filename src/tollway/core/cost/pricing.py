@@ -38,6 +38,7 @@ from functools import cache
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from tollway.core.cost.tool_images import tool_image_units, tool_images_cost
 from tollway.core.errors import ConfigError
 from tollway.core.types import NANOS_PER_USD, Usage
 
@@ -131,6 +132,11 @@ class ModelPrice:
     modalities: Mapping[str, int] = field(default_factory=lambda: _EMPTY_UNITS)
     max_output_tokens: int | None = None
     context_window: int | None = None
+    input_characters: int | None = None
+    """nano-USD per million input characters, for models billed by the character
+    (Vertex AI text embeddings): applies to ``Usage.units["input_characters"]``, on top
+    of the token rates (0 for a model billed by characters only)."""
+
     def image_units(self) -> dict[str, int]:
         """The per-image prices (``units`` named ``image:...``)."""
         return {k: v for k, v in self.units.items() if k.startswith(IMAGE_UNIT_PREFIX)}
@@ -208,6 +214,8 @@ class ModelPrice:
             scaled += self._modality_delta(u)
             if scaled < 0:
                 scaled = 0
+        if self.input_characters is not None and u.units:
+            scaled += u.units.get(CHARACTERS_UNIT, 0) * self.input_characters
         nanos = (scaled + _HALF) // TOKENS_PER_PRICE_UNIT
         if self.per_request:
             nanos += u.requests * self.per_request
@@ -257,6 +265,9 @@ class ModelPrice:
 
 
 IMAGE_UNIT_PREFIX = "image:"
+CHARACTERS_UNIT = "input_characters"
+"""``Usage.units`` key of the billable input characters (priced per million by
+``ModelPrice.input_characters``, never per unit)."""
 
 
 def _image_price(prices: Mapping[str, int], name: str) -> int | None:
@@ -655,6 +666,8 @@ def _price_config() -> type[Any]:
         """USD per image by size, then quality: ``{"1024x1024": {standard: 0.04,
         hd: 0.08}}``, or one price for any quality (``{"1024x1024": 0.04}``); ``"*"``
         matches any size or quality."""
+        input_characters: rate | None = None
+        """USD per million input characters (Vertex AI text embeddings: 0.025)."""
         tiers: list[TierConfig] | None = None
         max_output_tokens: int | None = Field(default=None, gt=0)
         context_window: int | None = Field(default=None, gt=0)
@@ -722,6 +735,8 @@ class _Override:
             units.update({_unit_name(k): usd_to_nanos(v) for k, v in cfg.units.items()})
             units.update(_image_units(cfg.images))
             changes["units"] = MappingProxyType(units)
+        if cfg.input_characters is not None:
+            changes["input_characters"] = usd_to_nanos(cfg.input_characters)
         if cfg.max_output_tokens is not None:
             changes["max_output_tokens"] = cfg.max_output_tokens
         if cfg.context_window is not None:
@@ -771,9 +786,10 @@ def _parse_overrides(overrides: Mapping[str, Mapping[str, Any]] | None) -> dict[
                 "max_output_tokens)",
                 key=f"prices.{key}",
             )
-        # Per-image prices alone are a full price too: no one lists dall-e or Imagen
-        # per token, so there is nothing to patch.
-        complete = has_in or (bool(cfg.images) and not any(
+        # Per-image or per-character prices alone are a full price too: no one lists
+        # dall-e, Imagen or Vertex text embeddings per token, so there is nothing to patch.
+        by_unit = bool(cfg.images) or cfg.input_characters is not None
+        complete = has_in or (by_unit and not any(
             getattr(cfg, name) is not None for name in _RATE_FIELDS
         ))
         parsed[str(key)] = _Override(complete=complete, config=cfg)
@@ -833,7 +849,39 @@ class PriceBook:
             return None
         if usage.units and not self._images_priced(provider, model, price, usage):
             return None
-        return price.cost_nanos(usage)
+        cost = price.cost_nanos(usage)
+        if usage.units and tool_image_units(usage.units):
+            images = self._tool_images(provider, model, usage, at)
+            if images is None:
+                return None
+            cost += images
+        return cost
+
+    def _tool_images(
+        self, provider: str, model: str, usage: Usage, at: datetime | None
+    ) -> int | None:
+        """What the images a built-in tool made cost (:mod:`.tool_images`), at the
+        image model's price from this book; None (warned once) when unknown."""
+        cost = tool_images_cost(
+            usage.units,
+            lambda image_model: self.model_price(
+                provider, image_model, at=at, service_tier=usage.service_tier
+            ),
+        )
+        if cost is None:
+            names = ", ".join(sorted(tool_image_units(usage.units)))
+            if (provider, names) not in self._warned:
+                self._warned.add((provider, names))
+                warnings.warn(
+                    f"no price known for the images {provider}/{model} made with its "
+                    f"image tool ({names}): the call is recorded with cost unknown. Add "
+                    "the image model's prices under 'prices' in tollway.yaml: "
+                    f"'{provider}/<image model>': {{images: {{'<size>': {{'<quality>': "
+                    "<USD per image>}}}}",
+                    UnpricedModelWarning,
+                    stacklevel=3,
+                )
+        return cost
 
     def _images_priced(self, provider: str, model: str, price: ModelPrice, usage: Usage) -> bool:
         """Whether every per-image unit of ``usage`` has a price (an image of a size or

@@ -49,6 +49,7 @@ from tollway.core.cost.policy import (
     RateLimitPolicy,
     SoftLimitEvent,
 )
+from tollway.core.cost.tool_images import dearest_tool_image, requested_image_model
 from tollway.core.errors import (
     BudgetExceededError,
     ConfigError,
@@ -58,7 +59,7 @@ from tollway.core.errors import (
 )
 from tollway.core.logs import logger
 from tollway.core.media_types import EmbeddingRequest, ImageRequest
-from tollway.core.types import Usage, requested_service_tier
+from tollway.core.types import Request, Usage, requested_service_tier
 
 if TYPE_CHECKING:
     from tollway.core.cost.pricing import ModelPrice, PriceBook
@@ -284,6 +285,8 @@ class Budgets:
         bound = upper_bound(
             request, price, default_max_output_tokens=self.default_max_output_tokens
         )
+        if request.wants_images and dep.api == "responses":
+            bound = self._with_tool_image(bound, request, dep)
         tier = requested_service_tier(ctx.request)
         if tier is None or bound.cost_nanos is None:
             return bound
@@ -300,6 +303,18 @@ class Budgets:
         if tiered.cost_nanos is not None and tiered.cost_nanos > bound.cost_nanos:
             return tiered
         return bound
+
+    def _with_tool_image(self, bound: Bound, request: Request, dep: Deployment) -> Bound:
+        """A Responses call asked to draw also holds its dearest image (the
+        image_generation tool bills it apart); unknown -> the cost bound is unknown."""
+        if bound.cost_nanos is None:
+            return bound
+        model = requested_image_model(request.extra)
+        image = dearest_tool_image(
+            model, self.prices.model_price(dep.provider.name, model)
+        )
+        cost = None if image is None else bound.cost_nanos + image
+        return Bound(bound.input_tokens, bound.output_tokens, cost)
 
     def _unpriced(
         self, rule: _Rule, label: str, end: int | None, dep: Deployment

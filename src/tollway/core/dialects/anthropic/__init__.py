@@ -82,6 +82,12 @@ _STRUCTURED_TOOL_DESCRIPTION = (
     "matching the schema."
 )
 
+NO_IMAGE_OUTPUT = (
+    "the Anthropic Messages API does not generate images: ask a Gemini image model "
+    "(gemini/gemini-2.5-flash-image...) or an OpenAI model through the Responses API "
+    "(api: responses) for image output, or use Model.generate_image"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class StructuredOutputPlan:
@@ -144,6 +150,8 @@ class AnthropicDialect:
         return StructuredOutputPlan("tool", wire_tool_name(fmt.name))
 
     def build_request(self, request: Request, model: str, *, stream: bool) -> HttpRequest:
+        if request.wants_images:
+            raise BadRequestError(NO_IMAGE_OUTPUT)
         state = BuildState()
         system, messages = build_messages(request.messages, state)
         if not messages:

@@ -423,6 +423,9 @@ def _generation_config(
     thinking = _thinking_config(request, generation)
     if thinking:
         config["thinkingConfig"] = thinking
+    if request.output_modalities:
+        # Image models answer with inlineData parts only when asked for IMAGE.
+        config["responseModalities"] = [m.upper() for m in request.output_modalities]
     return config
 
 

@@ -10,9 +10,13 @@ How Gemini parts become canonical parts (the same in both paths):
   response id and the call's position (``gemini-call-<responseId>-<n>``), identical in
   the streamed and non-streamed answer, and leaves it out when sending the call back.
   Gemini 3 ids are kept.
+- A generated image (``inlineData``, not a thought, asked for with
+  ``responseModalities: IMAGE``) -> Image (bytes decoded, its MIME type; a signature on
+  it goes back on it); its output tokens are ``candidatesTokensDetails`` IMAGE, which
+  genai-prices rates apart from text.
 - Parts tollway has no canonical type for (server-side ``toolCall`` / ``toolResponse``,
-  ``executableCode``, ``codeExecutionResult``, model-generated ``inlineData``, a bare
-  ``thoughtSignature``) become an empty Thinking(provider="gemini") holding the raw part
+  ``executableCode``, ``codeExecutionResult``, the interim images of a thinking image
+  model (``inlineData`` with ``thought: true``), a bare ``thoughtSignature``) become an empty Thinking(provider="gemini") holding the raw part
   in ``provider_data["gemini"]["part"]``: Gemini gets it back verbatim (signature
   included), every other dialect drops it as foreign reasoning.
 - Grounding / URL-context / citation metadata, ``finishMessage``, safety ratings and the
@@ -26,6 +30,8 @@ non-streamed answer holds. A second signature starts a new part.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from collections.abc import Mapping
@@ -38,6 +44,8 @@ from tollway.core.errors import ContentFilterError, StreamError, scrub
 from tollway.core.types import (
     FinishEvent,
     FinishReason,
+    Image,
+    ImageEvent,
     Part,
     Response,
     StreamEvent,
@@ -240,6 +248,23 @@ def _is_text(raw: Mapping[str, Any]) -> bool:
     return isinstance(raw.get("text"), str)
 
 
+def generated_image(raw: Mapping[str, Any]) -> Image | None:
+    """A model-generated ``inlineData`` image part as an Image, or None when the part
+    is something else (a thought image, audio, undecodable data: kept opaque)."""
+    inline = raw.get("inlineData")
+    if not isinstance(inline, Mapping) or raw.get("thought") is True:
+        return None
+    mime = inline.get("mimeType")
+    data = inline.get("data")
+    if not isinstance(mime, str) or not mime.startswith("image/") or not isinstance(data, str):
+        return None
+    try:
+        decoded = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return Image(data=decoded, media_type=mime, provider_data=_signature_data(raw))
+
+
 def parts_from_wire(raw_parts: Any, response_id: str | None) -> list[Part]:
     parts: list[Part] = []
     calls = 0
@@ -260,6 +285,8 @@ def parts_from_wire(raw_parts: Any, response_id: str | None) -> list[Part]:
         elif _is_text(raw):
             if raw["text"] or signed:
                 parts.append(Text(raw["text"], signed))
+        elif (image := generated_image(raw)) is not None:
+            parts.append(image)
         else:
             parts.append(Thinking("", provider=DIALECT_NAME, provider_data=_opaque(raw)))
     return parts
@@ -447,6 +474,10 @@ class GeminiStreamParser:
             return
         self._block += 1
         self._open = None
+        image = generated_image(raw)
+        if image is not None:
+            out.append(ImageEvent(image))
+            return
         out.append(
             ThinkingDelta("", self._block, provider=DIALECT_NAME, provider_data=_opaque(raw))
         )

@@ -11,6 +11,13 @@ embeddings, sans-I/O.
 - Vertex AI: ``instances`` of ``{"content", "task_type"}``, ``parameters.
   outputDimensionality``; each prediction reports its ``statistics.token_count``.
   ``gemini-embedding-*`` takes one instance a request, ``text-embedding-*`` up to 250.
+  Vertex bills its text embedding models (``text-embedding-*``,
+  ``text-multilingual-embedding-*``) per character: the answer's
+  ``metadata.billableCharacterCount`` (or per-prediction
+  ``statistics.billable_character_count``) is ``Usage.units["input_characters"]``,
+  priced by a price's ``input_characters`` rate. When the answer has no count, the
+  characters are counted as Vertex counts them (whitespace excluded) and the usage is
+  marked estimated.
 """
 
 from __future__ import annotations
@@ -120,6 +127,47 @@ class GeminiEmbeddingDialect:
         return parse_error(status, body, headers)
 
 
+CHARACTERS_UNIT = "input_characters"
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return int(value)
+    return None
+
+
+def billable_characters(text: str) -> int:
+    """Characters as Vertex bills them: every UTF-8 code point but whitespace."""
+    return sum(1 for ch in text if not ch.isspace())
+
+
+def _billed_characters(body: Mapping[str, Any], predictions: list[Any]) -> int | None:
+    """The answer's billable character count: ``metadata.billableCharacterCount``,
+    else the per-prediction ``statistics.billable_character_count`` summed (None when
+    the answer says neither)."""
+    meta = body.get("metadata")
+    total = _count(meta.get("billableCharacterCount")) if isinstance(meta, Mapping) else None
+    if total is not None:
+        return total
+    found = False
+    total = 0
+    for item in predictions:
+        embeddings = item.get("embeddings") if isinstance(item, Mapping) else None
+        stats = embeddings.get("statistics") if isinstance(embeddings, Mapping) else None
+        count = _count(stats.get("billable_character_count")) if isinstance(stats, Mapping) else None
+        if count is not None:
+            found = True
+            total += count
+    return total if found else None
+
+
+def bills_characters(model: str) -> bool:
+    """Vertex's text embedding models, billed per character (gemini-embedding-* is
+    billed per token)."""
+    name = model.removeprefix("models/").rsplit("/", 1)[-1]
+    return not name.startswith("gemini-") and "embedding" in name
+
+
 @dataclass(frozen=True, slots=True)
 class VertexEmbeddingDialect:
     name: str = "vertex_embeddings"
@@ -168,9 +216,16 @@ class VertexEmbeddingDialect:
             else:
                 counted = False
         usage = Usage(input_tokens=tokens) if counted else _estimated(exchange.inputs)
+        estimated = not counted
+        characters = _billed_characters(body, predictions)
+        if characters is None and bills_characters(model):
+            characters = sum(billable_characters(t) for t in exchange.inputs)
+            estimated = True
+        if characters is not None:
+            usage.units[CHARACTERS_UNIT] = characters
         return EmbeddingResponse(
             vectors=_checked(vectors, exchange), model=model, provider="", usage=usage,
-            usage_estimated=not counted,
+            usage_estimated=estimated,
         )
 
     def parse_error(

@@ -59,6 +59,12 @@ __all__ = [
 
 _META_KEYS = ("system_fingerprint", "service_tier", "created")
 
+NO_IMAGE_OUTPUT = (
+    "the Chat Completions API does not generate images: ask a Gemini image model "
+    "(gemini/gemini-2.5-flash-image...) or an OpenAI model through the Responses API "
+    "(api: responses) for image output, or use Model.generate_image"
+)
+
 
 @cache
 def _encode_options(name: str, system_role: str, echo_reasoning: bool) -> EncodeOptions:
@@ -81,6 +87,8 @@ class OpenAIChatDialect:
     def build_request(self, request: Request, model: str, *, stream: bool) -> HttpRequest:
         """``POST /chat/completions`` with the body for ``request``. ``request.extra`` is
         deep-merged last, so it can add or override any field."""
+        if request.wants_images:
+            raise BadRequestError(NO_IMAGE_OUTPUT)
         options = _encode_options(self.name, self.system_role, self.echo_reasoning)
         body: dict[str, Any] = {
             "model": model,

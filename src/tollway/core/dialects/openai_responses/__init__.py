@@ -134,6 +134,12 @@ class OpenAIResponsesDialect:
                 body[key] = _merged(body[key], value)
             else:
                 body[key] = value
+        if request.wants_images and not any(
+            isinstance(t, Mapping) and t.get("type") == "image_generation"
+            for t in body.get("tools") or ()
+        ):
+            # Responses models draw through the built-in image_generation tool.
+            body["tools"] = [*body.get("tools", ()), {"type": "image_generation"}]
         return HttpRequest("/responses", body, dict(request.extra_headers))
 
     def parse_response(

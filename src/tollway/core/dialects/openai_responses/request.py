@@ -224,6 +224,11 @@ def _assistant_items(parts: Sequence[Part], stored: bool) -> list[dict[str, Any]
             item = _reasoning_item(part, stored) if part.provider == NAME else None
             if item is not None:
                 items.append(item)
+        elif isinstance(part, Image) and (mine.get(ITEM_KEY) or {}).get("type") == (
+            "image_generation_call"
+        ):
+            # An image the image_generation tool made: its item, bytes re-encoded.
+            items.append({**mine[ITEM_KEY], "result": part.base64})
         elif isinstance(part, ToolCall):
             call: dict[str, Any] = {
                 "type": "function_call",

@@ -10,9 +10,12 @@ Output item mapping (the stream parser produces the same parts, event by event):
 - ``reasoning`` -> Thinking: the summary texts joined by a blank line (or the raw
   ``reasoning_text`` content some compatible servers send), ``provider`` this dialect,
   the whole item (id, ``encrypted_content``) in provider_data, sent back verbatim;
+- ``image_generation_call`` with a ``result`` -> Image (the base64 decoded, media type
+  from ``output_format``), the item without its result in provider_data (the next turn
+  sends it back with the bytes re-encoded);
 - anything else (``web_search_call``, ``file_search_call``, ``code_interpreter_call``,
-  ``image_generation_call``, ...) ran at OpenAI: an empty Text holding the raw item, in
-  its position, so continuing the conversation sends it back unchanged.
+  an image call without a result, ...) ran at OpenAI: an empty Text holding the raw
+  item, in its position, so continuing the conversation sends it back unchanged.
 
 Usage has tollway's one meaning as-is: ``input_tokens`` includes
 ``input_tokens_details.cached_tokens``; ``output_tokens`` includes
@@ -22,17 +25,23 @@ response (``priority``, ``flex``...) is ``Usage.service_tier``, else the request
 Built-in tools billed per call become
 ``Usage.units``: ``web_search`` (``tool_usage.web_search.num_requests`` when the response
 reports it, else the number of ``web_search_call`` items) and ``file_search`` (the
-number of ``file_search_call`` items).
+number of ``file_search_call`` items). Each generated image is a unit
+``image_generation:<image model>:<size>:<quality>`` (the tool's ``model`` as the response
+echoes it, else :data:`DEFAULT_IMAGE_MODEL`): OpenAI bills it apart from the call's
+tokens, at the image model's image output rate (see ``core.cost.tool_images``).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tollway.core.dialects.openai_responses.request import ITEM_KEY, NAME
 from tollway.core.types import (
     FinishReason,
+    Image,
     Part,
     Text,
     Thinking,
@@ -104,6 +113,27 @@ def raw_item_part(item: Mapping[str, Any]) -> Text:
     return Text("", {NAME: {ITEM_KEY: dict(item)}})
 
 
+IMAGE_CALL = "image_generation_call"
+DEFAULT_IMAGE_MODEL = "gpt-image-1"
+"""The image model of an ``image_generation`` tool that names none (OpenAI's default)."""
+IMAGE_UNIT_PREFIX = "image_generation:"
+
+
+def image_part(item: Mapping[str, Any]) -> Image | None:
+    """A finished ``image_generation_call`` as an Image, or None when it holds no
+    decodable image (failed, still generating)."""
+    result = item.get("result")
+    if not isinstance(result, str) or not result:
+        return None
+    try:
+        data = base64.b64decode(result, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    fmt = str(item.get("output_format") or "png").lower()
+    kept = {k: v for k, v in item.items() if k != "result"}
+    return Image(data=data, media_type=f"image/{fmt}", provider_data={NAME: {ITEM_KEY: kept}})
+
+
 def parse_output(output: Sequence[Any]) -> list[Part]:
     parts: list[Part] = []
     for item in output:
@@ -121,6 +151,8 @@ def parse_output(output: Sequence[Any]) -> list[Part]:
             parts.append(function_call(item))
         elif kind == "reasoning":
             parts.append(reasoning_part(item))
+        elif kind == IMAGE_CALL and (image := image_part(item)) is not None:
+            parts.append(image)
         else:
             parts.append(raw_item_part(item))
     return parts
@@ -172,21 +204,41 @@ def usage_from_wire(body: Mapping[str, Any], requested_tier: str | None = None) 
 
 def _tool_units(body: Mapping[str, Any]) -> dict[str, int]:
     searches = files = 0
+    units: dict[str, int] = {}
+    image_model = _image_model(body)
     for item in body.get("output") or ():
         if isinstance(item, Mapping):
             kind = item.get("type")
             searches += kind == "web_search_call"
             files += kind == "file_search_call"
+            if kind == IMAGE_CALL and item.get("result"):
+                name = image_unit(image_model, item.get("size"), item.get("quality"))
+                units[name] = units.get(name, 0) + 1
     tool_usage = body.get("tool_usage")
     reported = tool_usage.get("web_search") if isinstance(tool_usage, Mapping) else None
     if isinstance(reported, Mapping) and isinstance(reported.get("num_requests"), int):
         searches = reported["num_requests"]  # what OpenAI bills, when it says
-    units: dict[str, int] = {}
     if searches:
         units["web_search"] = searches
     if files:
         units["file_search"] = files
     return units
+
+
+def image_unit(model: str, size: Any, quality: Any) -> str:
+    """The unit one generated image is counted in (``*`` for what the item omits)."""
+    return f"{IMAGE_UNIT_PREFIX}{model}:{size or '*'}:{quality or '*'}"
+
+
+def _image_model(body: Mapping[str, Any]) -> str:
+    """The image model of the response's ``image_generation`` tool (echoed in
+    ``tools``), else OpenAI's default for the tool."""
+    for tool in body.get("tools") or ():
+        if isinstance(tool, Mapping) and tool.get("type") == "image_generation":
+            model = tool.get("model")
+            if isinstance(model, str) and model:
+                return model
+    return DEFAULT_IMAGE_MODEL
 
 
 def response_meta(body: Mapping[str, Any]) -> dict[str, Any] | None:

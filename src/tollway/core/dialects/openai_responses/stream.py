@@ -11,7 +11,8 @@ Each SSE ``data:`` is a JSON event with a ``type``; the parser keys on it (not o
 - ``response.function_call_arguments.delta``: argument fragments;
 - ``response.reasoning_summary_text.delta`` (and ``reasoning_text.delta``): ThinkingDelta,
   summary parts separated by a blank line as the non-streamed parse joins them;
-- ``response.output_item.done``: a reasoning item's id and ``encrypted_content``; an
+- ``response.output_item.done``: a reasoning item's id and ``encrypted_content``; a
+  finished ``image_generation_call`` as an ImageEvent (partial images are not kept); an
   item OpenAI ran itself (web search...) as an empty Text; whatever a server sent only
   whole (no deltas) is emitted from the finished item, so nothing is lost;
 - ``response.completed`` / ``response.incomplete``: usage, finish reason and the final
@@ -34,7 +35,9 @@ from tollway.core.dialects.base import SSEEvent, sse_json
 from tollway.core.dialects.openai_responses.errors import error_from_event, failed_response_error
 from tollway.core.dialects.openai_responses.request import ITEM_KEY, NAME
 from tollway.core.dialects.openai_responses.response import (
+    IMAGE_CALL,
     finish_reason,
+    image_part,
     message_meta,
     parse_output,
     reasoning_text,
@@ -44,6 +47,7 @@ from tollway.core.dialects.openai_responses.response import (
 from tollway.core.errors import StreamError
 from tollway.core.types import (
     FinishEvent,
+    ImageEvent,
     StreamEvent,
     StreamStart,
     TextDelta,
@@ -167,6 +171,8 @@ class OpenAIResponsesStreamParser:
                 block = self._block(index, position)
                 if block not in self._texts_seen and isinstance(part, Mapping):
                     self._emit_part(block, part, meta, out)
+        elif kind == IMAGE_CALL and (image := image_part(item)) is not None:
+            out.append(ImageEvent(image))
         else:
             out.append(TextDelta("", self._block(index, 0), {NAME: {ITEM_KEY: dict(item)}}))
 

@@ -16,7 +16,10 @@ went out through that dialect reads back the same:
 The gateway keeps no conversations: ``previous_response_id``, ``item_reference`` items,
 ``conversation`` and ``background`` are refused with a message that says to send the whole
 input. Built-in tools (``web_search``, ``file_search``...) only run at OpenAI, so they are
-refused too; function tools are what every provider can serve. Keys with no canonical
+refused too; function tools are what every provider can serve. A bare
+``{"type": "image_generation"}`` tool is the exception: it asks the upstream for image
+output (``Request.output_modalities``), which Gemini image models and Responses models
+serve; their images come back as ``image_generation_call`` items. Keys with no canonical
 meaning that steer OpenAI's storage or output (``store``, ``include``, ``metadata``,
 ``truncation``...) are accepted and not forwarded; any other unknown key rides in
 ``request.extra`` like on ``/v1/chat/completions``.
@@ -102,6 +105,7 @@ def request_from_responses(body: Mapping[str, Any]) -> tuple[str, Request, bool]
     request = Request(
         messages=messages,
         tools=_tools(body.get("tools")),
+        output_modalities=_image_output(body.get("tools")),
         tool_choice=_tool_choice(body.get("tool_choice")),
         response_format=_format(body.get("text")),
         temperature=body.get("temperature"),
@@ -244,6 +248,15 @@ def _tool_output(item: Mapping[str, Any], index: int) -> Message:
 # --------------------------------------------------------------------------- options
 
 
+def _image_output(raw: Any) -> tuple[str, ...] | None:
+    """A bare ``image_generation`` tool asks for images beside text."""
+    if isinstance(raw, list) and any(
+        isinstance(t, Mapping) and t.get("type") == "image_generation" for t in raw
+    ):
+        return ("text", "image")
+    return None
+
+
 def _tools(raw: Any) -> list[Tool]:
     if raw is None:
         return []
@@ -251,6 +264,16 @@ def _tools(raw: Any) -> list[Tool]:
         raise _bad("'tools' must be a list of tool objects", param="tools")
     tools: list[Tool] = []
     for index, spec in enumerate(raw):
+        if isinstance(spec, Mapping) and spec.get("type") == "image_generation":
+            extra = sorted(k for k in spec if k != "type")
+            if extra:
+                raise _bad(
+                    f"the image_generation tool's options ({', '.join(extra)}) are not "
+                    "forwarded: the gateway asks the upstream model for image output "
+                    "(Gemini image models, Responses models); send "
+                    "{'type': 'image_generation'} alone", param=f"tools[{index}]",
+                )
+            continue
         if not isinstance(spec, Mapping) or spec.get("type") != "function":
             kind = spec.get("type") if isinstance(spec, Mapping) else type(spec).__name__
             raise _bad(

@@ -29,6 +29,8 @@ from typing import Any
 from tollway.core.dialects.openai_responses.request import ITEM_KEY, NAME
 from tollway.core.types import (
     FinishEvent,
+    Image,
+    ImageEvent,
     Part,
     Request,
     Response,
@@ -180,7 +182,21 @@ def output_items(parts: list[Part]) -> list[dict[str, Any]]:
             raw = _own(part).get(ITEM_KEY) if part.provider == NAME else None
             if part.text or raw:
                 items.other(_Items.reasoning(part.text, raw))
+        elif isinstance(part, Image) and part.data is not None:
+            items.other(image_item(part))
     return items.items
+
+
+def image_item(part: Image) -> dict[str, Any]:
+    """A generated image as the ``image_generation_call`` item a Responses client reads:
+    the upstream item when it came from one (bytes re-encoded), else a new one (an
+    image from Gemini)."""
+    raw = _own(part).get(ITEM_KEY)
+    if isinstance(raw, Mapping) and raw.get("type") == "image_generation_call":
+        return {**raw, "result": part.base64}
+    fmt = (part.media_type or "image/png").partition("/")[2] or "png"
+    return {"id": _new_id("ig"), "type": "image_generation_call", "status": "completed",
+            "output_format": fmt, "result": part.base64}
 
 
 def response_to_responses(
@@ -269,6 +285,16 @@ class ResponsesEventEncoder:
             self._thinking(event, out)
         elif isinstance(event, ToolCallDelta):
             self._tool(event, out)
+        elif isinstance(event, ImageEvent) and event.image.data is not None:
+            # An image arrives whole: its item is added and done at once.
+            item = image_item(event.image)
+            index = len(self._output)
+            self._output.append(item)
+            added = {k: v for k, v in item.items() if k != "result"}
+            out.append(self._event("response.output_item.added", output_index=index,
+                                   item={**added, "status": "in_progress"}))
+            out.append(self._event("response.output_item.done", output_index=index,
+                                   item=dict(item)))
         return out
 
     def _text(self, event: TextDelta, out: list[dict[str, Any]]) -> None:
