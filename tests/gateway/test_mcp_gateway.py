@@ -166,7 +166,7 @@ def test_client_tools_come_back_to_the_client_and_a_name_collision_is_400(
     reply = openai_call("sync", gw.url, secret, "chat.completions.create", model="fast",
                         messages=[{"role": "user", "content": "?"}], tools=[lookup])
     names = sorted(t["function"]["name"] for t in fake.requests[-1].json["tools"])
-    assert names == ["lookup", "time__get_current_time"]
+    assert names == ["lookup", "time__convert_time", "time__get_current_time"]
     [call] = reply.choices[0].message.tool_calls  # the MCP call of that answer is dropped
     assert call.function.name == "lookup"
     assert not tool_rows(gw.ledger_rows())

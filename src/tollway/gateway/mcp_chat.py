@@ -21,6 +21,7 @@ the gateway's business), and the usage of the final round closes the stream.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
@@ -130,26 +131,54 @@ class _LoopStream:
     def __init__(self, plan: MCPPlan, attribution: Attribution) -> None:
         self.plan = plan
         self.attribution = attribution
-        self._events = self._run()
-        self._first: StreamEvent | None = None
+        self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=64)
+        self._task: asyncio.Task[None] | None = None
+        self._first: tuple[str, Any] | None = None
 
     async def start(self) -> None:
-        """Run up to the first event, so that a failure before any output (a server
-        that cannot be reached, a budget refusal) is still a plain JSON error."""
-        self._first = await self._events.__anext__()
+        """Start the loop and wait for its first event, so that a failure before any
+        output (a server that cannot be reached, a budget refusal) is still a plain
+        JSON error. The loop runs in a task of its own: its context scopes (trace,
+        attribution) are entered and left in one context, whichever task reads."""
+        self._task = asyncio.ensure_future(self._produce())
+        self._first = await self._queue.get()
+        if self._first[0] == "error":
+            await self.aclose()
+            raise self._first[1]
+
+    async def _produce(self) -> None:
+        try:
+            async for event in self._run():
+                await self._queue.put(("event", event))
+        except Exception as exc:
+            await self._queue.put(("error", exc))
+            return
+        await self._queue.put(("done", None))
 
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[StreamEvent]:
-        if self._first is not None:
-            first, self._first = self._first, None
-            yield first
-        async for event in self._events:
-            yield event
+        item, self._first = self._first, None
+        while True:
+            if item is None:
+                item = await self._queue.get()
+            kind, value = item
+            item = None
+            if kind == "done":
+                return
+            if kind == "error":
+                raise value
+            yield value
 
     async def aclose(self) -> None:
-        await self._events.aclose()
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
 
     async def _run(self) -> AsyncGenerator[StreamEvent, None]:
         from tollway.mcp.loop import RoundEnd, ToolLoopEnd, astream_tools
