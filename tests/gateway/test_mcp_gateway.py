@@ -110,6 +110,9 @@ def test_openai_stream_streams_the_final_round(
     rows = gw.ledger_rows()
     assert len(model_rows(rows)) == 2 and len(tool_rows(rows)) == 1
     assert len({r["trace_id"] for r in rows}) == 1
+    assert all(r["key"] == key.id for r in rows)
+    offered = [t["function"]["name"] for t in fake.requests[-2].json["tools"]]
+    assert offered == ["time__get_current_time"]  # the grant names one tool: convert_time is absent
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
@@ -189,6 +192,27 @@ def test_key_budget_applies_to_every_round(
         openai_call("sync", gw.url, secret, "chat.completions.create", model="fast",
                     messages=[{"role": "user", "content": "Time?"}])
     assert len(fake.requests) == 1  # the second round was refused before reaching the provider
+
+
+def test_an_unreachable_mcp_server_is_a_502_naming_it_and_spares_other_aliases(
+    gateway_server, fake: FakeProvider, web: RunningServer
+) -> None:
+    from tests.gateway.conftest import free_port
+
+    config = sections(web)
+    config["mcp"]["down"] = {"url": f"http://127.0.0.1:{free_port()}/mcp", "connect_timeout": 2}
+    config["gateway"]["mcp_aliases"]["gem"] = ["down"]
+    gw = gateway_server(**config)
+    secret, _ = gw.create_key(models=["fast", "gem"], mcp=["*"])
+    with pytest.raises(openai.APIStatusError) as caught:
+        openai_call("sync", gw.url, secret, "chat.completions.create", model="gem",
+                    messages=[{"role": "user", "content": "?"}])
+    assert caught.value.status_code == 502 and "down" in str(caught.value)
+    assert not fake.requests  # no model round was paid for
+    fake.add(oai.text_reply("fine"))
+    reply = openai_call("sync", gw.url, secret, "chat.completions.create", model="fast",
+                        messages=[{"role": "user", "content": "?"}])
+    assert reply.choices[0].message.content == "fine"
 
 
 # --------------------------------------------------------------------------- /mcp

@@ -24,10 +24,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from tollway.core.cost.attribution import attribute
+from tollway.core.errors import scrub
 from tollway.core.logs import logger
 from tollway.core.tracing import trace
 from tollway.core.types import Image, Text
 from tollway.gateway.http import HttpRequest, JSONReply, dumps
+from tollway.mcp.errors import MCPError
 
 if TYPE_CHECKING:
     from tollway.gateway.runtime import Gateway
@@ -39,6 +41,7 @@ log = logger("tollway.gateway.mcp")
 
 SUPPORTED_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
+INTERNAL_ERROR = -32603
 
 
 class _RPCError(Exception):
@@ -85,6 +88,8 @@ async def mcp_endpoint(gw: Gateway, req: HttpRequest) -> JSONReply:
                                               f"{method!r} (initialize, ping, tools/list, tools/call)")
     except _RPCError as exc:
         return _reply(message_id, error=exc)
+    except MCPError as exc:  # an upstream server cannot be reached: say which
+        return _reply(message_id, error=_RPCError(INTERNAL_ERROR, scrub(str(exc), 500)))
     return _reply(message_id, result)
 
 

@@ -1,18 +1,19 @@
-"""The gateway's MCP servers: one shared client, per-key tool permissions, credentials.
+"""The gateway's MCP servers: shared clients, per-key tool permissions, credentials.
 
 The servers are the top-level ``mcp:`` section of tollway.yaml. Every request that
 uses them (a chat call to an alias listed in ``gateway.mcp_aliases``, or ``/mcp``)
 sees only what its key's grants allow (:meth:`VirtualKey.mcp_allows`: deny by
-default). One :class:`~tollway.mcp.client.MCPClient`, connected on first use, serves
-every request; a server whose entry says ``forward_authorization: true`` is instead
-reached by a client opened for the request, carrying the caller's own
-``Authorization`` header (a shared session cannot carry a per-caller credential, and
-no other server ever sees it).
+default). One :class:`~tollway.mcp.client.MCPClient` per set of servers, connected
+on first use, serves every request that uses that set; a server whose entry says
+``forward_authorization: true`` is instead reached by a client opened for the
+request, carrying the caller's own ``Authorization`` header (a shared session cannot
+carry a per-caller credential, and no other server ever sees it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -59,7 +60,7 @@ class GatewayMCP:
                     f"{', '.join(self.servers) or 'none'}",
                     key=f"gateway.mcp_aliases.{alias}",
                 )
-        self._shared: MCPClient | None = None
+        self._shared: dict[frozenset[str], MCPClient] = {}
         self._lock: asyncio.Lock | None = None
 
     # ------------------------------------------------------------------ permissions
@@ -88,21 +89,29 @@ class GatewayMCP:
 
     # ------------------------------------------------------------------ clients
 
-    async def shared(self) -> MCPClient:
-        """The client of every server that needs no caller credential, connected once."""
-        if self._shared is not None:
-            return self._shared
+    async def shared(self, names: Sequence[str]) -> MCPClient:
+        """The connected client of exactly these servers (none forwarding a caller
+        credential), opened on first use and kept. One client per set of servers, not
+        one for all: a server that is down fails only the requests that need it."""
+        wanted = frozenset(names)
+        client = self._shared.get(wanted)
+        if client is not None:
+            return client
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
-            if self._shared is None:
+            client = self._shared.get(wanted)
+            if client is None:
                 from tollway.mcp.client import MCPClient
 
-                servers = [s for s in self.servers.values() if not forwards_authorization(s)]
-                client = MCPClient(servers, config=self.settings)
-                await client.connect()
-                self._shared = client
-        return self._shared
+                client = MCPClient([self.servers[n] for n in self.servers if n in wanted],
+                                   config=self.settings)
+                # connected in a fresh context: the sessions' reader tasks outlive this
+                # request and must not carry its trace or attribution
+                await asyncio.get_running_loop().create_task(
+                    client.connect(), context=contextvars.Context())
+                self._shared[wanted] = client
+        return client
 
     @asynccontextmanager
     async def client(self, names: Sequence[str], headers: dict[str, str]) -> AsyncIterator[MCPClient]:
@@ -111,7 +120,7 @@ class GatewayMCP:
         that header on the forwarding servers and nothing added to the others)."""
         chosen = [self.servers[n] for n in names if n in self.servers]
         if not any(forwards_authorization(s) for s in chosen):
-            yield await self.shared()
+            yield await self.shared([s.name for s in chosen])
             return
         from tollway.mcp.client import MCPClient
         from tollway.mcp.config import _HTTPBase
@@ -133,6 +142,5 @@ class GatewayMCP:
             await client.aclose()
 
     async def close(self) -> None:
-        client, self._shared = self._shared, None
-        if client is not None:
-            await client.aclose()
+        clients, self._shared = list(self._shared.values()), {}
+        await asyncio.gather(*(client.aclose() for client in clients), return_exceptions=True)
