@@ -181,6 +181,24 @@ def test_client_tools_come_back_to_the_client_and_a_name_collision_is_400(
     assert "time__get_current_time" in str(caught.value) and "rename" in str(caught.value)
 
 
+def test_chat_tools_get_the_configured_credential_or_the_forwarded_one(
+    gateway_server, fake: FakeProvider, web: RunningServer
+) -> None:
+    config = sections(web)
+    config["gateway"]["mcp_aliases"] = {"fast": ["web", "relay"]}
+    gw = gateway_server(**config)
+    secret, _ = gw.create_key(models=["fast"], mcp=["web:whoami", "relay:whoami"])
+    fake.add(oai.tool_call_reply([("web__whoami", {}), ("relay__whoami", {})]),
+             oai.text_reply("ok"))
+    openai_call("sync", gw.url, secret, "chat.completions.create", model="fast",
+                messages=[{"role": "user", "content": "who?"}])
+    seen = {m["tool_call_id"]: m["content"] for m in fake.requests[-1].json["messages"]
+            if m["role"] == "tool"}
+    assert sorted(seen.values()) == sorted([f"Bearer {UPSTREAM_TOKEN}", f"Bearer {secret}"])
+    web_call = oai.call_id("web__whoami", 0)
+    assert seen[web_call] == f"Bearer {UPSTREAM_TOKEN}"  # never the client's key
+
+
 def test_key_budget_applies_to_every_round(
     gateway_server, fake: FakeProvider, web: RunningServer
 ) -> None:
