@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -22,16 +21,11 @@ from tests.fakes import replies_anthropic as anth
 from tests.fakes import replies_openai as oai
 from tests.fakes.server import FakeProvider
 from tests.gateway.clients import DRIVERS, anthropic_call, openai_call
-from tests.mcp.conftest import BIN, RunningServer, serve_toolbox
+from tests.mcp.conftest import BIN, RunningServer
 
 TIME = {"command": str(BIN / "mcp-server-time"), "args": ["--local-timezone", "UTC"],
         "env": {"PATH": str(BIN)}}
 UPSTREAM_TOKEN = "sk-upstream-mcp-token-0123456789"
-
-
-@pytest.fixture(scope="module")
-def web() -> Iterator[RunningServer]:
-    yield from serve_toolbox("http", name="web")
 
 
 def sections(web: RunningServer, **gateway: Any) -> dict[str, Any]:
