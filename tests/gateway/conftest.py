@@ -138,3 +138,12 @@ def gateway_server(tmp_path: Path, fake: FakeProvider, upstream_env: None) -> It
     yield start
     for running in started:
         running.stop()
+
+
+@pytest.fixture(scope="module")
+def web() -> Iterator[Any]:
+    """The FastMCP toolbox over streamable HTTP on loopback, named ``web`` (the MCP
+    gateway tests' upstream server; its ``whoami`` tool echoes the Authorization header)."""
+    from tests.mcp.conftest import serve_toolbox
+
+    yield from serve_toolbox("http", name="web")

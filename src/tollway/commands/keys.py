@@ -39,6 +39,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="'10 usd/day', '200000 tokens/month', '100 requests/hour' (repeatable)")
     create.add_argument("--rpm", type=int, help="requests per minute")
     create.add_argument("--tpm", type=int, help="tokens per minute")
+    create.add_argument("--mcp", help="MCP servers / tools the key may use (none without it): "
+                        "comma-separated 'server', 'server:tool' or '*', e.g. time,docs:search")
     create.add_argument("--hours", help="allowed hours, e.g. 'mon-fri 08:00-19:00 Europe/Berlin'")
     create.add_argument("--expires", help="30d, 12h, 2w, or a date (default: never)")
     create.add_argument("--tag", action="append", default=[], metavar="NAME=VALUE",
@@ -73,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
             secret, key, digest = new_key(
                 name=args.name, org=args.org, project=args.project, user=args.user, tags=tags,
                 models=models, budgets=args.budget, rpm=args.rpm, tpm=args.tpm, hours=args.hours,
+                mcp=args.mcp,
                 expires_at=parse_expiry(args.expires),
             )
             store.add(key, digest)
@@ -118,6 +121,8 @@ def write_table(keys: list[VirtualKey], out: object) -> None:
             limits.append(f"{key.tpm} tpm")
         if key.hours:
             limits.append(key.hours)
+        if key.mcp:
+            limits.append("mcp " + ",".join(key.mcp))
         models = "all aliases" if key.models is None else ",".join(key.models)
         rows.append([key.id, key.prefix + "...", who, models, "; ".join(limits) or "-", _state(key)])
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]

@@ -2,7 +2,8 @@
 
     GET  /admin/keys                  every key (prefix, limits, state; never a secret)
     POST /admin/keys                  {org, project, user, name, models, budgets, rpm,
-                                       tpm, hours, expires, tags} -> the key + its secret
+                                       tpm, hours, expires, tags, mcp} -> the key + its secret
+                                      (mcp: ["time", "docs:search"] or "time,docs:search")
     POST /admin/keys/{id}/revoke      stops the key on every instance within a second
     POST /admin/keys/{id}/rotate      a new secret for the same key (limits and counters
                                        kept); the old secret stops working
@@ -21,7 +22,7 @@ from tollway.core.errors import ConfigError
 from tollway.gateway.errors import GatewayError
 from tollway.gateway.http import HttpRequest, JSONReply, dumps
 from tollway.gateway.key_store import KeyNotFoundError
-from tollway.gateway.keys import new_key, parse_expiry
+from tollway.gateway.keys import new_key, parse_expiry, parse_mcp_grants
 
 if TYPE_CHECKING:
     from tollway.gateway.key_store import KeyStore
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["create_key", "list_keys", "revoke_key", "rotate_key"]
 
 _CREATE_FIELDS = ("org", "project", "user", "name", "models", "budgets", "rpm", "tpm", "hours",
-                  "expires", "tags")
+                  "expires", "tags", "mcp")
 
 
 def _store(gw: Gateway) -> KeyStore:
@@ -64,6 +65,11 @@ def key_options(body: Mapping[str, Any]) -> dict[str, Any]:
     options["budgets"] = [budgets] if isinstance(budgets, str) else list(budgets)
     options["tags"] = dict(body.get("tags") or {})
     options["expires_at"] = parse_expiry(body.get("expires"))
+    mcp = body.get("mcp")
+    if mcp is not None and not isinstance(mcp, str | list):
+        raise GatewayError(400, "'mcp' must be a list of grants like ['time', 'docs:search'] "
+                                "or a comma-separated string", param="mcp")
+    options["mcp"] = parse_mcp_grants(mcp)
     return options
 
 

@@ -23,6 +23,7 @@ from tollway.core.errors import TollwayError
 from tollway.core.types import StreamEnd, StreamStart
 from tollway.gateway.errors import error_response
 from tollway.gateway.http import HttpRequest, JSONReply, StreamReply, dumps
+from tollway.gateway.mcp_chat import mcp_plan
 from tollway.gateway.openai_routes import call_headers
 
 if TYPE_CHECKING:
@@ -46,7 +47,16 @@ async def messages(gw: Gateway, req: HttpRequest) -> JSONReply | StreamReply:
     name, request, stream = request_from_anthropic(body)
     model = gw.model_for(req.key, name)
     key_id = req.key.id if req.key else None
-    async with attribute(gw.attribution(req.key, req.headers, _client_user(body))):
+    attribution = gw.attribution(req.key, req.headers, _client_user(body))
+    plan = mcp_plan(gw, req, name, model, request)
+    if plan is not None:  # an MCP alias: the tool loop runs here (tollway.gateway.mcp_chat)
+        if not stream:
+            response, headers = await plan.complete(attribution)
+            return JSONReply(200, dumps(response_to_anthropic(response)), headers)
+        loop_stream = plan.stream(attribution)
+        await loop_stream.start()
+        return StreamReply(_events(gw, loop_stream, name, key_id))  # type: ignore[arg-type]
+    async with attribute(attribution):
         if not stream:
             response = await model.acomplete(request)
             gw.metrics.call(name, key_id, response)

@@ -11,6 +11,9 @@
       max_body_bytes: 4194304         # larger request bodies get 413
       key_refresh_seconds: 0.25       # how often every instance looks for revoked keys
       user_header: true               # may clients name an end user (x-tollway-user, `user`)
+      mcp_aliases:                    # aliases whose calls get MCP tools, run server-side
+        assistant: [time, docs]       # servers of the top-level mcp: section ("*": every alias)
+      mcp_max_rounds: 8               # model rounds per request of such an alias
 
 The core's ``ConfigFile`` keeps the section as a raw mapping (the gateway owns it, as
 the budgets engine owns ``budgets:``); :func:`gateway_spec` validates it and reports
@@ -47,6 +50,16 @@ class GatewaySpec(BaseModel):
     key_refresh_seconds: float = Field(default=0.25, gt=0, le=1.0)
     """At most 1 s: a revoked key must stop working everywhere within a second."""
     user_header: bool = True
+    mcp_aliases: dict[str, list[str]] = Field(default_factory=dict)
+    """Alias -> MCP servers (names from the ``mcp:`` section) whose tools a chat call to
+    the alias gets, as far as the key's MCP grants allow; ``"*"`` means every alias."""
+    mcp_max_rounds: int = Field(default=8, ge=1, le=64)
+
+    def mcp_servers_for(self, alias: str) -> list[str]:
+        """The MCP servers attached to ``alias`` (its own, then those of ``"*"``)."""
+        names = list(self.mcp_aliases.get(alias, ()))
+        names.extend(n for n in self.mcp_aliases.get("*", ()) if n not in names)
+        return names
 
     def keys_target(self) -> str:
         """Where keys live: the configured path / URL, else ``$TOLLWAY_KEYS_DB``, else

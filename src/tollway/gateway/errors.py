@@ -22,6 +22,7 @@ from typing import Literal
 from tollway.core import errors
 from tollway.core.errors import scrub
 from tollway.core.logs import logger
+from tollway.mcp.errors import MCPConnectionError
 
 __all__ = ["GatewayError", "error_response"]
 
@@ -89,6 +90,8 @@ def classify(exc: BaseException) -> tuple[int, str, str | None, dict[str, str]]:
         status, code, retry = _upstream(exc)
     elif isinstance(exc, errors.ToolArgumentsError | errors.ConfigError):
         status = 400
+    elif isinstance(exc, MCPConnectionError):  # an MCP alias whose server is down
+        status, code = 502, "mcp_server_unavailable"
     elif isinstance(exc, errors.TollwayError):
         status = 500
     else:

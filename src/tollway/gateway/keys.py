@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from fnmatch import fnmatchcase
 from typing import Any
 
 from tollway.core.errors import ConfigError
@@ -36,6 +37,8 @@ __all__ = [
     "new_secret",
     "parse_budget",
     "parse_expiry",
+    "parse_mcp_grant",
+    "parse_mcp_grants",
 ]
 
 SECRET_PREFIX = "sk-tw-"
@@ -54,6 +57,7 @@ _PERIODS = {
 }
 _BUDGET = re.compile(r"^\s*\$?\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z_$]+)?\s*(?:/|per\s+)\s*([A-Za-z]+)\s*$")
 _DURATION = re.compile(r"^\s*([0-9]+)\s*([smhdw])\s*$")
+_GRANT = re.compile(r"^[A-Za-z0-9_.*?\[\]-]+$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -87,6 +91,9 @@ class VirtualKey:
     rpm: int | None = None
     tpm: int | None = None
     hours: str | None = None
+    mcp: tuple[str, ...] = ()
+    """MCP grants (deny by default): ``"time"`` (every tool of server time),
+    ``"docs:search"`` (one tool; ``fnmatch`` patterns allowed), ``"*"`` (everything)."""
     expires_at: float | None = None
     created_at: float = 0.0
     revoked_at: float | None = None
@@ -94,6 +101,8 @@ class VirtualKey:
     def __post_init__(self) -> None:
         for text in self.budgets:
             parse_budget(text)  # a bad budget fails at creation, never at the first call
+        for grant in self.mcp:
+            parse_mcp_grant(grant)
 
     def expired(self, now: float | None = None) -> bool:
         return self.expires_at is not None and (now or time.time()) >= self.expires_at
@@ -105,6 +114,17 @@ class VirtualKey:
             return "/" not in model
         return model in self.models or "*" in self.models
 
+    def mcp_allows(self, server: str, tool: str | None = None) -> bool:
+        """May this key use ``tool`` of MCP server ``server`` (any of its tools when
+        ``tool`` is None)? Nothing is allowed unless a grant names it."""
+        for grant in self.mcp:
+            granted_server, granted_tool = parse_mcp_grant(grant)
+            if not fnmatchcase(server, granted_server):
+                continue
+            if tool is None or granted_tool is None or fnmatchcase(tool, granted_tool):
+                return True
+        return False
+
     def with_changes(self, **changes: Any) -> VirtualKey:
         return replace(self, **changes)
 
@@ -114,6 +134,7 @@ class VirtualKey:
         out["tags"] = dict(self.tags)
         out["models"] = list(self.models) if self.models is not None else None
         out["budgets"] = list(self.budgets)
+        out["mcp"] = list(self.mcp)
         for name in ("expires_at", "created_at", "revoked_at"):
             value = out[name]
             out[name] = None if value is None else datetime.fromtimestamp(value, UTC).isoformat()
@@ -125,6 +146,7 @@ class VirtualKey:
             "name": self.name, "org": self.org, "project": self.project, "user": self.user,
             "tags": dict(self.tags), "models": None if self.models is None else list(self.models),
             "budgets": list(self.budgets), "rpm": self.rpm, "tpm": self.tpm, "hours": self.hours,
+            "mcp": list(self.mcp),
         }
 
     @classmethod
@@ -136,7 +158,8 @@ class VirtualKey:
             project=spec.get("project"), user=spec.get("user"), tags=dict(spec.get("tags") or {}),
             models=None if models is None else tuple(models),
             budgets=tuple(spec.get("budgets") or ()), rpm=spec.get("rpm"), tpm=spec.get("tpm"),
-            hours=spec.get("hours"), expires_at=expires_at, created_at=created_at,
+            hours=spec.get("hours"), mcp=tuple(spec.get("mcp") or ()),  # older rows: none
+            expires_at=expires_at, created_at=created_at,
             revoked_at=revoked_at,
         )
 
@@ -168,6 +191,30 @@ def parse_budget(text: str) -> tuple[Decimal, str, str]:
     return limit, unit, period
 
 
+def parse_mcp_grant(text: str) -> tuple[str, str | None]:
+    """``"time"`` -> ("time", None): every tool of a server; ``"docs:search"`` ->
+    ("docs", "search"); ``fnmatch`` patterns in either part (``"*"``, ``"docs:get_*"``)."""
+    server, sep, tool = text.strip().partition(":")
+    if not server or (sep and not tool) or not _GRANT.match(server) or (tool and not _GRANT.match(tool)):
+        raise ConfigError(
+            f"cannot read the MCP grant {text!r}: write a server name ('time'), "
+            "'server:tool' ('docs:search') or '*' for every server; names use letters, "
+            "digits, '_', '-', '.' and the patterns * ? []"
+        )
+    return server, tool or None
+
+
+def parse_mcp_grants(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """Grants from ``"time,docs:search"`` or a list; each checked by :func:`parse_mcp_grant`."""
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else list(value)
+    grants = tuple(str(item).strip() for item in items if str(item).strip())
+    for grant in grants:
+        parse_mcp_grant(grant)
+    return grants
+
+
 def parse_expiry(text: str | None, now: float | None = None) -> float | None:
     """``"30d"`` / ``"12h"`` / ``"90m"`` / ``"2w"`` from now, or an ISO date / time
     (UTC when it names no zone); None or ``"never"`` for no expiry."""
@@ -194,7 +241,7 @@ def new_key(
     user: str | None = None, tags: Mapping[str, str] | None = None,
     models: Sequence[str] | None = None, budgets: Sequence[str] = (), rpm: int | None = None,
     tpm: int | None = None, hours: str | None = None, expires_at: float | None = None,
-    now: float | None = None,
+    mcp: Sequence[str] | str | None = None, now: float | None = None,
 ) -> tuple[str, VirtualKey, str]:
     """A fresh ``(secret, key, secret_hash)``: give the secret to its owner, store the rest."""
     secret = new_secret()
@@ -205,7 +252,7 @@ def new_key(
     key = VirtualKey(
         id=new_key_id(), prefix=secret[:PREFIX_LENGTH], name=name, org=org, project=project,
         user=user, tags=dict(tags or {}), models=None if models is None else tuple(models),
-        budgets=tuple(budgets), rpm=rpm, tpm=tpm, hours=hours, expires_at=expires_at,
-        created_at=time.time() if now is None else now,
+        budgets=tuple(budgets), rpm=rpm, tpm=tpm, hours=hours, mcp=parse_mcp_grants(mcp),
+        expires_at=expires_at, created_at=time.time() if now is None else now,
     )
     return secret, key, hash_secret(secret)

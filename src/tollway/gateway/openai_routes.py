@@ -25,6 +25,7 @@ from tollway.core.inputs import build_request
 from tollway.core.types import Message, StreamEnd, StreamStart, TextDelta
 from tollway.gateway.errors import GatewayError, error_response
 from tollway.gateway.http import HttpRequest, JSONReply, StreamReply, dumps
+from tollway.gateway.mcp_chat import mcp_plan
 
 if TYPE_CHECKING:
     from tollway.core.media_types import EmbeddingResponse, ImageResponse
@@ -68,6 +69,16 @@ async def chat_completions(gw: Gateway, req: HttpRequest) -> JSONReply | StreamR
     model = gw.model_for(req.key, name)
     attribution = gw.attribution(req.key, req.headers, body.get("user"))
     key_id = req.key.id if req.key else None
+    options = body.get("stream_options")
+    include_usage = isinstance(options, Mapping) and bool(options.get("include_usage"))
+    plan = mcp_plan(gw, req, name, model, request)
+    if plan is not None:  # an MCP alias: the tool loop runs here (tollway.gateway.mcp_chat)
+        if not stream:
+            response, headers = await plan.complete(attribution)
+            return JSONReply(200, dumps(response_to_openai(response)), headers)
+        loop_stream = plan.stream(attribution)
+        await loop_stream.start()
+        return StreamReply(_chat_chunks(gw, loop_stream, name, key_id, include_usage))  # type: ignore[arg-type]
     async with attribute(attribution):
         if not stream:
             response = await model.acomplete(request)
@@ -75,8 +86,6 @@ async def chat_completions(gw: Gateway, req: HttpRequest) -> JSONReply | StreamR
             return JSONReply(200, dumps(response_to_openai(response)), call_headers(response))
         live = model.astream(request)
     await live.__aenter__()  # errors before the first token are still a plain JSON error
-    options = body.get("stream_options")
-    include_usage = isinstance(options, Mapping) and bool(options.get("include_usage"))
     return StreamReply(_chat_chunks(gw, live, name, key_id, include_usage))
 
 

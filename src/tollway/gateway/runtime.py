@@ -23,6 +23,7 @@ from tollway.gateway.errors import GatewayError
 from tollway.gateway.guard import KeyGuard
 from tollway.gateway.key_cache import KeyCache
 from tollway.gateway.key_store import KeyStore, open_key_store
+from tollway.gateway.mcp_hub import GatewayMCP
 from tollway.gateway.metrics import Metrics
 from tollway.gateway.metrics_share import METRICS_DIR_ENV, MetricsShare
 
@@ -58,6 +59,7 @@ class Gateway:
         shared = os.environ.get(METRICS_DIR_ENV)
         self.metrics_share = MetricsShare(shared, self.metrics) if shared else None
         self.admin_key = self.spec.admin_key()
+        self.mcp = GatewayMCP(settings, self.spec)
         self._models: dict[str, Model] = {}
         self._refresher: asyncio.Task[None] | None = None
 
@@ -108,6 +110,7 @@ class Gateway:
                 await task
             except asyncio.CancelledError:
                 pass
+        await self.mcp.close()
         if self.keys is not None:
             self.keys.store.close()
 

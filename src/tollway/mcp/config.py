@@ -165,6 +165,10 @@ class _HTTPBase(MCPServer):
     """An ``httpx.Auth`` (e.g. the SDK's OAuth provider) for anything beyond a bearer token."""
     verify: bool | str = True
     """TLS verification (False, or a CA bundle path)."""
+    forward_authorization: bool = False
+    """Behind ``tollway gateway``: send the calling client's own ``Authorization`` header
+    to this server (in place of ``bearer_token``). Off by default: a client's credential
+    never reaches an upstream server unless its entry says so."""
 
     _secret_fields: ClassVar[tuple[str, ...]] = ("headers", "bearer_token")
 

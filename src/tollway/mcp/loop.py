@@ -251,6 +251,7 @@ class _ToolLoop:
         tool_timeout: float | Mapping[str, float] | None,
         on_tool_error: OnToolError,
         params: dict[str, Any],
+        external_tools: Sequence[Tool] = (),
     ) -> None:
         if max_rounds < 1:
             raise BadRequestError(f"max_rounds must be at least 1, got {max_rounds}")
@@ -270,6 +271,14 @@ class _ToolLoop:
                 )
             self.targets[fn.name] = fn
         self.tools: list[Tool] = [t.tool for t in self.targets.values()]
+        clashes = sorted(t.name for t in external_tools if t.name in self.targets)
+        if clashes:
+            raise BadRequestError(
+                f"tool name(s) {', '.join(clashes)} are both the caller's own tools and tools "
+                "the loop runs (MCP or local): rename the caller's tools"
+            )
+        self.external = {t.name for t in external_tools}
+        self.tools.extend(external_tools)
         self.max_rounds = max_rounds
         self.tool_timeout = tool_timeout
         self.on_tool_error = on_tool_error
@@ -294,10 +303,14 @@ class _ToolLoop:
         return params
 
     def answer(self, response: Response) -> list[ToolCall]:
-        """Take a round's response; the calls to run (none: it is the final answer)."""
+        """Take a round's response; the calls to run (none: it is the final answer, as
+        is an answer calling any of the caller's ``external_tools``: those are the
+        caller's to run)."""
         self.responses.append(response)
         self.messages.append(response.to_message())
         calls = response.tool_calls
+        if any(call.name in self.external for call in calls):
+            return []
         if calls and self.round >= self.max_rounds:
             raise ToolLoopError(
                 f"the model still asked for tools after max_rounds={self.max_rounds} rounds "
@@ -481,15 +494,18 @@ async def _await(value: Awaitable[T]) -> T:
     return await value
 
 
-async def _catalog_tools(client: MCPClient | None) -> list[MCPTool]:
+async def _catalog_tools(client: MCPClient | None,
+                         allow: Callable[[MCPTool], bool] | None = None) -> list[MCPTool]:
     if client is None:
         return []
     home = client.loop
     if home is not None and home is not asyncio.get_running_loop() and not home.is_closed():
         from tollway.mcp.client import submit
 
-        return list(await asyncio.wrap_future(submit(home, client.list_tools())))
-    return await client.list_tools()
+        listed = list(await asyncio.wrap_future(submit(home, client.list_tools())))
+    else:
+        listed = await client.list_tools()
+    return listed if allow is None else [tool for tool in listed if allow(tool)]
 
 
 def _async_client(mcp: Any) -> MCPClient | None:
@@ -548,19 +564,24 @@ async def arun_tools(
     tool_timeout: float | Mapping[str, float] | None = None,
     on_tool_error: OnToolError = "return",
     trace_id: str | None = None,
+    allow_tool: Callable[[MCPTool], bool] | None = None,
+    external_tools: Sequence[Tool] = (),
     **params: Any,
 ) -> ToolLoopResult:
     """Run the tool loop (see the module docstring). ``tools``: local Python functions
     offered beside the MCP tools. ``tool_timeout``: seconds per tool call (or exposed
     name -> seconds), overriding the servers' ``call_timeout``. ``params``: anything
     ``Model.acomplete`` takes (temperature, max_tokens, tool_choice for the first
-    round...)."""
+    round...). ``allow_tool``: which of the MCP catalog's tools this loop may offer and
+    run (a tool it rejects is unknown to the model). ``external_tools``: the caller's
+    own tool definitions, offered beside them but never run: an answer calling one
+    ends the loop (the gateway hands such answers back to its client)."""
     client = _async_client(mcp)
     with _model_attribution(model), loop_scope(trace_id) as scope:
         loop = _ToolLoop(
-            messages, mcp_tools=await _catalog_tools(client), functions=_functions(tools),
+            messages, mcp_tools=await _catalog_tools(client, allow_tool), functions=_functions(tools),
             max_rounds=max_rounds, tool_timeout=tool_timeout, on_tool_error=on_tool_error,
-            params=params,
+            params=params, external_tools=external_tools,
         )
         ledger = _tool_ledger(model, client)
         while True:
@@ -588,6 +609,8 @@ def run_tools(
     tool_timeout: float | Mapping[str, float] | None = None,
     on_tool_error: OnToolError = "return",
     trace_id: str | None = None,
+    allow_tool: Callable[[MCPTool], bool] | None = None,
+    external_tools: Sequence[Tool] = (),
     **params: Any,
 ) -> ToolLoopResult:
     """The synchronous tool loop: model rounds use ``Model.complete`` in this thread;
@@ -596,11 +619,12 @@ def run_tools(
     thread."""
     client = _async_client(mcp)
     with _model_attribution(model), loop_scope(trace_id) as scope:
-        mcp_tools = _on_client_loop(client, lambda: _catalog_tools(client)) if client else []
+        mcp_tools = (_on_client_loop(client, lambda: _catalog_tools(client, allow_tool))
+                     if client else [])
         loop = _ToolLoop(
             messages, mcp_tools=mcp_tools, functions=_functions(tools),
             max_rounds=max_rounds, tool_timeout=tool_timeout, on_tool_error=on_tool_error,
-            params=params,
+            params=params, external_tools=external_tools,
         )
         ledger = _tool_ledger(model, client)
         while True:
@@ -647,6 +671,8 @@ async def astream_tools(
     tool_timeout: float | Mapping[str, float] | None = None,
     on_tool_error: OnToolError = "return",
     trace_id: str | None = None,
+    allow_tool: Callable[[MCPTool], bool] | None = None,
+    external_tools: Sequence[Tool] = (),
     **params: Any,
 ) -> AsyncIterator[ToolLoopEvent]:
     """The tool loop, streamed: each round's model stream events (TextDelta,
@@ -659,9 +685,9 @@ async def astream_tools(
         rounds: AsyncGenerator[ToolLoopEvent, None] | None = None
         try:
             loop = _ToolLoop(
-                messages, mcp_tools=await _catalog_tools(client), functions=_functions(tools),
-                max_rounds=max_rounds, tool_timeout=tool_timeout, on_tool_error=on_tool_error,
-                params=params,
+                messages, mcp_tools=await _catalog_tools(client, allow_tool),
+                functions=_functions(tools), max_rounds=max_rounds, tool_timeout=tool_timeout,
+                on_tool_error=on_tool_error, params=params, external_tools=external_tools,
             )
             rounds = _stream_rounds(model, loop, scope, client, on_tool_call)
             async for item in rounds:
