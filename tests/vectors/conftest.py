@@ -95,3 +95,25 @@ class StoreDriver:
 @pytest.fixture
 def call(driver: Driver) -> StoreDriver:
     return StoreDriver(driver)
+
+
+DOCUMENTS = [
+    ("policy.txt", "Travel policy: employees fly economy on trips shorter than six hours."),
+    ("oslo.txt", "Oslo is the capital of Norway and sits at the end of a fjord."),
+    ("office.txt", "The Paris office opens at nine and closes at six on weekdays."),
+]
+
+
+@pytest.fixture
+def docs_store(tmp_path: Path, media: FakeProvider, ledger: Ledger) -> Iterator[Any]:
+    """A filled embedded store of :data:`DOCUMENTS` (one chunk per file)."""
+    from tollway.vectors import VectorStore
+
+    store = VectorStore("handbook", config=False,
+                        spec={"backend": "sqlite", "embedding": EMBED,
+                              "path": str(tmp_path / "handbook.db")},
+                        embedding_options={"api_key": KEY, "api_base": media.url},
+                        ledger=ledger)
+    store.add(files=[(name, text) for name, text in DOCUMENTS])
+    yield store
+    store.close()
