@@ -269,16 +269,14 @@ class VectorStore:
 
     def _row(self, started: datetime, clock: float, response: EmbeddingResponse | None,
              result: SearchResult | None, exc: BaseException | None) -> CallRecord | None:
-        """The retrieval row; None when nothing happened worth a row (the query
-        embedding was refused before it was sent: the guard's refusal is the record)."""
+        """The retrieval row, also for a failed search (status: the error class; cost:
+        what was paid before it failed, 0 when the query embedding was refused by a
+        budget or failed, since the query model writes no row of its own)."""
         from tollway.core.cost.attribution import current_attribution
         from tollway.core.cost.records import CallRecord
-        from tollway.core.errors import BudgetExceededError, scrub
+        from tollway.core.errors import scrub
         from tollway.core.types import Usage
 
-        if exc is not None and response is None and (
-                isinstance(exc, BudgetExceededError) or not self.backend.embeds_itself):
-            return None  # the embedding call failed: no search was made, nothing was paid
         fee = result.backend_fee_nanos if result is not None else 0
         emb = response.cost_nanos if response is not None else 0
         record = CallRecord(
@@ -286,7 +284,7 @@ class VectorStore:
             provider=self.spec.backend, model=self.name,
             deployment=response.deployment if response is not None else None,
             alias=(response.model if response is not None else None),
-            usage=response.usage if response is not None else Usage(requests=0),
+            usage=response.usage if response is not None else Usage(requests=0 if exc else 1),
             cost_nanos=None if emb is None else emb + fee,
             latency_ms=(time.perf_counter() - clock) * 1000,
             status="ok" if exc is None else type(exc).__name__,
