@@ -79,7 +79,7 @@ class SQLiteVectorBackend:
         self.path = str(path)
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
-        self._cache: tuple[int, list[str], np.ndarray] | None = None
+        self._cache: tuple[int, list[str], np.ndarray, np.ndarray] | None = None
         self._dims: int | None = None
 
     def __repr__(self) -> str:
@@ -173,24 +173,27 @@ class SQLiteVectorBackend:
             raise VectorStoreError("the sqlite backend needs a query vector", store=self.store)
         return await self._run(self._search, query_vector, k, filters)
 
-    def _matrix(self, db: sqlite3.Connection) -> tuple[list[str], np.ndarray]:
+    def _matrix(self, db: sqlite3.Connection) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """(ids, rowids, unit vectors) of every chunk, in rowid order, cached per
+        generation of the file."""
         import numpy as np
 
         generation = self._generation(db)
         if self._cache is None or self._cache[0] != generation:
-            rows = db.execute("SELECT id, vector FROM chunks ORDER BY rowid").fetchall()
+            rows = db.execute("SELECT id, rowid, vector FROM chunks ORDER BY rowid").fetchall()
             ids = [r[0] for r in rows]
+            rowids = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
             dims = self._dims or 0
-            matrix = (np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+            matrix = (np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32)
                       .reshape(len(rows), dims) if rows else np.zeros((0, dims), np.float32))
-            self._cache = (generation, ids, matrix)
-        return self._cache[1], self._cache[2]
+            self._cache = (generation, ids, rowids, matrix)
+        return self._cache[1], self._cache[2], self._cache[3]
 
     def _search(self, db: sqlite3.Connection, query_vector: list[float], k: int,
                 filters: Filter | None) -> SearchResult:
         import numpy as np
 
-        ids, matrix = self._matrix(db)
+        ids, rowids, matrix = self._matrix(db)
         if not ids:
             return SearchResult([])
         q = np.asarray(query_vector, dtype=np.float32)
@@ -203,8 +206,10 @@ class SQLiteVectorBackend:
         scores = matrix @ q
         if filters is not None:
             sql, params = where_sql(filters)
-            allowed = {r[0] for r in db.execute(f"SELECT id FROM chunks WHERE {sql}", params)}
-            mask = np.fromiter((i in allowed for i in ids), dtype=bool, count=len(ids))
+            allowed = np.fromiter(
+                (r[0] for r in db.execute(f"SELECT rowid FROM chunks WHERE {sql}", params)),
+                dtype=np.int64)
+            mask = np.isin(rowids, allowed)
             scores = np.where(mask, scores, -np.inf)
             available = int(mask.sum())
         else:
