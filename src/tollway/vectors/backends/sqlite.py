@@ -5,8 +5,9 @@ Why not sqlite-vec or LanceDB (measured, see the README "Vector stores" section 
 without ``enable_load_extension`` (this project's own interpreter among them) cannot
 load it at all; LanceDB needs a fixed Arrow schema (arbitrary metadata keys to filter
 on would mean schema evolution on every new key) and imports pyarrow. A SQLite table
-with the metadata as JSON filters exactly (``json_extract`` in SQL, pre-filtering
-before the top-k, so ``k`` hits are ``k`` matching hits), needs nothing beyond the
+with the metadata as JSON filters exactly (pre-filtering before the top-k, so ``k``
+hits are ``k`` matching hits: numpy metadata columns for search, ``json_extract`` in
+SQL for delete), needs nothing beyond the
 standard library and numpy, and brute-force cosine over float32 vectors is what
 sqlite-vec's ``vec0`` does too: exact, and fast enough at the sizes an embedded store
 is for (10,000 chunks of 256 dimensions: a search is one matrix-vector product).
@@ -26,6 +27,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tollway.vectors.backends._columns import MetadataColumns
 from tollway.vectors.backends._sql_filter import where_sql
 from tollway.vectors.errors import BackendUnavailableError, VectorStoreError
 from tollway.vectors.types import Chunk, ChunkPage, ScoredChunk, SearchResult
@@ -79,7 +81,7 @@ class SQLiteVectorBackend:
         self.path = str(path)
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
-        self._cache: tuple[int, list[str], np.ndarray, np.ndarray] | None = None
+        self._cache: tuple[int, list[str], MetadataColumns, np.ndarray] | None = None
         self._dims: int | None = None
 
     def __repr__(self) -> str:
@@ -173,27 +175,28 @@ class SQLiteVectorBackend:
             raise VectorStoreError("the sqlite backend needs a query vector", store=self.store)
         return await self._run(self._search, query_vector, k, filters)
 
-    def _matrix(self, db: sqlite3.Connection) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """(ids, rowids, unit vectors) of every chunk, in rowid order, cached per
-        generation of the file."""
+    def _matrix(self, db: sqlite3.Connection
+                ) -> tuple[list[str], MetadataColumns, np.ndarray]:
+        """(ids, metadata columns, unit vectors) of every chunk, in rowid order, cached
+        per generation of the file."""
         import numpy as np
 
         generation = self._generation(db)
         if self._cache is None or self._cache[0] != generation:
-            rows = db.execute("SELECT id, rowid, vector FROM chunks ORDER BY rowid").fetchall()
+            rows = db.execute("SELECT id, metadata, vector FROM chunks ORDER BY rowid").fetchall()
             ids = [r[0] for r in rows]
-            rowids = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+            columns = MetadataColumns([json.loads(r[1]) for r in rows])
             dims = self._dims or 0
             matrix = (np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32)
                       .reshape(len(rows), dims) if rows else np.zeros((0, dims), np.float32))
-            self._cache = (generation, ids, rowids, matrix)
+            self._cache = (generation, ids, columns, matrix)
         return self._cache[1], self._cache[2], self._cache[3]
 
     def _search(self, db: sqlite3.Connection, query_vector: list[float], k: int,
                 filters: Filter | None) -> SearchResult:
         import numpy as np
 
-        ids, rowids, matrix = self._matrix(db)
+        ids, columns, matrix = self._matrix(db)
         if not ids:
             return SearchResult([])
         q = np.asarray(query_vector, dtype=np.float32)
@@ -205,11 +208,7 @@ class SQLiteVectorBackend:
         q = q / (float(np.linalg.norm(q)) or 1.0)
         scores = matrix @ q
         if filters is not None:
-            sql, params = where_sql(filters)
-            allowed = np.fromiter(
-                (r[0] for r in db.execute(f"SELECT rowid FROM chunks WHERE {sql}", params)),
-                dtype=np.int64)
-            mask = np.isin(rowids, allowed)
+            mask = columns.mask(filters)
             scores = np.where(mask, scores, -np.inf)
             available = int(mask.sum())
         else:
