@@ -105,7 +105,12 @@ class ChromaVectorBackend:
                     raise self._unavailable(exc) from exc
                 raise VectorStoreError(f"chroma: {type(exc).__name__}: {exc}",
                                        store=self.store) from exc
-        return await asyncio.wait_for(asyncio.to_thread(run), self.timeout)
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(run), self.timeout)
+        except TimeoutError as exc:
+            raise self._unavailable(
+                TimeoutError(f"no answer within {self.timeout:g}s ('timeout:' of the store)")
+            ) from exc
 
     async def add_chunks(self, chunks: list[Chunk], vectors: list[list[float]]) -> None:
         if not chunks:
