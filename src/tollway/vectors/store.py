@@ -177,7 +177,6 @@ class VectorStore:
             return self._runner.run(self._add_managed(docs))
         chunks = split_documents(docs, chunker_of(chunking, self.chunker), self.name)
         with trace() as tid:
-            self._runner.run(self._replace_files(docs))
             tokens, cost = 0, _ZERO
             for batch in self._batches(chunks):
                 response = self._embedders()[0].embed(
@@ -185,6 +184,7 @@ class VectorStore:
                     dimensions=self.spec.dimensions)
                 self._runner.run(self.backend.add_chunks(batch, response.vectors))
                 tokens, cost = _add_cost(tokens, cost, response)
+            self._runner.run(self._drop_stale(docs, chunks))
         return AddResult([c.id for c in chunks], chunks, tokens, cost, tid)
 
     async def aadd(self, texts: str | Sequence[str] | None = None, *,
@@ -196,7 +196,6 @@ class VectorStore:
             return await self._runner.arun(self._add_managed(docs))
         chunks = split_documents(docs, chunker_of(chunking, self.chunker), self.name)
         with trace() as tid:
-            await self._runner.arun(self._replace_files(docs))
             tokens, cost = 0, _ZERO
             for batch in self._batches(chunks):
                 response = await self._embedders()[0].aembed(
@@ -204,19 +203,27 @@ class VectorStore:
                     dimensions=self.spec.dimensions)
                 await self._runner.arun(self.backend.add_chunks(batch, response.vectors))
                 tokens, cost = _add_cost(tokens, cost, response)
+            await self._runner.arun(self._drop_stale(docs, chunks))
         return AddResult([c.id for c in chunks], chunks, tokens, cost, tid)
 
     def _batches(self, chunks: list[Chunk]) -> list[list[Chunk]]:
         size = self.spec.batch_size
         return [chunks[i:i + size] for i in range(0, len(chunks), size)]
 
-    async def _replace_files(self, docs: list[Document]) -> None:
-        """A file added again replaces its old chunks (it may now have fewer)."""
-        from tollway.vectors.filters import Compare
+    async def _drop_stale(self, docs: list[Document], chunks: list[Chunk]) -> None:
+        """A file added again replaces its chunks: once the new ones are stored (same
+        ids, upserted), the old ones past the new count are deleted. Done last, so an
+        ingestion stopped by a budget or an error leaves the old version searchable."""
+        from tollway.vectors.filters import All, Compare
 
+        counts: dict[str, int] = {}
+        for chunk in chunks:
+            counts[chunk.source or ""] = counts.get(chunk.source or "", 0) + 1
         for doc in docs:
             if doc.from_file:
-                await self.backend.delete(None, Compare("source", "eq", doc.source))
+                await self.backend.delete(None, All((
+                    Compare("source", "eq", doc.source),
+                    Compare("chunk_index", "gte", counts.get(doc.source, 0)))))
 
     async def _add_managed(self, docs: list[Document]) -> AddResult:
         with trace() as tid:
