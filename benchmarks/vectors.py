@@ -125,6 +125,7 @@ def main() -> None:
                 bench_backend(SQLiteVectorBackend(tmp / "v.db"), chunks, vectors, qs))
         if "chroma" in only:
             from tests.vectors._servers import ChromaServer, chroma_command
+
             from tollway.vectors.backends.chroma import ChromaVectorBackend
 
             if chroma_command() is None:

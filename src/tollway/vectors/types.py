@@ -7,6 +7,7 @@ them to callers, the gateway and tools serialise them with :meth:`to_dict`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 __all__ = ["AddResult", "Chunk", "ChunkPage", "Metadata", "ScoredChunk", "SearchResult"]
@@ -74,9 +75,9 @@ class AddResult:
     trace_id: str | None = None
 
     @property
-    def cost(self) -> float | None:
+    def cost(self) -> Decimal | None:
         """The embedding cost in USD (None when unpriced)."""
-        return None if self.cost_nanos is None else self.cost_nanos / 1e9
+        return None if self.cost_nanos is None else Decimal(self.cost_nanos) / 10**9
 
 
 @dataclass(slots=True, frozen=True)

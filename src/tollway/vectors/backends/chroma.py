@@ -1,6 +1,6 @@
 """The Chroma server backend: a collection on a ``chroma run`` server, over HTTP with
 chromadb's ``HttpClient`` (imported when the store is first used; ``chromadb`` is not
-a dependency of tollway: ``pip install chromadb``).
+a dependency of tollway: ``pip install 'tollway[chroma]'``).
 
 tollway computes the vectors (the collection has no embedding function) and asks for
 cosine distance; the score is ``1 - distance`` (cosine similarity, as the embedded
@@ -76,7 +76,7 @@ class ChromaVectorBackend:
                 from chromadb.config import Settings
             except ImportError as exc:
                 raise BackendUnavailableError(
-                    "the chromadb package is not installed: pip install chromadb",
+                    "the chromadb package is not installed: pip install 'tollway[chroma]'",
                     store=self.store, backend="chroma") from exc
             parts = urlsplit(self.url)
             try:

@@ -62,6 +62,12 @@ def default_path(store: str) -> Path:
 
 def open_backend(name: str, spec: VectorStoreSpec,
                  settings: TollwaySettings | None) -> SQLiteVectorBackend:
+    from importlib.util import find_spec
+
+    if find_spec("numpy") is None:
+        raise BackendUnavailableError(
+            "numpy is not installed: pip install 'tollway[vectors]'", store=name,
+            backend="sqlite")
     path: str | Path = spec.path or default_path(name)
     if spec.path and settings is not None and settings.path is not None \
             and not Path(spec.path).is_absolute():
