@@ -60,6 +60,7 @@ _EXPORTS: dict[str, str] = {
     "enable_telemetry": "tollway.core.telemetry",
     "disable_telemetry": "tollway.core.telemetry",
     "errors": "tollway.core.errors",
+    "VectorStore": "tollway.vectors.store",
 }
 
 _ERROR_NAMES = {
@@ -116,3 +117,4 @@ if TYPE_CHECKING:
     from tollway.core.telemetry import enable_telemetry as enable_telemetry
     from tollway.core.tracing import trace as trace
     from tollway.core.types import *  # noqa: F403
+    from tollway.vectors.store import VectorStore as VectorStore

@@ -150,6 +150,7 @@ class TollwaySettings:
         self.attribution = file.attribution
         self.gateway = file.gateway
         self.telemetry = file.telemetry
+        self.vector_stores = file.vector_stores
         self._lines = dict(lines or {})
         self._env = env
         self._lock = threading.RLock()

@@ -192,6 +192,98 @@ class TelemetrySpec(_Section):
     """Send the call span's context upstream (a ``traceparent`` header to the provider)."""
 
 
+class ChunkingSpec(_Section):
+    """How ``add`` cuts texts for the stores tollway embeds for (see
+    :mod:`tollway.vectors.chunking`): ``size`` characters at most per chunk (about a
+    quarter as many tokens), ``overlap`` characters repeated from the previous chunk."""
+
+    size: int = Field(3200, ge=16, le=200_000)
+    overlap: int = Field(400, ge=0)
+
+    @field_validator("overlap")
+    @classmethod
+    def _overlap_below_size(cls, value: int, info: ValidationInfo) -> int:
+        size = info.data.get("size", 3200)
+        if value >= size:
+            raise ValueError(f"overlap ({value}) must be smaller than size ({size})")
+        return value
+
+
+VectorBackendName = Literal["sqlite", "chroma", "openai", "llama_stack"]
+
+
+class VectorStoreSpec(_Section):
+    """One named store of ``vector_stores:``. ``backend`` chooses where chunks live;
+    ``embedding`` (a model alias or ``provider/model``) is required for the backends
+    tollway embeds for (``sqlite``, ``chroma``); managed backends (``openai``,
+    ``llama_stack``) embed on their side and take ``base_url``, a key and an existing
+    ``vector_store_id`` (or create one)."""
+
+    backend: VectorBackendName = "sqlite"
+    embedding: str | None = None
+    dimensions: int | None = Field(None, gt=0)
+    """Asked of the embedding model (models that can shorten their vectors)."""
+    path: str | None = None
+    """``sqlite``: the database file (default ``~/.tollway/vectors/<store>.db``)."""
+    url: str | None = None
+    """``chroma``: the server, e.g. ``http://127.0.0.1:8000``."""
+    collection: str | None = None
+    """``chroma``: the collection (``sqlite``: the table); default the store name."""
+    base_url: str | None = None
+    api_key: str | None = None
+    """``env:VAR`` only, like a deployment's key."""
+    api_key_env: str | None = None
+    vector_store_id: str | None = None
+    chunking: ChunkingSpec | None = None
+    """Overrides of the default chunking (ignored by managed backends, which chunk)."""
+    timeout: _Seconds = 30.0
+    batch_size: int = Field(128, ge=1, le=2048)
+    """Texts per embedding call while ingesting (each batch is reserved and recorded)."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Backend-specific settings passed through to the backend."""
+
+    @field_validator("api_key")
+    @classmethod
+    def _env_reference_only(cls, value: str) -> str:
+        if ENV_REF.match(value):
+            return value
+        raise ValueError(
+            "API keys must not be written in tollway.yaml: write 'api_key: env:VAR_NAME' "
+            "(or 'api_key_env: VAR_NAME') and set VAR_NAME in the environment"
+        )
+
+    @field_validator("url", "base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value.startswith(("http://", "https://")):
+            return value
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+
+    @field_validator("embedding")
+    @classmethod
+    def _embedding_named(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("an embedding model alias or 'provider/model'")
+        return value
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.backend in ("sqlite", "chroma") and not self.embedding:
+            raise ValueError(
+                f"backend {self.backend} stores vectors tollway computes: set 'embedding:' "
+                "to an embedding model alias or 'provider/model'"
+            )
+        if self.backend == "chroma" and not self.url:
+            raise ValueError("backend chroma needs 'url:' (the server, e.g. "
+                             "http://127.0.0.1:8000)")
+
+    @property
+    def key_env(self) -> str | None:
+        """The variable holding the managed backend's key (``api_key: env:VAR`` or
+        ``api_key_env``)."""
+        match = ENV_REF.match(self.api_key or "")
+        return match.group(1) if match else self.api_key_env
+
+
 _RawSection = list[Any] | dict[str, Any] | None
 
 
@@ -247,6 +339,9 @@ class ConfigFile(_Section):
     gateway: dict[str, Any] | None = None
     """``tollway gateway``'s section, validated by ``tollway.gateway.config``."""
     telemetry: TelemetrySpec | None = None
+    vector_stores: dict[str, VectorStoreSpec] = Field(default_factory=dict)
+    """Named vector stores (``tollway.VectorStore(name)``, the gateway's
+    ``/v1/vector_stores``)."""
 
     @field_validator("models", mode="before")
     @classmethod
@@ -280,6 +375,7 @@ report one line per alternative)."""
 __all__ = [
     "EXPECTED",
     "BackoffSpec",
+    "ChunkingSpec",
     "ConfigFile",
     "DeploymentSpec",
     "FallbackSpec",
@@ -288,5 +384,7 @@ __all__ = [
     "Strategy",
     "TelemetrySpec",
     "TimeoutSpec",
+    "VectorBackendName",
+    "VectorStoreSpec",
     "fix_on_key",
 ]

@@ -17,8 +17,10 @@ from tollway.core.types import Usage
 class CallRecord:
     time: datetime
     """When the call started (timezone-aware UTC)."""
-    kind: Literal["model", "tool", "embedding", "image"] = "model"
-    """``model`` (a chat call), ``tool`` (an MCP tool call), ``embedding`` or ``image``."""
+    kind: Literal["model", "tool", "embedding", "image", "retrieval"] = "model"
+    """``model`` (a chat call), ``tool`` (an MCP tool call), ``embedding``, ``image`` or
+    ``retrieval`` (a vector-store search: the query embedding's cost plus the backend's
+    fee; ``model`` is the store's name, ``provider`` its backend)."""
     trace_id: str = ""
     request_id: str | None = None
     """The provider's response id (or the MCP request id)."""

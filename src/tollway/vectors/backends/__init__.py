@@ -1,0 +1,2 @@
+"""Implementations of :class:`tollway.vectors.backend.VectorBackend`, one module each
+(see :data:`tollway.vectors.registry.BACKEND_MODULES`)."""
