@@ -268,3 +268,35 @@ def test_the_stacks_own_client_lists_chats_streams_embeds_and_responds(dist: Dis
     rows = dist.rows_since(mark)
     assert [(r["kind"], r["user"]) for r in rows] == [
         ("model", "stack-client"), ("model", None), ("embedding", None), ("model", None)]
+
+
+def test_the_stacks_vector_store_embeds_files_and_queries_through_the_gateway(dist: Distribution) -> None:
+    import openai
+
+    if dist.name == "ogx":
+        pytest.skip("OGX 1.5.0 ingests vector-store files only through a file_processors "
+                    "provider; its inline::auto one kept respawning worker processes here "
+                    "and never finished a file (not diagnosed yet)")
+    mark = dist.mark()
+    docs = {"cats.txt": b"Cats sleep on warm windowsills most afternoons.",
+            "ships.txt": b"Container ships carry steel boxes across oceans."}
+    with openai.OpenAI(base_url=f"{dist.stack.url}/v1", api_key="unused", max_retries=0) as client:
+        store = client.vector_stores.create(name="notes", extra_body={
+            "embedding_model": "tollway/embed", "embedding_dimension": 256})
+        for name, data in docs.items():
+            uploaded = client.files.create(file=(name, data, "text/plain"), purpose="assistants")
+            client.vector_stores.files.create(vector_store_id=store.id, file_id=uploaded.id)
+        deadline = time.monotonic() + 30
+        while True:
+            files = client.vector_stores.files.list(vector_store_id=store.id).data
+            if all(f.status != "in_progress" for f in files) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert [f.status for f in files] == ["completed", "completed"], [f.last_error for f in files]
+        found = client.vector_stores.search(vector_store_id=store.id, query="where do cats sleep")
+    # The hashed-bag-of-words vectors make the cat note the nearest: the stack's index
+    # holds the gateway's vectors, not its own.
+    assert found.data[0].filename == "cats.txt"
+    rows = dist.rows_since(mark)
+    assert {(r["kind"], r["alias"]) for r in rows} == {("embedding", "embed")}
+    assert len(rows) >= 3  # each file's chunks, then the query

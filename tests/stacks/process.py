@@ -10,6 +10,7 @@ the process it started and nothing else.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -52,13 +53,20 @@ class RunningStack:
 
     def stop(self) -> None:
         """End the stack and delete its TMPDIR (OGX's resolved config holds the key)."""
+        # The stack runs in its own session: signal its group, so worker processes it
+        # spawned (OGX's multiprocessing pools) end with it.
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            os.killpg(self.process.pid, signal.SIGINT)
             try:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+                pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if self.process.poll() is None:
+            self.process.wait(timeout=5)
         shutil.rmtree(self.state / "tmp", ignore_errors=True)
 
 
