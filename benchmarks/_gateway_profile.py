@@ -137,6 +137,8 @@ async def run(args: argparse.Namespace, upstream: str, tmp: Path) -> None:
     await _lifespan(app, "shutdown")
     if not args.no_profile:
         stats = pstats.Stats(profiler)
+        if args.dump:
+            stats.dump_stats(args.dump)
         stats.sort_stats("tottime").print_stats("tollway" if args.only_src else "", args.top)
         stats.sort_stats("cumulative").print_stats("tollway" if args.only_src else "", args.top)
         if args.callers:
@@ -151,6 +153,7 @@ def main() -> None:
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--only-src", action="store_true", help="only tollway's own functions")
     parser.add_argument("--no-profile", action="store_true", help="time only (CPU per request)")
+    parser.add_argument("--dump", help="also write the profile to this file (pstats)")
     parser.add_argument("--callers", help="also print who calls functions matching this")
     args = parser.parse_args()
     os.environ.update(OFFLINE_ENV)
