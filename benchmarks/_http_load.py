@@ -1,6 +1,15 @@
 """A minimal HTTP/1.1 load generator for ``gateway.py``: raw asyncio streams, keep-alive,
 Content-Length and chunked bodies, nothing else.
 
+Keep-alive as HTTP/1.1 allows a server to do it: a server may close a connection that sat
+idle (uvicorn after 5 s, which is what LiteLLM runs on) or answer ``connection: close``.
+A call that finds its reused connection closed before any byte of the reply came back
+reconnects and sends again, once (counted in ``Connection.reconnects``); anything else
+(a reply cut short) is still an error. Connections of a concurrent run are opened and
+warmed together, so none idles while the others warm (with 256 connections to a gateway
+doing 20 req/s, warming them one by one left the first idle for 13 s: LiteLLM's uvicorn
+closed them and every later call on them failed with IncompleteReadError).
+
 An HTTP client library would spend more CPU per request than the gateways it measures,
 and it shares the core with them: this one costs a few microseconds a request, so the
 figures are the gateways', not the client's.
@@ -24,19 +33,45 @@ def build_request(url: str, path: str, body: Any, headers: dict[str, str]) -> tu
 
 
 class Connection:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    reconnects = 0
+    """Reused connections found closed by the server, over every connection (a figure
+    to print: a high count means the server closes keep-alive connections early)."""
+
+    def __init__(self, host: str, port: int, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:
+        self.host = host
+        self.port = port
         self.reader = reader
         self.writer = writer
+        self.used = False  # a reply came back on it: the server may since have closed it
+        self.closing = False  # the last reply said ``connection: close``
 
     @classmethod
     async def open(cls, host: str, port: int) -> Connection:
         reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
-        return cls(reader, writer)
+        return cls(host, port, reader, writer)
+
+    async def _reopen(self) -> None:
+        self.writer.close()
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port, limit=1 << 20)
+        self.used = self.closing = False
 
     async def call(self, request: bytes) -> tuple[int, int, bytes]:
         """``(status, first_body_byte_ns, body)``."""
+        if self.closing:
+            await self._reopen()
         self.writer.write(request)
-        head = await self.reader.readuntil(b"\r\n\r\n")
+        try:
+            head = await self.reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionResetError) as exc:
+            partial = getattr(exc, "partial", b"")
+            if not self.used or partial:
+                raise
+            Connection.reconnects += 1  # closed while idle: the request was never read
+            await self._reopen()
+            self.writer.write(request)
+            head = await self.reader.readuntil(b"\r\n\r\n")
+        self.used = True
         status = int(head[9:12])
         length = None
         chunked = False
@@ -47,6 +82,8 @@ class Connection:
                 length = int(value)
             elif name == b"transfer-encoding" and b"chunked" in value.lower():
                 chunked = True
+            elif name == b"connection" and b"close" in value.lower():
+                self.closing = True
         if length is not None:
             body = await self.reader.readexactly(length)
             return status, time.perf_counter_ns(), body
@@ -112,9 +149,8 @@ async def throughput(url: str, path: str, body: Any, headers: dict[str, str], co
                      seconds: float) -> dict[str, float]:
     """Requests/s with ``concurrency`` connections, each calling back to back."""
     host, port, request = build_request(url, path, body, headers)
-    conns = [await Connection.open(host, port) for _ in range(concurrency)]
-    for conn in conns:  # warm every connection
-        await conn.call(request)
+    conns = list(await asyncio.gather(*(Connection.open(host, port) for _ in range(concurrency))))
+    await asyncio.gather(*(conn.call(request) for conn in conns))  # warm every connection
     errors = 0
     done = 0
 
@@ -139,7 +175,7 @@ async def count(url: str, path: str, body: Any, headers: dict[str, str], n: int,
                 concurrency: int = 32) -> int:
     """Make ``n`` calls over ``concurrency`` connections (the RSS soak); returns errors."""
     host, port, request = build_request(url, path, body, headers)
-    conns = [await Connection.open(host, port) for _ in range(concurrency)]
+    conns = list(await asyncio.gather(*(Connection.open(host, port) for _ in range(concurrency))))
     remaining = n
     errors = 0
 

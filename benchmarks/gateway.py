@@ -99,6 +99,10 @@ def tollway_launcher(mode: str, workers: int = 1, server: str = "uvicorn") -> La
                 env=env, capture_output=True, text=True, check=True).stdout.splitlines()
             headers = {"authorization": f"Bearer {out[1]}"}
         if server == "granian":
+            import importlib.util
+
+            if importlib.util.find_spec("granian") is None:
+                raise RuntimeError("granian is not installed in this venv (pip install granian)")
             env["TOLLWAY_CONFIG"] = str(config)
             cmd = [sys.executable, "-m", "granian", "--interface", "asgi", "--factory",
                    "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),

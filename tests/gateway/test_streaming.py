@@ -5,6 +5,7 @@ flight finish."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from typing import Any
@@ -103,6 +104,41 @@ def test_budget_reservation_of_a_cancelled_stream_is_settled_not_leaked(
         time.sleep(0.02)
     assert counter.reserved == 0
     assert counter.spent == row["cost_nanos"]
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_an_openai_stream_cut_by_the_client_is_charged_an_estimate(
+    driver: str, gateway_server, fake: FakeProvider
+) -> None:
+    """OpenAI reports usage only in its last chunk: a hang-up before it leaves no usage
+    to record, so the row carries the estimate (marked) and the budget is charged it."""
+    from tollway.core.streams import ESTIMATED_MARK
+
+    gw = gateway_server()
+    secret, key = gw.create_key(budgets=["5 usd/day"])
+    reply = oai.text_stream(PIECES)
+    reply.chunk_delay = 0.1
+    fake.add(reply)
+    body = {"model": "fast", "stream": True, "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": "talk to me for a while"}]}
+    got = read_then_hang_up(driver, gw.url, secret, body, lines=4)
+    [row] = wait_for_rows(gw, 1)
+    assert row["status"] == "cancelled"
+    assert ESTIMATED_MARK in row["error"]
+    received = "".join(json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+                       for line in got)
+    assert received.startswith("word0 ")
+    assert row["output_tokens"] >= -(-len(received) // 4)  # what reached the client, at least
+    assert row["output_tokens"] < -(-len("".join(PIECES)) // 4)  # not the whole answer
+    assert row["input_tokens"] > 0
+    assert row["cost_nanos"] > 0
+    deadline = time.monotonic() + 3
+    while True:
+        [counter] = [c for c in gw.gateway.guard.store.counters(time.time()) if key.id in c.key]
+        if counter.reserved == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert (counter.reserved, counter.spent) == (0, row["cost_nanos"])
 
 
 def test_shutdown_lets_a_stream_in_flight_finish(gateway_server, fake: FakeProvider) -> None:

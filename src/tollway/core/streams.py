@@ -176,7 +176,7 @@ class LiveStream:
         self.done = True
         yield CloseStream(self.http)
         record = self.model.failure(self.ctx, self.dep, exc, self.t0)
-        charge = _partial_charge(self.model, self.state, record)
+        charge = _partial_charge(self.model, self.state, record, self.ctx.request)
         yield from self.model.conclude(self.ctx, self.holds, record, charge)
 
     # ------------------------------------------------------------------ drivers
@@ -223,14 +223,42 @@ class LiveStream:
         yield StreamEnd(response)
 
 
-def _partial_charge(model: Model, state: StreamState, record: CallRecord) -> tuple[Usage, int | None] | None:
+ESTIMATED_MARK = "usage estimated"
+"""Begins the note appended to a cancelled row's ``error`` when its usage is an estimate
+(the provider reported none before the close): ``WHERE error LIKE '%usage estimated%'``
+finds every such row in the ledger."""
+
+
+def _estimated_usage(state: StreamState, request: Request) -> Usage:
+    """An honest guess at what a provider bills for a stream cut short before it sent
+    usage (OpenAI sends usage only in the last chunk): input by the budget estimator's
+    rule (:func:`tollway.core.cost.estimate.estimate_input_tokens`: ASCII at 4
+    characters a token, one per other character, plus per-message overheads), output by
+    the same text rule over every text, reasoning and tool-argument delta received."""
+    from tollway.core.cost.estimate import estimate_input_tokens
+    from tollway.core.dialects._batching import estimate_tokens
+
+    return Usage(input_tokens=estimate_input_tokens(request),
+                 output_tokens=estimate_tokens(state.acc.generated_text()))
+
+
+def _partial_charge(model: Model, state: StreamState, record: CallRecord,
+                    request: Request | None = None) -> tuple[Usage, int | None] | None:
     """What the provider reported before a stream failed or was closed, written into
-    the ledger row; None when it reported nothing, so the reservation is released."""
+    the ledger row. A stream the caller cancelled after tokens arrived, with no usage
+    reported, is charged an estimate (:func:`_estimated_usage`, marked in the row's
+    ``error``): the provider bills those tokens. Otherwise None when it reported
+    nothing, so the reservation is released."""
     ttft = state.ttft()
     record.ttft_ms = None if ttft is None else ttft * 1000.0
     usage = state.acc.usage
     if usage is None:
-        return None
+        if request is None or record.status != "cancelled" or not state.started:
+            return None
+        usage = _estimated_usage(state, request)
+        note = (f"{ESTIMATED_MARK}: {usage.input_tokens} input / {usage.output_tokens} output "
+                "tokens (the provider reported none before the stream was closed)")
+        record.error = f"{record.error}; {note}" if record.error else note
     record.usage = usage
     record.cost_nanos = model.price(state.dep, usage, state.acc.model)
     return usage, record.cost_nanos

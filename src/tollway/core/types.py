@@ -621,6 +621,20 @@ class StreamAccumulator:
     def text(self) -> str:
         return "".join(p.text for p in self._parts if isinstance(p, Text))
 
+    def generated_text(self) -> str:
+        """Everything the model produced so far as text: answer and reasoning text, tool
+        names and argument fragments (what an output-token estimate of a stream cut
+        short counts, when the provider reported no usage before the cut)."""
+        out: list[str] = []
+        for part in self._parts:
+            if isinstance(part, Text | Thinking):
+                out.append(part.text)
+            elif isinstance(part, ToolCall):
+                out.append(part.name)
+        for args in self._tool_args.values():
+            out.extend(args)
+        return "".join(out)
+
     def add(self, event: StreamEvent) -> None:
         if isinstance(event, TextDelta):
             key = ("text", event.block)

@@ -405,9 +405,12 @@ def test_stream_settles_its_real_cost_when_it_ends(fake: FakeProvider, driver: D
     assert (row.spent, row.reserved) == (Decimal("0.000007"), 0)
 
 
-def test_stream_closed_before_usage_arrives_releases_its_reservation(
+def test_stream_closed_before_usage_arrives_settles_an_estimate_and_releases_the_rest(
     fake: FakeProvider, driver: Driver
 ) -> None:
+    """The provider bills the tokens it produced even when its usage never arrived: the
+    hold settles at the estimate (here one output token, "a", at $1/M output with input
+    free) and the rest of the reservation is released."""
     g = guard(BudgetPolicy(limit=1, period="day"))
     m = model(fake, g)
     reply = oai.text_stream(["a", "b", "c"], usage=Usage(input_tokens=10, output_tokens=7))
@@ -421,8 +424,8 @@ def test_stream_closed_before_usage_arrives_releases_its_reservation(
     )
     assert stream.response is None  # closed before it ended
     (row,) = g.status()
-    assert (row.spent, row.reserved) == (0, 0)
-    assert g.store.counters(0)[0].released_total == 20_000
+    assert (row.spent, row.reserved) == (Decimal("0.000001"), 0)
+    assert g.store.counters(0)[0].released_total == 20_000 - 1_000
 
 
 async def test_async_calls_share_the_budget_with_sync_calls(fake: FakeProvider) -> None:
