@@ -46,6 +46,10 @@ def lexical_score(query: str, text: str) -> float:
                   math.sqrt(sum(v * v for v in d.values())))
 
 
+def same(a: Any, b: Any) -> bool:
+    return isinstance(a, bool) == isinstance(b, bool) and a == b
+
+
 def _holds(flt: dict[str, Any], attrs: dict[str, Any]) -> bool:
     kind = flt.get("type")
     if kind in ("and", "or"):
@@ -55,7 +59,6 @@ def _holds(flt: dict[str, Any], attrs: dict[str, Any]) -> bool:
     if key not in attrs:
         return False
     have = attrs[key]
-    same = (lambda a, b: isinstance(a, bool) == isinstance(b, bool) and a == b)
     if kind == "eq":
         return same(have, value)
     if kind == "ne":

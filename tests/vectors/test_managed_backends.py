@@ -6,7 +6,6 @@ drivers. Managed stores take whole documents: ids are file ids, one per document
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -157,7 +156,7 @@ def test_failures_are_typed_errors_without_the_key(managed: Any, call: Any,
                                                    fake_vs: FakeVectorStores,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     store = managed()
-    with pytest.raises(VectorStoreError, match="could not ingest blob.bin") as info:
+    with pytest.raises(VectorStoreError, match=r"could not ingest blob\.bin") as info:
         call(store, "add", files=[("blob.bin", b"\xff\xfe\x00binary")])
     assert "unsupported_file" in str(info.value)
     with pytest.raises(BadFilterError):
@@ -182,7 +181,7 @@ def test_a_slow_ingestion_stops_at_the_deadline(kind: str, ledger: Ledger, call:
             "backend": kind, "base_url": slow.url, "api_key": "env:TEST_MANAGED_VS_KEY",
             "options": {"poll_interval": 0.01, "ingest_timeout": 0.2}})
         try:
-            with pytest.raises(VectorStoreError, match="still 'in_progress' after 0.2 s"):
+            with pytest.raises(VectorStoreError, match=r"still 'in_progress' after 0\.2 s"):
                 call(store, "add", ["slow text"])
         finally:
             store.close()

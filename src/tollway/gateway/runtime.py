@@ -58,6 +58,8 @@ class Gateway:
         shared = os.environ.get(METRICS_DIR_ENV)
         self.metrics_share = MetricsShare(shared, self.metrics) if shared else None
         self.admin_key = self.spec.admin_key()
+        self.vector_stores: dict[str, Any] = {}
+        """Opened ``VectorStore`` objects by name (:mod:`tollway.gateway.vector_routes`)."""
         self._models: dict[str, Model] = {}
         self._refresher: asyncio.Task[None] | None = None
 
@@ -108,6 +110,9 @@ class Gateway:
                 await task
             except asyncio.CancelledError:
                 pass
+        stores, self.vector_stores = self.vector_stores, {}
+        for store in stores.values():
+            await store.aclose()
         if self.keys is not None:
             self.keys.store.close()
 

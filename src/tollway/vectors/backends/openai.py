@@ -35,7 +35,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from tollway.vectors.errors import BackendUnavailableError, VectorStoreError
-from tollway.vectors.filters import All, Any_, Compare, Filter, matches
+from tollway.vectors.filters import All, Any_, Filter, matches
 from tollway.vectors.types import Chunk, ChunkPage, ScoredChunk, SearchResult
 
 if TYPE_CHECKING:
