@@ -72,8 +72,8 @@ def running(gateway_server: Callable[..., RunningGateway], fake: FakeProvider, t
 
 
 def test_a_key_sees_and_searches_only_the_stores_it_names(running: Any, driver: Driver) -> None:
-    gw, managed = running
-    secret, key = gw.create_key(org="acme", vector_stores=["handbook", "managed"])
+    gw, _ = running
+    secret, _ = gw.create_key(org="acme", vector_stores=["handbook", "managed"])
     client = openai.OpenAI(base_url=gw.url + "/v1", api_key=secret)
     assert [s.id for s in client.vector_stores.list()] == ["handbook", "managed"]
     assert client.vector_stores.retrieve("managed").metadata == {"backend": "openai"}
@@ -124,3 +124,32 @@ def test_bad_search_requests_are_openai_400s(running: Any) -> None:
     with pytest.raises(openai.BadRequestError, match="compares numbers"):
         client.vector_stores.search("handbook", query="x",
                                     filters={"type": "gt", "key": "n", "value": "one"})
+
+
+def test_store_permissions_are_written_by_the_cli_and_the_admin_api(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        gateway_server: Callable[..., RunningGateway], monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    from tollway.cli import main
+    from tollway.gateway.key_store import SQLiteKeyStore
+
+    path = str(tmp_path / "cli-keys.db")
+    assert main(["keys", "--store", path, "create", "--vector-stores", "docs, wiki"]) == 0
+    assert main(["keys", "--store", path, "create"]) == 0
+    capsys.readouterr()
+    store = SQLiteKeyStore(path)
+    try:
+        named, plain = store.list()
+    finally:
+        store.close()
+    assert named.vector_stores == ("docs", "wiki") and named.allows_store("wiki")
+    assert plain.vector_stores == () and not plain.allows_store("docs")  # deny by default
+
+    monkeypatch.setenv("TOLLWAY_ADMIN_KEY", "admin-secret-for-tests-0123456789")
+    gw = gateway_server()
+    admin = {"Authorization": "Bearer admin-secret-for-tests-0123456789"}
+    made = httpx.post(gw.url + "/admin/keys", headers=admin, json={"vector_stores": "docs"})
+    assert made.status_code == 201 and made.json()["vector_stores"] == ["docs"]
+    bad = httpx.post(gw.url + "/admin/keys", headers=admin, json={"vector_stores": [1]})
+    assert bad.status_code == 400 and "vector_stores" in bad.json()["error"]["message"]
