@@ -153,3 +153,15 @@ def test_store_permissions_are_written_by_the_cli_and_the_admin_api(
     assert made.status_code == 201 and made.json()["vector_stores"] == ["docs"]
     bad = httpx.post(gw.url + "/admin/keys", headers=admin, json={"vector_stores": [1]})
     assert bad.status_code == 400 and "vector_stores" in bad.json()["error"]["message"]
+
+
+def test_a_keys_budget_stops_searches_once_spent(running: Any) -> None:
+    gw, _ = running
+    secret, _ = gw.create_key(vector_stores=["handbook"], budgets=["1 requests/day"])
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key=secret, max_retries=0)
+    assert client.vector_stores.search("handbook", query="travel policy").data
+    with pytest.raises(openai.APIStatusError) as info:
+        client.vector_stores.search("handbook", query="travel policy")
+    assert info.value.status_code == 429 and "budget" in str(info.value).lower()
+    statuses = [r["status"] for r in gw.ledger_rows() if r["kind"] == "retrieval"]
+    assert statuses[0] == "ok" and statuses[-1] != "ok"  # the refused search is recorded
