@@ -296,7 +296,6 @@ class VectorStore:
             latency_ms=(time.perf_counter() - clock) * 1000,
             status="ok" if exc is None else type(exc).__name__,
             error=None if exc is None else scrub(str(exc), 300),
-            tool_name=self.name,
         )
         current_attribution().fill(record)
         record.attribution = {**record.attribution, "vector_store": self.name,
