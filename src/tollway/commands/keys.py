@@ -35,6 +35,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         create.add_argument(f"--{name}", help=f"attribution: {name}" if name != "name" else "a label")
     create.add_argument("--models", help="comma-separated aliases or provider/model the key may "
                                          "use (default: every alias of the config)")
+    create.add_argument("--vector-stores", default="", metavar="A,B",
+                        help="comma-separated vector stores the key may search ('*' for all; "
+                             "default: none)")
     create.add_argument("--budget", action="append", default=[], metavar="LIMIT",
                         help="'10 usd/day', '200000 tokens/month', '100 requests/hour' (repeatable)")
     create.add_argument("--rpm", type=int, help="requests per minute")
@@ -77,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
                 models=models, budgets=args.budget, rpm=args.rpm, tpm=args.tpm, hours=args.hours,
                 mcp=args.mcp,
                 expires_at=parse_expiry(args.expires),
+                vector_stores=[v.strip() for v in args.vector_stores.split(",") if v.strip()],
             )
             store.add(key, digest)
             out.write(f"created {key.id}\n{secret}\n")

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["create_key", "list_keys", "revoke_key", "rotate_key"]
 
 _CREATE_FIELDS = ("org", "project", "user", "name", "models", "budgets", "rpm", "tpm", "hours",
-                  "expires", "tags", "mcp")
+                  "expires", "tags", "mcp", "vector_stores")
 
 
 def _store(gw: Gateway) -> KeyStore:
@@ -61,6 +61,13 @@ def key_options(body: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(models, str):
         models = [m.strip() for m in models.split(",") if m.strip()]
     options["models"] = models
+    stores = body.get("vector_stores") or []
+    if isinstance(stores, str):
+        stores = [v.strip() for v in stores.split(",") if v.strip()]
+    if not isinstance(stores, list) or not all(isinstance(v, str) for v in stores):
+        raise GatewayError(400, "'vector_stores' is a list of store names (or '*')",
+                           param="vector_stores")
+    options["vector_stores"] = stores
     budgets = body.get("budgets") or []
     options["budgets"] = [budgets] if isinstance(budgets, str) else list(budgets)
     options["tags"] = dict(body.get("tags") or {})

@@ -27,6 +27,7 @@ from tollway.gateway import (
     media_routes,
     openai_routes,
     responses_routes,
+    vector_routes,
 )
 from tollway.gateway.auth import authenticate, check_admin
 from tollway.gateway.errors import Dialect, GatewayError, error_response
@@ -64,6 +65,10 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/embeddings", media_routes.embeddings),
     Route("POST", "/v1/images/generations", media_routes.images_generations),
     Route("POST", "/v1/images/edits", media_routes.images_edits),
+    Route("GET", "/v1/vector_stores", vector_routes.list_stores),
+    Route("GET", "/v1/vector_stores/{id}", vector_routes.get_store),
+    Route("GET", "/v1/vector_stores/{id}/files", vector_routes.list_files),
+    Route("POST", "/v1/vector_stores/{id}/search", vector_routes.search),
     Route("GET", "/v1/models", openai_routes.list_models),
     Route("GET", "/v1/models/{id:path}", openai_routes.get_model),
     Route("POST", "/v1/messages", anthropic_routes.messages, "anthropic"),
@@ -185,7 +190,8 @@ class GatewayApp:
                                    code="unknown_url")
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
             body = await read_body(receive, headers, gw.spec.max_body_bytes) if method == "POST" else b""
-            request = HttpRequest(method, path, headers, body, params)
+            request = HttpRequest(method, path, headers, body, params,
+                                  query=scope.get("query_string", b"").decode("latin-1"))
             if route.auth == "key":
                 request.key = await authenticate(gw, headers)
             elif route.auth == "admin":

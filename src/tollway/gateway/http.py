@@ -44,6 +44,8 @@ class HttpRequest:
     params: dict[str, str] = field(default_factory=dict)
     key: VirtualKey | None = None
     attribution: Attribution | None = None
+    query: str = ""
+    """The raw query string (``limit=2&after=x``)."""
 
     def json(self) -> Any:
         if not self.body:

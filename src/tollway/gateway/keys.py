@@ -87,6 +87,9 @@ class VirtualKey:
     user: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     models: tuple[str, ...] | None = None
+    vector_stores: tuple[str, ...] = ()
+    """The ``vector_stores:`` this key may search and list (deny by default: none;
+    ``*`` for all). Keys stored before the field existed read as none."""
     budgets: tuple[str, ...] = ()
     rpm: int | None = None
     tpm: int | None = None
@@ -125,6 +128,10 @@ class VirtualKey:
                 return True
         return False
 
+    def allows_store(self, store: str) -> bool:
+        """May this key use the configured vector store ``store``? Only if named."""
+        return store in self.vector_stores or "*" in self.vector_stores
+
     def with_changes(self, **changes: Any) -> VirtualKey:
         return replace(self, **changes)
 
@@ -135,6 +142,7 @@ class VirtualKey:
         out["models"] = list(self.models) if self.models is not None else None
         out["budgets"] = list(self.budgets)
         out["mcp"] = list(self.mcp)
+        out["vector_stores"] = list(self.vector_stores)
         for name in ("expires_at", "created_at", "revoked_at"):
             value = out[name]
             out[name] = None if value is None else datetime.fromtimestamp(value, UTC).isoformat()
@@ -145,6 +153,7 @@ class VirtualKey:
         return {
             "name": self.name, "org": self.org, "project": self.project, "user": self.user,
             "tags": dict(self.tags), "models": None if self.models is None else list(self.models),
+            "vector_stores": list(self.vector_stores),
             "budgets": list(self.budgets), "rpm": self.rpm, "tpm": self.tpm, "hours": self.hours,
             "mcp": list(self.mcp),
         }
@@ -157,6 +166,7 @@ class VirtualKey:
             id=id, prefix=prefix, name=spec.get("name"), org=spec.get("org"),
             project=spec.get("project"), user=spec.get("user"), tags=dict(spec.get("tags") or {}),
             models=None if models is None else tuple(models),
+            vector_stores=tuple(spec.get("vector_stores") or ()),
             budgets=tuple(spec.get("budgets") or ()), rpm=spec.get("rpm"), tpm=spec.get("tpm"),
             hours=spec.get("hours"), mcp=tuple(spec.get("mcp") or ()),  # older rows: none
             expires_at=expires_at, created_at=created_at,
@@ -240,6 +250,7 @@ def new_key(
     *, name: str | None = None, org: str | None = None, project: str | None = None,
     user: str | None = None, tags: Mapping[str, str] | None = None,
     models: Sequence[str] | None = None, budgets: Sequence[str] = (), rpm: int | None = None,
+    vector_stores: Sequence[str] = (),
     tpm: int | None = None, hours: str | None = None, expires_at: float | None = None,
     mcp: Sequence[str] | str | None = None, now: float | None = None,
 ) -> tuple[str, VirtualKey, str]:
@@ -253,6 +264,7 @@ def new_key(
         id=new_key_id(), prefix=secret[:PREFIX_LENGTH], name=name, org=org, project=project,
         user=user, tags=dict(tags or {}), models=None if models is None else tuple(models),
         budgets=tuple(budgets), rpm=rpm, tpm=tpm, hours=hours, mcp=parse_mcp_grants(mcp),
+        vector_stores=tuple(vector_stores),
         expires_at=expires_at, created_at=time.time() if now is None else now,
     )
     return secret, key, hash_secret(secret)

@@ -60,6 +60,8 @@ class Gateway:
         self.metrics_share = MetricsShare(shared, self.metrics) if shared else None
         self.admin_key = self.spec.admin_key()
         self.mcp = GatewayMCP(settings, self.spec)
+        self.vector_stores: dict[str, Any] = {}
+        """Opened ``VectorStore`` objects by name (:mod:`tollway.gateway.vector_routes`)."""
         self._models: dict[str, Model] = {}
         self._refresher: asyncio.Task[None] | None = None
 
@@ -111,6 +113,9 @@ class Gateway:
             except asyncio.CancelledError:
                 pass
         await self.mcp.close()
+        stores, self.vector_stores = self.vector_stores, {}
+        for store in stores.values():
+            await store.aclose()
         if self.keys is not None:
             self.keys.store.close()
 

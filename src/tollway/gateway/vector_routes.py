@@ -1,0 +1,157 @@
+"""OpenAI-compatible vector store endpoints over the stores of ``vector_stores:``:
+
+    GET  /v1/vector_stores                  the stores the key may use
+    GET  /v1/vector_stores/{id}             one (its id is its configured name)
+    GET  /v1/vector_stores/{id}/files       its files / chunks (``limit``, ``after``)
+    POST /v1/vector_stores/{id}/search      ``query``, ``max_num_results``, ``filters``
+
+Permissions are per store and deny by default: a key lists the stores it may use
+(``tollway keys create --vector-stores a,b``); any other store is absent from the list
+and answers 404, as if it did not exist (a 403 would tell a stranger it does). Each
+search runs inside the key's attribution, so its ``retrieval`` ledger row names the
+key, and the store's query embeddings pass the key's budget guard. ``filters`` take
+OpenAI's comparison / compound format or tollway's own filter language.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from tollway.core.cost.attribution import attribute
+from tollway.core.errors import BadRequestError
+from tollway.gateway.errors import GatewayError
+from tollway.gateway.http import HttpRequest, JSONReply, dumps
+
+if TYPE_CHECKING:
+    from tollway.gateway.keys import VirtualKey
+    from tollway.gateway.runtime import Gateway
+    from tollway.vectors.store import VectorStore
+
+__all__ = ["filters_from_openai", "get_store", "list_files", "list_stores", "search"]
+
+_COMPARE = {"eq", "ne", "gt", "gte", "lt", "lte", "in"}
+
+
+def filters_from_openai(value: Any) -> Any:
+    """OpenAI's ``{type, key, value}`` / ``{type: and|or, filters}`` as tollway's filter
+    language (anything without ``type`` is taken as tollway's language already)."""
+    if not isinstance(value, Mapping) or "type" not in value:
+        return value
+    kind = value["type"]
+    if kind in ("and", "or"):
+        parts = value.get("filters")
+        if not isinstance(parts, list):
+            raise BadRequestError(f"a '{kind}' filter needs 'filters' (a list)")
+        return {f"${kind}": [filters_from_openai(p) for p in parts]}
+    if kind not in _COMPARE or not isinstance(value.get("key"), str):
+        raise BadRequestError(f"unsupported filter type {kind!r} (use eq, ne, gt, gte, lt, "
+                              "lte, in, and, or) or a filter without 'key'")
+    return {value["key"]: {f"${kind}": value.get("value")}}
+
+
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    """A store's errors in HTTP terms: a bad filter or argument is the client's 400; a
+    backend that cannot answer is a 503 the client may retry."""
+    from tollway.vectors.errors import BackendUnavailableError, VectorStoreError
+
+    try:
+        yield
+    except BackendUnavailableError as exc:
+        raise GatewayError(503, str(exc), code="vector_store_unavailable",
+                           retry_after=1) from None
+    except VectorStoreError as exc:
+        raise BadRequestError(str(exc)) from None
+
+
+def _allowed(gw: Gateway, key: VirtualKey | None) -> list[str]:
+    return [n for n in gw.settings.vector_stores if key is None or key.allows_store(n)]
+
+
+def _store(gw: Gateway, req: HttpRequest) -> VectorStore:
+    name = req.params["id"]
+    if name not in _allowed(gw, req.key):
+        raise GatewayError(404, f"No vector store found with id '{name}' (or this key may "
+                                "not use it: see `tollway keys create --vector-stores`)",
+                           code="vector_store_not_found")
+    store = gw.vector_stores.get(name)
+    if store is None:
+        from tollway.vectors.store import VectorStore
+
+        store = VectorStore(name, config=gw.settings,
+                            embedding_options={"guards": [gw.guard]})
+        gw.vector_stores[name] = store
+    return store
+
+
+def _store_json(gw: Gateway, name: str) -> dict[str, Any]:
+    spec = gw.settings.vector_stores[name]
+    return {"id": name, "object": "vector_store", "name": name, "created_at": 0,
+            "status": "completed", "usage_bytes": 0, "metadata": {"backend": spec.backend},
+            "file_counts": {"in_progress": 0, "completed": 0, "failed": 0, "cancelled": 0,
+                            "total": 0}, "expires_after": None, "expires_at": None,
+            "last_active_at": None}
+
+
+async def list_stores(gw: Gateway, req: HttpRequest) -> JSONReply:
+    data = [_store_json(gw, n) for n in _allowed(gw, req.key)]
+    return JSONReply(200, dumps({"object": "list", "data": data,
+                                 "first_id": data[0]["id"] if data else None,
+                                 "last_id": data[-1]["id"] if data else None,
+                                 "has_more": False}))
+
+
+async def get_store(gw: Gateway, req: HttpRequest) -> JSONReply:
+    _store(gw, req)
+    return JSONReply(200, dumps(_store_json(gw, req.params["id"])))
+
+
+async def list_files(gw: Gateway, req: HttpRequest) -> JSONReply:
+    from urllib.parse import parse_qs
+
+    store = _store(gw, req)
+    query = {k: v[-1] for k, v in parse_qs(req.query).items()}
+    try:
+        limit = int(query.get("limit", 20))
+    except ValueError:
+        raise BadRequestError("'limit' is a whole number from 1 to 100") from None
+    with _store_errors():
+        page = await store.alist(limit=max(1, min(limit, 100)), after=query.get("after"))
+    data = [{"id": c.id, "object": "vector_store.file", "created_at": 0,
+             "vector_store_id": store.name, "status": "completed", "last_error": None,
+             "usage_bytes": len(c.text.encode()), "attributes": dict(c.metadata)}
+            for c in page.chunks]
+    return JSONReply(200, dumps({"object": "list", "data": data,
+                                 "first_id": data[0]["id"] if data else None,
+                                 "last_id": data[-1]["id"] if data else None,
+                                 "has_more": page.next_after is not None}))
+
+
+async def search(gw: Gateway, req: HttpRequest) -> JSONReply:
+    store = _store(gw, req)
+    body = req.json()
+    if not isinstance(body, Mapping):
+        raise BadRequestError("the request body must be a JSON object")
+    query = body.get("query")
+    if isinstance(query, list) and query and all(isinstance(q, str) for q in query):
+        query = " ".join(query)
+    if not isinstance(query, str) or not query.strip():
+        raise BadRequestError("the request body needs 'query' (a string)")
+    k = body.get("max_num_results", 10)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 50:
+        raise BadRequestError("'max_num_results' is a whole number from 1 to 50")
+    filters = filters_from_openai(body.get("filters"))
+    started = time.perf_counter()
+    with _store_errors():
+        async with attribute(gw.attribution(req.key, req.headers, None)):
+            hits = await store.asearch(query, k=k, filters=filters)
+    data = [{"file_id": h.id, "filename": h.source or h.id, "score": h.score,
+             "attributes": dict(h.metadata), "content": [{"type": "text", "text": h.text}]}
+            for h in hits]
+    headers = {"x-tollway-latency-ms": f"{(time.perf_counter() - started) * 1000:.1f}"}
+    return JSONReply(200, dumps({"object": "vector_store.search_results.page",
+                                 "search_query": [query], "data": data, "has_more": False,
+                                 "next_page": None}), headers)
