@@ -74,9 +74,10 @@ def _nohook_model(url: str, tmp: Path) -> Any:
 
 def child(client: str, mode: str, calls: int, url: str) -> None:
     """Make WARMUP + ``calls`` calls and exit (perf counts the process)."""
-    from _common import OFFLINE_ENV
+    from _common import OFFLINE_ENV, install_network_guard
 
     os.environ.update(OFFLINE_ENV)
+    install_network_guard()
     import _clients
     from _common import PROMPT
 
