@@ -2,12 +2,12 @@
 
 A server accepts ``max_connections`` clients (100 by default) across every process and
 machine, so each store holds at most ``max_size`` connections per process (one
-``psycopg_pool.ConnectionPool``) and ``max_size`` per event loop (one
-``AsyncConnectionPool`` each; a script that runs one ``asyncio.run`` has one). A caller
+``psycopg_pool.ConnectionPool``) and ``max_size`` per event loop (a task-free
+:class:`_LoopPool` each; a script that runs one ``asyncio.run`` has one). A caller
 that finds them all busy WAITS up to ``timeout`` seconds for one to come back, then
 gets a :class:`~tollway.core.errors.StoreUnavailableError` that says so: never psycopg's
 ``too many clients already``. A server that refuses a new connection (full, down) is
-retried by the pool in the background until the same timeout.
+retried (by the sync pool's threads; by the async caller itself) until the same timeout.
 
 Forked children start with no pool (the parent's connections are kept referenced, never
 closed, in the child: closing would end the parent's sessions). Pools of event loops
@@ -137,42 +137,28 @@ class PostgresPools:
 
     # ------------------------------------------------------------------ async
 
-    async def _async_pool(self) -> Any:
+    def _async_pool(self) -> _LoopPool:
         loop = asyncio.get_running_loop()
         pool = self._apools.get(loop)
-        if pool is not None:
-            return pool
-        self._close_ended_loops()
-        from psycopg_pool import AsyncConnectionPool
-
-        pool = AsyncConnectionPool(
-            self.conninfo, min_size=1, max_size=self.max_size, timeout=self.timeout,
-            kwargs=self._kwargs, open=False, name=self.name, configure=self._aconfigure,
-            reconnect_timeout=self.timeout,
-        )
-        self._apools[loop] = pool
-        await pool.open(wait=False)
+        if pool is None:
+            self._close_ended_loops()
+            pool = self._apools[loop] = _LoopPool(self)
         return pool
 
     @asynccontextmanager
     async def aconnection(self) -> AsyncIterator[Any]:
-        from psycopg_pool import PoolTimeout
-
-        pool = await self._async_pool()
-        try:
-            conn = await pool.getconn(timeout=self.timeout)
-        except PoolTimeout:
-            raise self._full() from None
+        pool = self._async_pool()
+        conn = await pool.get()
         try:
             yield conn
         finally:
-            await pool.putconn(conn)
+            await pool.put(conn)
 
     def _close_ended_loops(self) -> None:
         """Finish the connections of pools whose event loop has ended (``asyncio.run``
         per request, test loops): libpq's finish does no waiting."""
         for loop in [lp for lp in self._apools if lp.is_closed()]:
-            _finish_async_pool(self._apools.pop(loop))
+            self._apools.pop(loop).finish()
 
     # ------------------------------------------------------------------ closing
 
@@ -184,19 +170,120 @@ class PostgresPools:
             pool.close(timeout=1.0)
         apools, self._apools = self._apools, {}
         for apool in apools.values():
-            _finish_async_pool(apool)
+            apool.finish()
 
     async def aclose(self) -> None:
-        """Close the running loop's async pool."""
+        """Close the running loop's async connections."""
         pool = self._apools.pop(asyncio.get_running_loop(), None)
         if pool is not None:
-            await pool.close(timeout=1.0)
+            await pool.aclose()
 
 
-def _finish_async_pool(pool: Any) -> None:
-    """End an AsyncConnectionPool from outside its (ended) event loop: mark it closed
-    and finish its idle connections directly."""
-    pool._closed = True
-    for conn in list(getattr(pool, "_pool", ())):
+class _LoopPool:
+    """The connections of one event loop: at most ``max_size``, made on demand by the
+    caller's own task and kept idle between uses.
+
+    Why not ``psycopg_pool.AsyncConnectionPool``: its maintenance workers catch
+    ``CancelledError`` while a connection attempt runs (psycopg_pool 3.3), so when
+    ``asyncio.run`` ends and cancels every task, a worker that was still opening a
+    connection swallows the cancellation, waits on its queue again, and the program
+    hangs at exit. Here there are no background tasks at all: nothing outlives the
+    caller's await, and cancelling a caller cancels its own connection attempt.
+    """
+
+    __slots__ = ("closed", "free", "idle", "owner")
+
+    def __init__(self, owner: PostgresPools) -> None:
+        self.owner = owner
+        self.idle: list[Any] = []
+        self.free = asyncio.Semaphore(owner.max_size)
+        self.closed = False
+
+    async def get(self) -> Any:
+        owner = self.owner
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + owner.timeout
+        try:
+            async with asyncio.timeout(owner.timeout):
+                await self.free.acquire()
+        except TimeoutError:
+            raise owner._full() from None
+        try:
+            while self.idle:
+                conn = self.idle.pop()
+                if not conn.closed and not conn.broken:
+                    return conn
+            return await self._connect(deadline)
+        except BaseException:
+            self.free.release()
+            raise
+
+    async def _connect(self, deadline: float) -> Any:
+        """A new configured connection; a server that refuses (full, restarting, down) is
+        retried with backoff until ``deadline``, then the caller gets the typed error."""
+        import psycopg
+
+        owner = self.owner
+        loop = asyncio.get_running_loop()
+        pause = 0.05
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise owner._full()
+            kwargs = dict(owner._kwargs)
+            kwargs.setdefault("connect_timeout", max(1, round(left)))
+            try:
+                conn = await psycopg.AsyncConnection.connect(owner.conninfo, **kwargs)
+            except psycopg.OperationalError:
+                await asyncio.sleep(min(pause, max(0.0, deadline - loop.time())))
+                pause = min(pause * 2, 1.0)
+                continue
+            if owner._aconfigure is not None:
+                try:
+                    await owner._aconfigure(conn)
+                except BaseException:
+                    await conn.close()
+                    raise
+            return conn
+
+    async def put(self, conn: Any) -> None:
+        """Give ``conn`` back: rolled back if a transaction was left open, dropped if it
+        is broken or the pool was closed meanwhile."""
+        from psycopg.pq import TransactionStatus
+
+        try:
+            keep = not (self.closed or conn.closed or conn.broken)
+            if keep and conn.info.transaction_status != TransactionStatus.IDLE:
+                try:
+                    await conn.rollback()
+                except Exception:
+                    keep = False
+            if keep:
+                self.idle.append(conn)
+            else:
+                _finish(conn)
+        finally:
+            self.free.release()
+
+    def finish(self) -> None:
+        """End every idle connection without awaiting (the loop may be gone)."""
+        self.closed = True
+        idle, self.idle = self.idle, []
+        for conn in idle:
+            _finish(conn)
+
+    async def aclose(self) -> None:
+        self.closed = True
+        idle, self.idle = self.idle, []
+        for conn in idle:
+            try:
+                await conn.close()
+            except Exception:
+                _finish(conn)
+
+
+def _finish(conn: Any) -> None:
+    """libpq's finish: closes the socket, sends no message and waits for nothing."""
+    if not conn.closed:
         conn._closed = True
         conn.pgconn.finish()

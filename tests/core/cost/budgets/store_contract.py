@@ -167,7 +167,7 @@ class StoreContract:
         return Budgets([support.usd_budget(limit)], store=store, prices=support.pricebook(), **kw)
 
     def _spent(self, guard: Budgets) -> CounterState:
-        (row,) = [c for c in guard.store.counters(time.time()) if c.budget == "all/usd/day"]
+        (row,) = [c for c in guard.store.counters(time.time()) if c.budget == "all/usd/total"]
         return row
 
     def test_50_threads_on_a_budget_worth_2_5_calls_let_exactly_2_through(
@@ -203,7 +203,7 @@ class StoreContract:
         denied = [r for r in results if isinstance(r, errors.BudgetExceededError)]
         assert len(answered) == 2 and len(denied) == 48, results
         assert len(fake.requests) == 2
-        (c,) = [c for c in counters if c.budget == "all/usd/day"]
+        (c,) = [c for c in counters if c.budget == "all/usd/total"]
         assert c.spent == 2 * support.CALL_NANOS and c.reserved == 0 and balanced(c)
 
     def test_4_processes_share_one_budget_worth_2_5_calls(

@@ -36,7 +36,11 @@ def pricebook(price: Mapping[str, Any] | None = None) -> PriceBook:
 
 
 def usd_budget(limit: str = LIMIT_2_5_CALLS_USD, **kw: Any) -> BudgetPolicy:
-    kw.setdefault("period", "day")
+    """A USD budget over all calls. Its period is ``total`` by default: with ``day`` a
+    test that calls before midnight UTC and reads the counters after it looks in the
+    wrong window (the likeliest cause of a CI failure seen once); period windows are
+    tested with explicit clocks elsewhere."""
+    kw.setdefault("period", "total")
     return BudgetPolicy(limit=limit, **kw)
 
 
