@@ -15,6 +15,7 @@ OpenAI's comparison / compound format or tollway's own filter language.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -30,7 +31,11 @@ if TYPE_CHECKING:
     from tollway.gateway.runtime import Gateway
     from tollway.vectors.store import VectorStore
 
-__all__ = ["filters_from_openai", "get_store", "list_files", "list_stores", "search"]
+__all__ = ["allowed_stores", "filters_from_openai", "get_store", "list_files", "list_stores",
+           "search", "store_errors", "store_for", "store_json"]
+
+_UPLOADED = re.compile(r"^(file-[0-9a-f]{24})-(.+)$")
+"""The ``source`` of chunks ingested from ``/v1/files``: ``<file id>-<file name>``."""
 
 _COMPARE = {"eq", "ne", "gt", "gte", "lt", "lte", "in"}
 
@@ -53,7 +58,7 @@ def filters_from_openai(value: Any) -> Any:
 
 
 @contextmanager
-def _store_errors() -> Iterator[None]:
+def store_errors() -> Iterator[None]:
     """A store's errors in HTTP terms: a bad filter or argument is the client's 400; a
     backend that cannot answer is a 503 the client may retry."""
     from tollway.vectors.errors import BackendUnavailableError, VectorStoreError
@@ -67,13 +72,13 @@ def _store_errors() -> Iterator[None]:
         raise BadRequestError(str(exc)) from None
 
 
-def _allowed(gw: Gateway, key: VirtualKey | None) -> list[str]:
+def allowed_stores(gw: Gateway, key: VirtualKey | None) -> list[str]:
     return [n for n in gw.settings.vector_stores if key is None or key.allows_store(n)]
 
 
-def _store(gw: Gateway, req: HttpRequest) -> VectorStore:
+def store_for(gw: Gateway, req: HttpRequest) -> VectorStore:
     name = req.params["id"]
-    if name not in _allowed(gw, req.key):
+    if name not in allowed_stores(gw, req.key):
         raise GatewayError(404, f"No vector store found with id '{name}' (or this key may "
                                 "not use it: see `tollway keys create --vector-stores`)",
                            code="vector_store_not_found")
@@ -87,7 +92,7 @@ def _store(gw: Gateway, req: HttpRequest) -> VectorStore:
     return store
 
 
-def _store_json(gw: Gateway, name: str) -> dict[str, Any]:
+def store_json(gw: Gateway, name: str) -> dict[str, Any]:
     spec = gw.settings.vector_stores[name]
     return {"id": name, "object": "vector_store", "name": name, "created_at": 0,
             "status": "completed", "usage_bytes": 0, "metadata": {"backend": spec.backend},
@@ -97,7 +102,7 @@ def _store_json(gw: Gateway, name: str) -> dict[str, Any]:
 
 
 async def list_stores(gw: Gateway, req: HttpRequest) -> JSONReply:
-    data = [_store_json(gw, n) for n in _allowed(gw, req.key)]
+    data = [store_json(gw, n) for n in allowed_stores(gw, req.key)]
     return JSONReply(200, dumps({"object": "list", "data": data,
                                  "first_id": data[0]["id"] if data else None,
                                  "last_id": data[-1]["id"] if data else None,
@@ -105,20 +110,20 @@ async def list_stores(gw: Gateway, req: HttpRequest) -> JSONReply:
 
 
 async def get_store(gw: Gateway, req: HttpRequest) -> JSONReply:
-    _store(gw, req)
-    return JSONReply(200, dumps(_store_json(gw, req.params["id"])))
+    store_for(gw, req)
+    return JSONReply(200, dumps(store_json(gw, req.params["id"])))
 
 
 async def list_files(gw: Gateway, req: HttpRequest) -> JSONReply:
     from urllib.parse import parse_qs
 
-    store = _store(gw, req)
+    store = store_for(gw, req)
     query = {k: v[-1] for k, v in parse_qs(req.query).items()}
     try:
         limit = int(query.get("limit", 20))
     except ValueError:
         raise BadRequestError("'limit' is a whole number from 1 to 100") from None
-    with _store_errors():
+    with store_errors():
         page = await store.alist(limit=max(1, min(limit, 100)), after=query.get("after"))
     data = [{"id": c.id, "object": "vector_store.file", "created_at": 0,
              "vector_store_id": store.name, "status": "completed", "last_error": None,
@@ -131,7 +136,7 @@ async def list_files(gw: Gateway, req: HttpRequest) -> JSONReply:
 
 
 async def search(gw: Gateway, req: HttpRequest) -> JSONReply:
-    store = _store(gw, req)
+    store = store_for(gw, req)
     body = req.json()
     if not isinstance(body, Mapping):
         raise BadRequestError("the request body must be a JSON object")
@@ -145,13 +150,21 @@ async def search(gw: Gateway, req: HttpRequest) -> JSONReply:
         raise BadRequestError("'max_num_results' is a whole number from 1 to 50")
     filters = filters_from_openai(body.get("filters"))
     started = time.perf_counter()
-    with _store_errors():
+    with store_errors():
         async with attribute(gw.attribution(req.key, req.headers, None)):
             hits = await store.asearch(query, k=k, filters=filters)
-    data = [{"file_id": h.id, "filename": h.source or h.id, "score": h.score,
-             "attributes": dict(h.metadata), "content": [{"type": "text", "text": h.text}]}
-            for h in hits]
+    data = [{**_file_of(h.id, h.source), "score": h.score, "attributes": dict(h.metadata),
+             "content": [{"type": "text", "text": h.text}]} for h in hits]
     headers = {"x-tollway-latency-ms": f"{(time.perf_counter() - started) * 1000:.1f}"}
     return JSONReply(200, dumps({"object": "vector_store.search_results.page",
                                  "search_query": [query], "data": data, "has_more": False,
                                  "next_page": None}), headers)
+
+
+def _file_of(chunk_id: str, source: str | None) -> dict[str, str]:
+    """``file_id`` / ``filename`` of a hit: the uploaded file's id and name for chunks
+    ingested from ``/v1/files``, else the chunk's id and source."""
+    found = _UPLOADED.match(source or "")
+    if found is not None:
+        return {"file_id": found.group(1), "filename": found.group(2)}
+    return {"file_id": chunk_id, "filename": source or chunk_id}

@@ -1,0 +1,225 @@
+"""Putting uploaded files into configured vector stores, OpenAI-compatibly:
+
+    POST   /v1/vector_stores                        ``name`` of a configured store
+    POST   /v1/vector_stores/{id}/files             ``file_id``, ``attributes``, ``chunking_strategy``
+    GET    /v1/vector_stores/{id}/files/{file_id}   the file's state in the store
+    DELETE /v1/vector_stores/{id}/files/{file_id}   its chunks removed from the store
+
+Stores are declared in tollway.yaml (``vector_stores:``), not made by clients: create
+answers with the configured store of that name when the key may use it (so SDK code
+that creates its store first keeps working), else a 400 that says where stores are
+declared.
+
+Writing needs the same per-store grant as reading (``tollway keys create
+--vector-stores``): a key that may search a store may also add and remove files in it.
+Files need the key that uploaded them (``/v1/files``); another key's file is 404.
+
+Ingestion runs inside the key's attribution through :meth:`VectorStore.aadd`: the
+file's text is chunked (``chunking_strategy``: OpenAI's ``static`` in tokens, about 4
+characters each, or ``auto`` for the store's chunking), the chunks embedded through
+the store's embedding model under the key's budget guard (``embedding`` ledger rows
+under the key), then stored. A budget refusal is a 429 and the file's chunks are
+removed again, so nothing half-ingested is searchable; a file that is not UTF-8 text
+ends ``failed`` with ``last_error`` (``unsupported_file``) for the backends tollway
+chunks; managed backends (openai, llama_stack) get the file whole and parse it.
+Chunks are named after the file (``source``: ``<file id>-<file name>``), so search
+results give the uploaded file's ``file_id`` and ``filename``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from tollway.core.cost.attribution import attribute
+from tollway.core.errors import BadRequestError, TollwayError
+from tollway.gateway.errors import GatewayError
+from tollway.gateway.files import FileRecord, owned_file
+from tollway.gateway.http import HttpRequest, JSONReply, dumps
+from tollway.gateway.vector_routes import allowed_stores, store_errors, store_for, store_json
+
+if TYPE_CHECKING:
+    from tollway.gateway.runtime import Gateway
+    from tollway.vectors.chunking import Chunker
+    from tollway.vectors.store import VectorStore
+
+__all__ = ["attach_file", "chunker_of_strategy", "create_store", "delete_store_file",
+           "get_store_file"]
+
+CHARS_PER_TOKEN = 4
+"""What tollway's chunker assumes of English text (see tollway.vectors.chunking)."""
+
+
+async def create_store(gw: Gateway, req: HttpRequest) -> JSONReply:
+    body = req.json()
+    name = body.get("name") if isinstance(body, Mapping) else None
+    if isinstance(name, str) and name in allowed_stores(gw, req.key):
+        return JSONReply(200, dumps(store_json(gw, name)))
+    raise BadRequestError(
+        f"vector stores are declared under 'vector_stores:' in tollway.yaml, not created "
+        f"through the API; {'no configured store named ' + repr(name) if name else 'give name'}"
+        f" that this key may use (it may use: {', '.join(allowed_stores(gw, req.key)) or 'none'};"
+        " grants: `tollway keys create --vector-stores`)")
+
+
+def chunker_of_strategy(value: Any, store: VectorStore) -> Chunker | None:
+    """OpenAI's ``chunking_strategy`` as tollway's chunker: None for ``auto`` (or none
+    given), the store's chunking; ``static`` tokens at 4 characters a token."""
+    if value is None:
+        return None
+    kind = value.get("type") if isinstance(value, Mapping) else None
+    if kind == "auto":
+        return None
+    if kind != "static":
+        raise BadRequestError("'chunking_strategy' is {\"type\": \"auto\"} or {\"type\": "
+                              "\"static\", \"static\": {\"max_chunk_size_tokens\": 100..4096, "
+                              "\"chunk_overlap_tokens\": at most half of it}}")
+    static = value.get("static") if isinstance(value, Mapping) else None
+    fields: Mapping[str, Any] = static if isinstance(static, Mapping) else {}
+    size: Any = fields.get("max_chunk_size_tokens")
+    overlap: Any = fields.get("chunk_overlap_tokens", 0)
+    if not _whole(size) or not 100 <= size <= 4096:
+        raise BadRequestError("chunking_strategy.static.max_chunk_size_tokens is a whole "
+                              f"number from 100 to 4096, got {size!r}")
+    if not _whole(overlap) or not 0 <= overlap <= size // 2:
+        raise BadRequestError("chunking_strategy.static.chunk_overlap_tokens is a whole "
+                              f"number from 0 to half of max_chunk_size_tokens, got {overlap!r}")
+    if store.backend.embeds_itself:
+        raise BadRequestError(f"vector store {store.name!r} is managed ({store.spec.backend}): "
+                              "it chunks files on its side; omit chunking_strategy or use auto")
+    from tollway.vectors.chunking import Chunker
+
+    return Chunker(size * CHARS_PER_TOKEN, overlap * CHARS_PER_TOKEN)
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _attributes(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or len(value) > 16:
+        raise BadRequestError("'attributes' is an object of at most 16 keys with string, "
+                              "number or boolean values")
+    return dict(value)
+
+
+def _file_json(record: FileRecord, store: str) -> dict[str, Any]:
+    state = record.attachments[store]
+    return {"id": record.id, "object": "vector_store.file", "created_at": state["created_at"],
+            "vector_store_id": store, "status": state["status"],
+            "last_error": state.get("last_error"), "usage_bytes": state.get("usage_bytes", 0),
+            "attributes": state.get("attributes") or {},
+            "chunking_strategy": state.get("chunking_strategy")}
+
+
+def _strategy_json(chunker: Chunker | None, store: VectorStore) -> dict[str, Any]:
+    if store.backend.embeds_itself:
+        return {"type": "other"}
+    used = chunker or store.chunker
+    return {"type": "static", "static": {
+        "max_chunk_size_tokens": used.size // CHARS_PER_TOKEN,
+        "chunk_overlap_tokens": used.overlap // CHARS_PER_TOKEN}}
+
+
+async def attach_file(gw: Gateway, req: HttpRequest) -> JSONReply:
+    import asyncio
+
+    store = store_for(gw, req)
+    body = req.json()
+    if not isinstance(body, Mapping):
+        raise BadRequestError("the request body must be a JSON object")
+    file_id = body.get("file_id")
+    if not isinstance(file_id, str) or not file_id:
+        raise BadRequestError("the request body needs 'file_id' (from POST /v1/files)")
+    attrs = _attributes(body.get("attributes"))
+    record = await owned_file(gw, req.key, file_id)
+    with store_errors():
+        chunker = chunker_of_strategy(body.get("chunking_strategy"), store)
+        managed = store.backend.embeds_itself
+    data = await asyncio.to_thread(gw.files.content, record)
+    state: dict[str, Any] = {"created_at": int(time.time()), "attributes": attrs,
+                             "usage_bytes": len(data),
+                             "chunking_strategy": _strategy_json(chunker, store)}
+    if not managed and not _is_text(data):
+        state.update(status="failed", last_error={
+            "code": "unsupported_file", "message": f"{record.filename} is not UTF-8 text: "
+            f"vector store {store.name!r} ({store.spec.backend}) embeds text tollway chunks; "
+            "upload the extracted text, or use a managed backend that parses files"})
+        return JSONReply(200, dumps(_file_json(await _remember(gw, record, store.name, state),
+                                               store.name)))
+    before = record.attachments.get(store.name, {}).get("status") == "completed"
+    try:
+        with store_errors():
+            async with attribute(gw.attribution(req.key, req.headers, None)):
+                result = await store.aadd(files=[(record.source, data)], ids=[record.id],
+                                          metadata=attrs, chunking=chunker)
+    except TollwayError:
+        if not before:  # nothing of a refused or failed first ingestion stays searchable
+            await _forget_chunks(store, record)
+        raise
+    state.update(status="completed", last_error=None, chunks=len(result.ids))
+    saved = await _remember(gw, record, store.name, state)
+    return JSONReply(200, dumps(_file_json(saved, store.name)))
+
+
+def _is_text(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+async def _forget_chunks(store: VectorStore, record: FileRecord) -> None:
+    try:
+        await store.adelete(filters={"source": record.source})
+    except Exception:  # the original error matters more; the chunks can be deleted later
+        from tollway.core.logs import logger
+
+        logger("tollway.gateway").exception(
+            "could not remove the chunks of %s from vector store %r", record.id, store.name)
+
+
+async def _remember(gw: Gateway, record: FileRecord, store: str,
+                    state: dict[str, Any] | None) -> FileRecord:
+    """Save the file's state in ``store`` (None: detached), over the newest metadata."""
+    import asyncio
+
+    def save() -> FileRecord:
+        fresh = gw.files.get(record.id, record.owner) or record
+        if state is None:
+            fresh.attachments.pop(store, None)
+        else:
+            fresh.attachments[store] = state
+        gw.files.save(fresh)
+        return fresh
+
+    return await asyncio.to_thread(save)
+
+
+async def _attached(gw: Gateway, req: HttpRequest) -> tuple[VectorStore, FileRecord]:
+    store = store_for(gw, req)
+    file_id = req.params["file_id"]
+    record = await owned_file(gw, req.key, file_id)
+    if store.name not in record.attachments:
+        raise GatewayError(404, f"file '{file_id}' is not in vector store '{store.name}' "
+                                f"(POST /v1/vector_stores/{store.name}/files adds it)",
+                           code="vector_store_file_not_found", param="file_id")
+    return store, record
+
+
+async def get_store_file(gw: Gateway, req: HttpRequest) -> JSONReply:
+    store, record = await _attached(gw, req)
+    return JSONReply(200, dumps(_file_json(record, store.name)))
+
+
+async def delete_store_file(gw: Gateway, req: HttpRequest) -> JSONReply:
+    store, record = await _attached(gw, req)
+    with store_errors():
+        await store.adelete(filters={"source": record.source})
+    await _remember(gw, record, store.name, None)
+    return JSONReply(200, dumps({"id": record.id, "object": "vector_store.file.deleted",
+                                 "deleted": True}))
