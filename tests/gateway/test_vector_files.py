@@ -100,7 +100,7 @@ def _upload(driver: Driver, gw: RunningGateway, secret: str, name: str, data: by
 def test_upload_attach_search_and_delete_with_the_openai_sdk(
         running: Any, driver: Driver, tmp_path: Path) -> None:
     gw, _ = running
-    secret, key = gw.create_key(org="acme", vector_stores=["handbook"])
+    secret, key = gw.create_key(org="acme", vector_store_writes=["handbook"])
     made = _upload(driver, gw, secret, "../../etc/handbook.txt", HANDBOOK.encode())
     assert made.id.startswith("file-") and made.bytes == len(HANDBOOK.encode())
     assert made.filename == "handbook.txt" and made.purpose == "assistants"
@@ -151,11 +151,14 @@ def test_upload_attach_search_and_delete_with_the_openai_sdk(
 
 def test_a_managed_store_gets_the_file_whole(running: Any, driver: Driver) -> None:
     gw, managed = running
-    secret, _ = gw.create_key(vector_stores=["managed"])
+    secret, _ = gw.create_key(vector_store_writes=["managed"])
     made = _upload(driver, gw, secret, "capitals.md", b"Oslo is the capital of Norway.")
     attached = _call(driver, gw, secret, "vector_stores.files.create", "managed",
                      file_id=made.id, attributes={"region": "north"})
     assert attached.status == "completed" and attached.chunking_strategy.type == "other"
+    (upstream,) = managed.files.values()  # the backend got the file whole, named after it
+    assert upstream.filename == f"{made.id}-capitals.md"
+    assert upstream.data == b"Oslo is the capital of Norway."
     page = _call(driver, gw, secret, "vector_stores.search", "managed", query="capital Norway")
     assert (page.data[0].file_id, page.data[0].filename) == (made.id, "capitals.md")
     assert page.data[0].attributes["region"] == "north"
@@ -166,12 +169,44 @@ def test_a_managed_store_gets_the_file_whole(running: Any, driver: Driver) -> No
     _call(driver, gw, secret, "vector_stores.files.delete", made.id, vector_store_id="managed")
     assert _call(driver, gw, secret, "vector_stores.search", "managed",
                  query="capital Norway").data == []
+    assert managed.files == {}  # removed upstream too (no storage fee left running)
+
+
+def test_writing_needs_the_write_grant(running: Any, driver: Driver, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from tollway.cli import main
+    from tollway.gateway.key_store import SQLiteKeyStore
+
+    gw, _ = running
+    writer, _ = gw.create_key(vector_store_writes=["handbook"])
+    reader, _ = gw.create_key(vector_stores=["handbook"])
+    made = _upload(driver, gw, writer, "notes.txt", b"Lunch is at noon in the canteen.")
+    _call(driver, gw, writer, "vector_stores.files.create", "handbook", file_id=made.id)
+    assert _call(driver, gw, reader, "vector_stores.search", "handbook", query="lunch").data
+    own = _upload(driver, gw, reader, "spam.txt", b"Buy cheap watches.")
+    with pytest.raises(openai.PermissionDeniedError, match="--vector-store-writes"):
+        _call(driver, gw, reader, "vector_stores.files.create", "handbook", file_id=own.id)
+    with pytest.raises(openai.PermissionDeniedError, match="not add or remove files"):
+        _call(driver, gw, reader, "vector_stores.files.delete", made.id,
+              vector_store_id="handbook")
+    assert [s.id for s in _call(driver, gw, writer, "vector_stores.list")] == ["handbook"]
+
+    path = str(tmp_path / "cli-keys.db")
+    assert main(["keys", "--store", path, "create", "--vector-store-writes", "docs"]) == 0
+    capsys.readouterr()
+    store = SQLiteKeyStore(path)
+    try:
+        (key,) = store.list()
+    finally:
+        store.close()
+    assert key.vector_store_writes == ("docs",) and key.allows_store_write("docs")
+    assert key.allows_store("docs") and not key.allows_store("wiki")
 
 
 def test_ingestion_errors_say_what_was_wrong(running: Any, driver: Driver) -> None:
     gw, _ = running
-    secret, _ = gw.create_key(vector_stores=["handbook"])
-    other, _ = gw.create_key(vector_stores=["handbook", "small"])
+    secret, _ = gw.create_key(vector_store_writes=["handbook"])
+    other, _ = gw.create_key(vector_store_writes=["handbook", "small"])
     mine = _upload(driver, gw, secret, "notes.txt", b"Lunch is at noon.")
     theirs = _upload(driver, gw, other, "private.txt", b"The safe code is 1234.")
 
@@ -217,7 +252,7 @@ def test_a_key_over_budget_gets_429_and_nothing_is_ingested(
     """Batches of one chunk, two requests allowed: the third batch is refused, and the
     two chunks already stored are removed again."""
     gw, _ = running
-    secret, key = gw.create_key(vector_stores=["small"], budgets=["2 requests/day"])
+    secret, key = gw.create_key(vector_store_writes=["small"], budgets=["2 requests/day"])
     made = _upload(driver, gw, secret, "handbook.txt", HANDBOOK.encode())
     with pytest.raises(openai.APIStatusError) as info:
         _call(driver, gw, secret, "vector_stores.files.create", "small", file_id=made.id)

@@ -10,9 +10,12 @@ answers with the configured store of that name when the key may use it (so SDK c
 that creates its store first keeps working), else a 400 that says where stores are
 declared.
 
-Writing needs the same per-store grant as reading (``tollway keys create
---vector-stores``): a key that may search a store may also add and remove files in it.
-Files need the key that uploaded them (``/v1/files``); another key's file is 404.
+Writing needs its own grant: ``tollway keys create --vector-store-writes docs`` (or
+``vector_store_writes`` in the admin API) lets a key add files to ``docs`` and remove
+them (and search it); ``--vector-stores`` alone is read-only, so the key an agent
+searches with cannot put documents into the store. A key that may read but not write
+a store gets 403; one that may not read it, 404 (as if it did not exist). Files need
+the key that uploaded them (``/v1/files``); another key's file is 404.
 
 Ingestion runs inside the key's attribution through :meth:`VectorStore.aadd`: the
 file's text is chunked (``chunking_strategy``: OpenAI's ``static`` in tokens, about 4
@@ -45,7 +48,7 @@ if TYPE_CHECKING:
     from tollway.vectors.store import VectorStore
 
 __all__ = ["attach_file", "chunker_of_strategy", "create_store", "delete_store_file",
-           "get_store_file"]
+           "get_store_file", "writable_store"]
 
 CHARS_PER_TOKEN = 4
 """What tollway's chunker assumes of English text (see tollway.vectors.chunking)."""
@@ -124,10 +127,22 @@ def _strategy_json(chunker: Chunker | None, store: VectorStore) -> dict[str, Any
         "chunk_overlap_tokens": used.overlap // CHARS_PER_TOKEN}}
 
 
+def writable_store(gw: Gateway, req: HttpRequest) -> VectorStore:
+    """The store of the path if the key may write it: 404 when it may not even read
+    it, 403 when it may only read it."""
+    store = store_for(gw, req)
+    key = req.key
+    if key is not None and not key.allows_store_write(store.name):
+        raise GatewayError(403, f"key {key.id} may search vector store '{store.name}' but not "
+                                "add or remove files: grant it with `tollway keys create "
+                                "--vector-store-writes`", code="vector_store_read_only")
+    return store
+
+
 async def attach_file(gw: Gateway, req: HttpRequest) -> JSONReply:
     import asyncio
 
-    store = store_for(gw, req)
+    store = writable_store(gw, req)
     body = req.json()
     if not isinstance(body, Mapping):
         raise BadRequestError("the request body must be a JSON object")
@@ -200,8 +215,9 @@ async def _remember(gw: Gateway, record: FileRecord, store: str,
     return await asyncio.to_thread(save)
 
 
-async def _attached(gw: Gateway, req: HttpRequest) -> tuple[VectorStore, FileRecord]:
-    store = store_for(gw, req)
+async def _attached(gw: Gateway, req: HttpRequest,
+                    write: bool = False) -> tuple[VectorStore, FileRecord]:
+    store = writable_store(gw, req) if write else store_for(gw, req)
     file_id = req.params["file_id"]
     record = await owned_file(gw, req.key, file_id)
     if store.name not in record.attachments:
@@ -217,7 +233,7 @@ async def get_store_file(gw: Gateway, req: HttpRequest) -> JSONReply:
 
 
 async def delete_store_file(gw: Gateway, req: HttpRequest) -> JSONReply:
-    store, record = await _attached(gw, req)
+    store, record = await _attached(gw, req, write=True)
     with store_errors():
         await store.adelete(filters={"source": record.source})
     await _remember(gw, record, store.name, None)
