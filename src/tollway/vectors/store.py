@@ -12,7 +12,9 @@ Where the money goes:
 - ``search`` embeds the query (reserved like any call, but not written as its own
   row) and writes one ``retrieval`` row: the query-embedding tokens and cost plus the
   backend's own fee (managed backends that charge per search), under the caller's
-  trace id, so retrieval and the model calls of one agent run share a trace.
+  trace id, so retrieval and the model calls of one agent run share a trace. The fee
+  is reserved on the same guards before the search and settled after it
+  (:mod:`tollway.vectors.fees`): a budget without room for it denies first.
 
 Every backend call runs on the store's own loop thread (:mod:`tollway.vectors.runner`),
 so the sync and async methods share one backend.
