@@ -81,7 +81,7 @@ def _call(driver: Driver, gw: RunningGateway, secret: str, method: str, *args: A
                 result = await target(client)(*args, **kw)
                 if method == "files.content":
                     return result.content
-                if method.endswith(".list"):
+                if method.endswith((".list", ".list_files")):
                     return [item async for item in result]
                 return result
         return asyncio.run(run())
@@ -89,7 +89,7 @@ def _call(driver: Driver, gw: RunningGateway, secret: str, method: str, *args: A
         result = target(client)(*args, **kw)
         if method == "files.content":
             return result.content
-        return list(result) if method.endswith(".list") else result
+        return list(result) if method.endswith((".list", ".list_files")) else result
 
 
 def _upload(driver: Driver, gw: RunningGateway, secret: str, name: str, data: bytes,
@@ -285,3 +285,55 @@ def test_a_managed_stores_search_fee_is_reserved_by_the_keys_budget(
             if r["kind"] == "retrieval"]
     assert rows[1:] == [(key.id, "ok", OPENAI_SEARCH_FEE_NANOS),
                         (key.id, "BudgetExceededError", 0)]
+
+
+def test_a_file_batch_ingests_every_file_and_deleting_a_file_removes_its_chunks(
+        running: Any, driver: Driver) -> None:
+    import io
+
+    gw, _ = running
+    secret, _ = gw.create_key(vector_store_writes=["handbook"])
+    first = io.BytesIO(b"The Paris office opens at nine.")
+    first.name = "paris.txt"
+    second = io.BytesIO(b"The Oslo office opens at eight.")
+    second.name = "oslo.txt"
+    batch = _call(driver, gw, secret, "vector_stores.file_batches.upload_and_poll", "handbook",
+                  files=[first, second])
+    assert batch.id.startswith("vsfb_") and batch.status == "completed"
+    assert (batch.file_counts.completed, batch.file_counts.total) == (2, 2)
+    listed = _call(driver, gw, secret, "vector_stores.file_batches.list_files", batch.id,
+                   vector_store_id="handbook")
+    names = {f.id: f.status for f in listed}
+    assert len(names) == 2 and set(names.values()) == {"completed"}
+    page = _call(driver, gw, secret, "vector_stores.search", "handbook",
+                 query="When does the Oslo office open?", max_num_results=2)
+    assert {h.filename for h in page.data} == {"paris.txt", "oslo.txt"}
+    oslo = next(h.file_id for h in page.data if h.filename == "oslo.txt")
+
+    assert _call(driver, gw, secret, "files.delete", oslo).deleted  # and out of the store
+    page = _call(driver, gw, secret, "vector_stores.search", "handbook",
+                 query="When does the Oslo office open?", max_num_results=2)
+    assert [h.filename for h in page.data] == ["paris.txt"]
+    other, _ = gw.create_key(vector_store_writes=["handbook"])
+    with pytest.raises(openai.NotFoundError, match="No file batch found"):
+        _call(driver, gw, other, "vector_stores.file_batches.retrieve", batch.id,
+              vector_store_id="handbook")
+
+
+def test_a_batch_over_budget_is_429_and_leaves_none_of_its_files(
+        running: Any, driver: Driver, fake: FakeProvider) -> None:
+    gw, _ = running
+    secret, _ = gw.create_key(vector_store_writes=["small"], budgets=["1 requests/day"])
+    ids = [_upload(driver, gw, secret, f"n{i}.txt", f"Note {i}: lunch at noon.".encode()).id
+           for i in range(2)]
+    with pytest.raises(openai.APIStatusError) as info:
+        _call(driver, gw, secret, "vector_stores.file_batches.create", "small", file_ids=ids)
+    assert info.value.status_code == 429
+    assert len([r for r in fake.requests if r.path.endswith("/embeddings")]) == 1
+    assert _call(driver, gw, secret, "vector_stores.files.list", "small") == []
+    for file_id in ids:
+        with pytest.raises(openai.NotFoundError, match="not in vector store"):
+            _call(driver, gw, secret, "vector_stores.files.retrieve", file_id,
+                  vector_store_id="small")
+    with pytest.raises(openai.BadRequestError, match="'file_ids'"):
+        _call(driver, gw, secret, "vector_stores.file_batches.create", "small", file_ids=[])

@@ -2,7 +2,8 @@
 
     GET  /admin/keys                  every key (prefix, limits, state; never a secret)
     POST /admin/keys                  {org, project, user, name, models, budgets, rpm,
-                                       tpm, hours, expires, tags, mcp} -> the key + its secret
+                                       tpm, hours, expires, tags, mcp, vector_stores,
+                                       vector_store_writes} -> the key + its secret
                                       (mcp: ["time", "docs:search"] or "time,docs:search")
     POST /admin/keys/{id}/revoke      stops the key on every instance within a second
     POST /admin/keys/{id}/rotate      a new secret for the same key (limits and counters

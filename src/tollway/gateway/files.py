@@ -4,8 +4,8 @@
     GET    /v1/files               the key's files (``purpose``, ``limit``, ``after``)
     GET    /v1/files/{id}          one
     GET    /v1/files/{id}/content  its bytes
-    DELETE /v1/files/{id}          gone (chunks already ingested stay in their stores:
-                                   ``DELETE /v1/vector_stores/{id}/files/{file_id}``)
+    DELETE /v1/files/{id}          gone, and its chunks removed from every vector store
+                                   it was put into (as OpenAI's does)
 
 Files live in a directory the gateway owns (``gateway.files_dir``, default
 ``<ledger>.files/`` next to the ledger): ``<id>`` holds the bytes, ``<id>.json`` the
@@ -43,6 +43,7 @@ __all__ = ["FileRecord", "FileStore", "create_file", "delete_file", "file_conten
 
 PURPOSES = ("assistants", "user_data", "batch", "fine-tune", "vision", "evals")
 _ID = re.compile(r"^file-[0-9a-f]{24}$")
+_BATCH_ID = re.compile(r"^vsfb_[0-9a-f]{24}$")
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
@@ -118,6 +119,22 @@ class FileStore:
     def delete(self, record: FileRecord) -> None:
         for path in self._paths(record.id):
             path.unlink(missing_ok=True)
+
+    def put_batch(self, batch: dict[str, Any]) -> None:
+        """Keep a vector-store file batch (``vsfb_`` id, its file ids and owner)."""
+        if not _BATCH_ID.match(batch["id"]):
+            raise KeyError(batch["id"])
+        self.root.mkdir(parents=True, exist_ok=True)
+        _write(self.root / f"{batch['id']}.json", json.dumps(batch).encode())
+
+    def get_batch(self, batch_id: str, owner: str | None) -> dict[str, Any] | None:
+        if not _BATCH_ID.match(batch_id):
+            return None
+        try:
+            batch = json.loads((self.root / f"{batch_id}.json").read_bytes())
+        except (OSError, ValueError):
+            return None
+        return batch if isinstance(batch, dict) and batch.get("owner") == owner else None
 
     def owned_by(self, owner: str | None) -> list[FileRecord]:
         """``owner``'s files, newest first."""
@@ -214,6 +231,10 @@ async def file_content(gw: Gateway, req: HttpRequest) -> JSONReply:
 
 
 async def delete_file(gw: Gateway, req: HttpRequest) -> JSONReply:
+    """Delete the file and remove it from every vector store it was put into."""
+    from tollway.gateway.vector_files import detach_everywhere
+
     record = await owned_file(gw, req.key, req.params["id"])
+    await detach_everywhere(gw, record)
     await asyncio.to_thread(gw.files.delete, record)
     return JSONReply(200, dumps({"id": record.id, "object": "file", "deleted": True}))

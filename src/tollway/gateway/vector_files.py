@@ -4,6 +4,8 @@
     POST   /v1/vector_stores/{id}/files             ``file_id``, ``attributes``, ``chunking_strategy``
     GET    /v1/vector_stores/{id}/files/{file_id}   the file's state in the store
     DELETE /v1/vector_stores/{id}/files/{file_id}   its chunks removed from the store
+    POST   /v1/vector_stores/{id}/file_batches      ``file_ids`` or ``files``, all ingested
+    GET    /v1/vector_stores/{id}/file_batches/{batch_id}[/files]
 
 Stores are declared in tollway.yaml (``vector_stores:``), not made by clients: create
 answers with the configured store of that name when the key may use it (so SDK code
@@ -31,6 +33,7 @@ results give the uploaded file's ``file_id`` and ``filename``.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -47,8 +50,9 @@ if TYPE_CHECKING:
     from tollway.vectors.chunking import Chunker
     from tollway.vectors.store import VectorStore
 
-__all__ = ["attach_file", "chunker_of_strategy", "create_store", "delete_store_file",
-           "get_store_file", "writable_store"]
+__all__ = ["attach_file", "chunker_of_strategy", "create_batch", "create_store",
+           "delete_store_file", "detach_everywhere", "get_batch", "get_store_file",
+           "list_batch_files", "writable_store"]
 
 CHARS_PER_TOKEN = 4
 """What tollway's chunker assumes of English text (see tollway.vectors.chunking)."""
@@ -140,32 +144,60 @@ def writable_store(gw: Gateway, req: HttpRequest) -> VectorStore:
 
 
 async def attach_file(gw: Gateway, req: HttpRequest) -> JSONReply:
-    import asyncio
-
     store = writable_store(gw, req)
     body = req.json()
     if not isinstance(body, Mapping):
         raise BadRequestError("the request body must be a JSON object")
-    file_id = body.get("file_id")
-    if not isinstance(file_id, str) or not file_id:
-        raise BadRequestError("the request body needs 'file_id' (from POST /v1/files)")
-    attrs = _attributes(body.get("attributes"))
-    record = await owned_file(gw, req.key, file_id)
+    (job,) = await _jobs(gw, req, store, [body], body)
+    saved, _ = await _ingest(gw, req, store, *job)
+    return JSONReply(200, dumps(_file_json(saved, store.name)))
+
+
+Job = tuple[FileRecord, dict[str, Any], "Chunker | None"]
+
+
+async def _jobs(gw: Gateway, req: HttpRequest, store: VectorStore,
+                items: list[Any], defaults: Mapping[str, Any]) -> list[Job]:
+    """Check every file and option before anything is ingested (404 / 400 first)."""
+    jobs: list[Job] = []
+    for item in items:
+        if isinstance(item, str):
+            item = {"file_id": item}
+        if not isinstance(item, Mapping):
+            raise BadRequestError("each file is a file id or {file_id, attributes?, "
+                                  "chunking_strategy?}")
+        file_id = item.get("file_id")
+        if not isinstance(file_id, str) or not file_id:
+            raise BadRequestError("the request body needs 'file_id' (from POST /v1/files)")
+        attrs = _attributes(item.get("attributes", defaults.get("attributes")))
+        record = await owned_file(gw, req.key, file_id)
+        with store_errors():
+            chunker = chunker_of_strategy(
+                item.get("chunking_strategy", defaults.get("chunking_strategy")), store)
+        jobs.append((record, attrs, chunker))
+    return jobs
+
+
+async def _ingest(gw: Gateway, req: HttpRequest, store: VectorStore, record: FileRecord,
+                  attrs: dict[str, Any], chunker: Chunker | None) -> tuple[FileRecord, bool]:
+    """Put one file into ``store``: ``(its saved record, whether it is new there)``.
+    A refusal or failure removes what this ingestion stored (unless the file was
+    already in the store: then its earlier chunks stay) and raises."""
+    import asyncio
+
     with store_errors():
-        chunker = chunker_of_strategy(body.get("chunking_strategy"), store)
         managed = store.backend.embeds_itself
     data = await asyncio.to_thread(gw.files.content, record)
     state: dict[str, Any] = {"created_at": int(time.time()), "attributes": attrs,
                              "usage_bytes": len(data),
                              "chunking_strategy": _strategy_json(chunker, store)}
+    before = record.attachments.get(store.name, {}).get("status") == "completed"
     if not managed and not _is_text(data):
         state.update(status="failed", last_error={
             "code": "unsupported_file", "message": f"{record.filename} is not UTF-8 text: "
             f"vector store {store.name!r} ({store.spec.backend}) embeds text tollway chunks; "
             "upload the extracted text, or use a managed backend that parses files"})
-        return JSONReply(200, dumps(_file_json(await _remember(gw, record, store.name, state),
-                                               store.name)))
-    before = record.attachments.get(store.name, {}).get("status") == "completed"
+        return await _remember(gw, record, store.name, state), False
     try:
         with store_errors():
             async with attribute(gw.attribution(req.key, req.headers, None)):
@@ -176,8 +208,84 @@ async def attach_file(gw: Gateway, req: HttpRequest) -> JSONReply:
             await _forget_chunks(store, record)
         raise
     state.update(status="completed", last_error=None, chunks=len(result.ids))
-    saved = await _remember(gw, record, store.name, state)
-    return JSONReply(200, dumps(_file_json(saved, store.name)))
+    return await _remember(gw, record, store.name, state), not before
+
+
+# --------------------------------------------------------------------------- batches
+
+
+async def create_batch(gw: Gateway, req: HttpRequest) -> JSONReply:
+    """``file_ids`` (with shared ``attributes`` / ``chunking_strategy``) or ``files``
+    (each its own), ingested one after another before the answer: the batch is
+    ``completed`` when it returns (``file_counts`` tells the failed ones). A budget
+    refusal is a 429 and removes every file this batch put into the store."""
+    store = writable_store(gw, req)
+    body = req.json()
+    if not isinstance(body, Mapping):
+        raise BadRequestError("the request body must be a JSON object")
+    items = body.get("files", body.get("file_ids"))
+    if not isinstance(items, list) or not items or ("files" in body and "file_ids" in body):
+        raise BadRequestError("give 'file_ids' (a non-empty list of file ids) or 'files' "
+                              "(a list of {file_id, attributes?, chunking_strategy?}), not both")
+    jobs = await _jobs(gw, req, store, items, body)
+    done: list[tuple[FileRecord, bool]] = []
+    try:
+        for job in jobs:
+            done.append(await _ingest(gw, req, store, *job))
+    except TollwayError:
+        for record, new in done:
+            if new:
+                await _forget_chunks(store, record)
+                await _remember(gw, record, store.name, None)
+        raise
+    batch = {"id": f"vsfb_{secrets.token_hex(12)}", "object": "vector_store.file_batch",
+             "created_at": int(time.time()), "vector_store_id": store.name,
+             "status": "completed", "file_ids": [r.id for r, _ in done],
+             "owner": req.key.id if req.key is not None else None}
+    import asyncio
+
+    await asyncio.to_thread(gw.files.put_batch, batch)
+    return JSONReply(200, dumps(_batch_json(batch, [r for r, _ in done])))
+
+
+def _batch_json(batch: Mapping[str, Any], records: list[FileRecord]) -> dict[str, Any]:
+    counts = {"in_progress": 0, "completed": 0, "failed": 0, "cancelled": 0,
+              "total": len(batch["file_ids"])}
+    for record in records:
+        status = record.attachments.get(batch["vector_store_id"], {}).get("status")
+        if status in counts:
+            counts[status] += 1
+    out = {k: v for k, v in batch.items() if k not in ("file_ids", "owner")}
+    return {**out, "file_counts": counts}
+
+
+async def _batch(gw: Gateway, req: HttpRequest) -> tuple[VectorStore, dict[str, Any],
+                                                         list[FileRecord]]:
+    import asyncio
+
+    store = store_for(gw, req)
+    owner = req.key.id if req.key is not None else None
+    batch = await asyncio.to_thread(gw.files.get_batch, req.params["batch_id"], owner)
+    if batch is None or batch.get("vector_store_id") != store.name:
+        raise GatewayError(404, f"No file batch found with id '{req.params['batch_id']}' in "
+                                f"vector store '{store.name}'", code="file_batch_not_found")
+    records = [r for r in await asyncio.gather(*(
+        asyncio.to_thread(gw.files.get, i, owner) for i in batch["file_ids"])) if r is not None]
+    return store, batch, records
+
+
+async def get_batch(gw: Gateway, req: HttpRequest) -> JSONReply:
+    _, batch, records = await _batch(gw, req)
+    return JSONReply(200, dumps(_batch_json(batch, records)))
+
+
+async def list_batch_files(gw: Gateway, req: HttpRequest) -> JSONReply:
+    store, _, records = await _batch(gw, req)
+    data = [_file_json(r, store.name) for r in records if store.name in r.attachments]
+    return JSONReply(200, dumps({"object": "list", "data": data,
+                                 "first_id": data[0]["id"] if data else None,
+                                 "last_id": data[-1]["id"] if data else None,
+                                 "has_more": False}))
 
 
 def _is_text(data: bytes) -> bool:
@@ -239,3 +347,16 @@ async def delete_store_file(gw: Gateway, req: HttpRequest) -> JSONReply:
     await _remember(gw, record, store.name, None)
     return JSONReply(200, dumps({"id": record.id, "object": "vector_store.file.deleted",
                                  "deleted": True}))
+
+
+async def detach_everywhere(gw: Gateway, record: FileRecord) -> None:
+    """Remove a file's chunks from every store it was put into (``DELETE /v1/files``
+    does, as OpenAI's does: the file's owner deletes its content, whatever grants the
+    key holds now)."""
+    from tollway.gateway.vector_routes import open_store
+
+    for name in list(record.attachments):
+        if name not in gw.settings.vector_stores:
+            continue  # a store since removed from the config: nothing to reach
+        with store_errors():
+            await open_store(gw, name).adelete(filters={"source": record.source})

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from tollway.vectors.store import VectorStore
 
 __all__ = ["allowed_stores", "filters_from_openai", "get_store", "list_files", "list_stores",
-           "search", "store_errors", "store_for", "store_json"]
+           "open_store", "search", "store_errors", "store_for", "store_json"]
 
 _UPLOADED = re.compile(r"^(file-[0-9a-f]{24})-(.+)$")
 """The ``source`` of chunks ingested from ``/v1/files``: ``<file id>-<file name>``."""
@@ -82,6 +82,12 @@ def store_for(gw: Gateway, req: HttpRequest) -> VectorStore:
         raise GatewayError(404, f"No vector store found with id '{name}' (or this key may "
                                 "not use it: see `tollway keys create --vector-stores`)",
                            code="vector_store_not_found")
+    return open_store(gw, name)
+
+
+def open_store(gw: Gateway, name: str) -> VectorStore:
+    """The configured store ``name``, opened once per gateway process (no grant check:
+    callers check the key first)."""
     store = gw.vector_stores.get(name)
     if store is None:
         from tollway.vectors.store import VectorStore
