@@ -25,6 +25,8 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,6 +106,34 @@ class FileStore:
     def save(self, record: FileRecord) -> None:
         _write(self._paths(record.id)[1], json.dumps(asdict(record)).encode())
 
+    def update(self, file_id: str, owner: str | None,
+               change: Callable[[FileRecord], None]) -> FileRecord | None:
+        """Read, change and save a file's metadata under an exclusive lock, so workers
+        attaching one file to two stores at once never lose each other's state (None:
+        the file is gone)."""
+        with self._locked(file_id):
+            record = self.get(file_id, owner)
+            if record is not None:
+                change(record)
+                self.save(record)
+            return record
+
+    @contextmanager
+    def _locked(self, file_id: str) -> Iterator[None]:
+        self._paths(file_id)  # checks the id
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: one worker per machine is safe without it
+            yield
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / f".{file_id}.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def get(self, file_id: str, owner: str | None) -> FileRecord | None:
         """The file if it exists and ``owner`` uploaded it, else None."""
         try:
@@ -117,7 +147,7 @@ class FileStore:
         return self._paths(record.id)[0].read_bytes()
 
     def delete(self, record: FileRecord) -> None:
-        for path in self._paths(record.id):
+        for path in (*self._paths(record.id), self.root / f".{record.id}.lock"):
             path.unlink(missing_ok=True)
 
     def put_batch(self, batch: dict[str, Any]) -> None:

@@ -311,16 +311,17 @@ async def _remember(gw: Gateway, record: FileRecord, store: str,
     """Save the file's state in ``store`` (None: detached), over the newest metadata."""
     import asyncio
 
-    def save() -> FileRecord:
-        fresh = gw.files.get(record.id, record.owner) or record
+    def change(fresh: FileRecord) -> None:
         if state is None:
             fresh.attachments.pop(store, None)
         else:
             fresh.attachments[store] = state
-        gw.files.save(fresh)
-        return fresh
 
-    return await asyncio.to_thread(save)
+    saved = await asyncio.to_thread(gw.files.update, record.id, record.owner, change)
+    if saved is None:  # deleted meanwhile: answer with what was done
+        change(record)
+        return record
+    return saved
 
 
 async def _attached(gw: Gateway, req: HttpRequest,
