@@ -71,7 +71,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/files", files.list_files),
     Route("GET", "/v1/files/{id}", files.get_file),
     Route("GET", "/v1/files/{id}/content", files.file_content),
-    Route("DELETE", "/v1/files/{id}", files.delete_file),
+    Route("DELETE", "/v1/files/{id}", vector_files.delete_file),
     Route("GET", "/v1/vector_stores", vector_routes.list_stores),
     Route("POST", "/v1/vector_stores", vector_files.create_store),
     Route("GET", "/v1/vector_stores/{id}", vector_routes.get_store),

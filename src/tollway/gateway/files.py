@@ -5,7 +5,8 @@
     GET    /v1/files/{id}          one
     GET    /v1/files/{id}/content  its bytes
     DELETE /v1/files/{id}          gone, and its chunks removed from every vector store
-                                   it was put into (as OpenAI's does)
+                                   it was put into, as OpenAI's does (the handler is
+                                   :func:`tollway.gateway.vector_files.delete_file`)
 
 Files live in a directory the gateway owns (``gateway.files_dir``, default
 ``<ledger>.files/`` next to the ledger): ``<id>`` holds the bytes, ``<id>.json`` the
@@ -40,8 +41,8 @@ if TYPE_CHECKING:
     from tollway.gateway.keys import VirtualKey
     from tollway.gateway.runtime import Gateway
 
-__all__ = ["FileRecord", "FileStore", "create_file", "delete_file", "file_content",
-           "get_file", "list_files"]
+__all__ = ["FileRecord", "FileStore", "create_file", "file_content", "get_file", "list_files",
+           "owned_file"]
 
 PURPOSES = ("assistants", "user_data", "batch", "fine-tune", "vision", "evals")
 _ID = re.compile(r"^file-[0-9a-f]{24}$")
@@ -258,13 +259,3 @@ async def file_content(gw: Gateway, req: HttpRequest) -> JSONReply:
     except OSError:
         raise not_found(record.id) from None
     return JSONReply(200, data, content_type="application/octet-stream")
-
-
-async def delete_file(gw: Gateway, req: HttpRequest) -> JSONReply:
-    """Delete the file and remove it from every vector store it was put into."""
-    from tollway.gateway.vector_files import detach_everywhere
-
-    record = await owned_file(gw, req.key, req.params["id"])
-    await detach_everywhere(gw, record)
-    await asyncio.to_thread(gw.files.delete, record)
-    return JSONReply(200, dumps({"id": record.id, "object": "file", "deleted": True}))

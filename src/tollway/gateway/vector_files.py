@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from tollway.vectors.store import VectorStore
 
 __all__ = ["attach_file", "chunker_of_strategy", "create_batch", "create_store",
-           "delete_store_file", "detach_everywhere", "get_batch", "get_store_file",
+           "delete_file", "delete_store_file", "detach_everywhere", "get_batch", "get_store_file",
            "list_batch_files", "writable_store"]
 
 CHARS_PER_TOKEN = 4
@@ -348,6 +348,16 @@ async def delete_store_file(gw: Gateway, req: HttpRequest) -> JSONReply:
     await _remember(gw, record, store.name, None)
     return JSONReply(200, dumps({"id": record.id, "object": "vector_store.file.deleted",
                                  "deleted": True}))
+
+
+async def delete_file(gw: Gateway, req: HttpRequest) -> JSONReply:
+    """``DELETE /v1/files/{id}``: the file's chunks out of every store, then the file."""
+    import asyncio
+
+    record = await owned_file(gw, req.key, req.params["id"])
+    await detach_everywhere(gw, record)
+    await asyncio.to_thread(gw.files.delete, record)
+    return JSONReply(200, dumps({"id": record.id, "object": "file", "deleted": True}))
 
 
 async def detach_everywhere(gw: Gateway, record: FileRecord) -> None:
