@@ -120,6 +120,10 @@ def test_upload_attach_search_and_delete_with_the_openai_sdk(
     assert attached.last_error is None and attached.attributes == {"team": "hr", "year": 2026}
     assert attached.chunking_strategy.static.max_chunk_size_tokens == 100  # type: ignore[union-attr]
 
+    listed = _call(driver, gw, secret, "vector_stores.files.list", "handbook", limit=1)
+    # its chunks are one item, once, over pages of one chunk each
+    assert [(f.id, f.attributes) for f in listed] == [(made.id, {"team": "hr", "year": 2026})]
+
     page = _call(driver, gw, secret, "vector_stores.search", "handbook",
                  query="When does the Paris office open?", max_num_results=1)
     hit = page.data[0]

@@ -2,7 +2,9 @@
 
     GET  /v1/vector_stores                  the stores the key may use
     GET  /v1/vector_stores/{id}             one (its id is its configured name)
-    GET  /v1/vector_stores/{id}/files       its files / chunks (``limit``, ``after``)
+    GET  /v1/vector_stores/{id}/files       its files / chunks (``limit``, ``after``): a
+                                            file uploaded through ``/v1/files`` is one
+                                            item (its file id), other chunks one each
     POST /v1/vector_stores/{id}/search      ``query``, ``max_num_results``, ``filters``
 
 Permissions are per store and deny by default: a key lists the stores it may use
@@ -36,6 +38,7 @@ __all__ = ["allowed_stores", "filters_from_openai", "get_store", "list_files", "
 
 _UPLOADED = re.compile(r"^(file-[0-9a-f]{24})-(.+)$")
 """The ``source`` of chunks ingested from ``/v1/files``: ``<file id>-<file name>``."""
+_FILE_ID = re.compile(r"^file-[0-9a-f]{24}$")
 
 _COMPARE = {"eq", "ne", "gt", "gte", "lt", "lte", "in"}
 
@@ -129,12 +132,26 @@ async def list_files(gw: Gateway, req: HttpRequest) -> JSONReply:
         limit = int(query.get("limit", 20))
     except ValueError:
         raise BadRequestError("'limit' is a whole number from 1 to 100") from None
+    after = query.get("after")
     with store_errors():
-        page = await store.alist(limit=max(1, min(limit, 100)), after=query.get("after"))
-    data = [{"id": c.id, "object": "vector_store.file", "created_at": 0,
-             "vector_store_id": store.name, "status": "completed", "last_error": None,
-             "usage_bytes": len(c.text.encode()), "attributes": dict(c.metadata)}
-            for c in page.chunks]
+        managed = store.backend.embeds_itself
+        if after and not managed and _FILE_ID.match(after):
+            after += "#~"  # past every chunk of that uploaded file ('~' sorts after digits)
+        page = await store.alist(limit=max(1, min(limit, 100)), after=after)
+    data: list[dict[str, Any]] = []
+    for c in page.chunks:
+        item = {"id": c.id, "object": "vector_store.file", "created_at": 0,
+                "vector_store_id": store.name, "status": "completed", "last_error": None,
+                "usage_bytes": len(c.text.encode()), "attributes": dict(c.metadata)}
+        found = None if managed else _UPLOADED.match(c.source or "")
+        if found is not None:  # an uploaded file's chunks (contiguous in id order): one item
+            if data and data[-1]["id"] == found.group(1):
+                data[-1]["usage_bytes"] += item["usage_bytes"]
+                continue
+            item["id"] = found.group(1)
+            item["attributes"] = {k: v for k, v in c.metadata.items()
+                                  if k not in ("source", "chunk_index")}
+        data.append(item)
     return JSONReply(200, dumps({"object": "list", "data": data,
                                  "first_id": data[0]["id"] if data else None,
                                  "last_id": data[-1]["id"] if data else None,
