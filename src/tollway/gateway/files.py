@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from tollway.gateway.runtime import Gateway
 
 __all__ = ["FileRecord", "FileStore", "create_file", "file_content", "get_file", "list_files",
-           "owned_file"]
+           "not_found", "owned_file"]
 
 PURPOSES = ("assistants", "user_data", "batch", "fine-tune", "vision", "evals")
 _ID = re.compile(r"^file-[0-9a-f]{24}$")

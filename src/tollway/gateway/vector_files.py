@@ -33,6 +33,7 @@ results give the uploaded file's ``file_id`` and ``filename``.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Mapping
@@ -41,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from tollway.core.cost.attribution import attribute
 from tollway.core.errors import BadRequestError, TollwayError
 from tollway.gateway.errors import GatewayError
-from tollway.gateway.files import FileRecord, owned_file
+from tollway.gateway.files import FileRecord, not_found, owned_file
 from tollway.gateway.http import HttpRequest, JSONReply, dumps
 from tollway.gateway.vector_routes import allowed_stores, store_errors, store_for, store_json
 
@@ -183,11 +184,12 @@ async def _ingest(gw: Gateway, req: HttpRequest, store: VectorStore, record: Fil
     """Put one file into ``store``: ``(its saved record, whether it is new there)``.
     A refusal or failure removes what this ingestion stored (unless the file was
     already in the store: then its earlier chunks stay) and raises."""
-    import asyncio
-
     with store_errors():
         managed = store.backend.embeds_itself
-    data = await asyncio.to_thread(gw.files.content, record)
+    try:
+        data = await asyncio.to_thread(gw.files.content, record)
+    except OSError:  # deleted since it was looked up
+        raise not_found(record.id) from None
     state: dict[str, Any] = {"created_at": int(time.time()), "attributes": attrs,
                              "usage_bytes": len(data),
                              "chunking_strategy": _strategy_json(chunker, store)}
@@ -242,8 +244,6 @@ async def create_batch(gw: Gateway, req: HttpRequest) -> JSONReply:
              "created_at": int(time.time()), "vector_store_id": store.name,
              "status": "completed", "file_ids": [r.id for r, _ in done],
              "owner": req.key.id if req.key is not None else None}
-    import asyncio
-
     await asyncio.to_thread(gw.files.put_batch, batch)
     return JSONReply(200, dumps(_batch_json(batch, [r for r, _ in done])))
 
@@ -261,8 +261,6 @@ def _batch_json(batch: Mapping[str, Any], records: list[FileRecord]) -> dict[str
 
 async def _batch(gw: Gateway, req: HttpRequest) -> tuple[VectorStore, dict[str, Any],
                                                          list[FileRecord]]:
-    import asyncio
-
     store = store_for(gw, req)
     owner = req.key.id if req.key is not None else None
     batch = await asyncio.to_thread(gw.files.get_batch, req.params["batch_id"], owner)
@@ -309,8 +307,6 @@ async def _forget_chunks(store: VectorStore, record: FileRecord) -> None:
 async def _remember(gw: Gateway, record: FileRecord, store: str,
                     state: dict[str, Any] | None) -> FileRecord:
     """Save the file's state in ``store`` (None: detached), over the newest metadata."""
-    import asyncio
-
     def change(fresh: FileRecord) -> None:
         if state is None:
             fresh.attachments.pop(store, None)
@@ -352,8 +348,6 @@ async def delete_store_file(gw: Gateway, req: HttpRequest) -> JSONReply:
 
 async def delete_file(gw: Gateway, req: HttpRequest) -> JSONReply:
     """``DELETE /v1/files/{id}``: the file's chunks out of every store, then the file."""
-    import asyncio
-
     record = await owned_file(gw, req.key, req.params["id"])
     await detach_everywhere(gw, record)
     await asyncio.to_thread(gw.files.delete, record)
