@@ -151,6 +151,12 @@ def test_store_permissions_are_written_by_the_cli_and_the_admin_api(
     admin = {"Authorization": "Bearer admin-secret-for-tests-0123456789"}
     made = httpx.post(gw.url + "/admin/keys", headers=admin, json={"vector_stores": "docs"})
     assert made.status_code == 201 and made.json()["vector_stores"] == ["docs"]
+    assert made.json()["vector_store_writes"] == []  # reading does not grant writing
+    writer = httpx.post(gw.url + "/admin/keys", headers=admin,
+                        json={"vector_store_writes": ["docs", "wiki"]})
+    assert writer.status_code == 201 and writer.json()["vector_store_writes"] == ["docs", "wiki"]
+    bad = httpx.post(gw.url + "/admin/keys", headers=admin, json={"vector_store_writes": [2]})
+    assert bad.status_code == 400 and "vector_store_writes" in bad.json()["error"]["message"]
     bad = httpx.post(gw.url + "/admin/keys", headers=admin, json={"vector_stores": [1]})
     assert bad.status_code == 400 and "vector_stores" in bad.json()["error"]["message"]
 

@@ -38,6 +38,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     create.add_argument("--vector-stores", default="", metavar="A,B",
                         help="comma-separated vector stores the key may search ('*' for all; "
                              "default: none)")
+    create.add_argument("--vector-store-writes", default="", metavar="A,B",
+                        help="comma-separated vector stores the key may also add files to and "
+                             "remove them from ('*' for all; default: none)")
     create.add_argument("--budget", action="append", default=[], metavar="LIMIT",
                         help="'10 usd/day', '200000 tokens/month', '100 requests/hour' (repeatable)")
     create.add_argument("--rpm", type=int, help="requests per minute")
@@ -81,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
                 mcp=args.mcp,
                 expires_at=parse_expiry(args.expires),
                 vector_stores=[v.strip() for v in args.vector_stores.split(",") if v.strip()],
+                vector_store_writes=[v.strip() for v in args.vector_store_writes.split(",")
+                                     if v.strip()],
             )
             store.add(key, digest)
             out.write(f"created {key.id}\n{secret}\n")

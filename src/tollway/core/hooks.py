@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from tollway.core.media_types import CallKind, EmbeddingRequest, ImageRequest
+from tollway.core.media_types import CallKind, EmbeddingRequest, FeeRequest, ImageRequest
 from tollway.core.types import Attempt, Request, Usage
 
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from tollway.core.providers import Deployment
 
 T = TypeVar("T")
-RequestT = TypeVar("RequestT", Request, EmbeddingRequest, ImageRequest)
+RequestT = TypeVar("RequestT", Request, EmbeddingRequest, ImageRequest, FeeRequest)
 
 
 @dataclass(slots=True)

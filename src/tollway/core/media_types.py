@@ -28,8 +28,9 @@ InputType: TypeAlias = Literal["query", "document"]
 with asymmetric embeddings, Gemini's ``taskType`` and Vertex's ``task_type``, embed the
 two differently; providers without the notion ignore it)."""
 
-CallKind: TypeAlias = Literal["model", "embedding", "image"]
-"""The ledger ``kind`` of a model call: ``model`` (chat), ``embedding`` or ``image``."""
+CallKind: TypeAlias = Literal["model", "embedding", "image", "retrieval"]
+"""The ledger ``kind`` of a call: ``model`` (chat), ``embedding``, ``image``, or
+``retrieval`` (a vector store search, :class:`FeeRequest`)."""
 KIND_EMBEDDING: CallKind = "embedding"
 KIND_IMAGE: CallKind = "image"
 
@@ -42,6 +43,21 @@ def image_unit(size: str | None, quality: str | None) -> str:
 
 def _cost(nanos: int | None) -> Decimal | None:
     return None if nanos is None else Decimal(nanos) / NANOS_PER_USD
+
+
+# --------------------------------------------------------------------------- fees
+
+
+@dataclass(slots=True, frozen=True)
+class FeeRequest:
+    """A charge that is not a model call, put to the guards like one so budgets,
+    rate limits and allowed hours apply to it: a managed vector store's per-search fee
+    (``what``: the store). Budgets reserve exactly ``fee_nanos`` (one request, no
+    tokens) and the caller settles to what was paid; the deployment it is reserved on
+    names the backend (provider) and the store (model), so scopes match it."""
+
+    what: str
+    fee_nanos: int = 0
 
 
 # --------------------------------------------------------------------------- embeddings

@@ -2,7 +2,8 @@
 
     GET  /admin/keys                  every key (prefix, limits, state; never a secret)
     POST /admin/keys                  {org, project, user, name, models, budgets, rpm,
-                                       tpm, hours, expires, tags, mcp} -> the key + its secret
+                                       tpm, hours, expires, tags, mcp, vector_stores,
+                                       vector_store_writes} -> the key + its secret
                                       (mcp: ["time", "docs:search"] or "time,docs:search")
     POST /admin/keys/{id}/revoke      stops the key on every instance within a second
     POST /admin/keys/{id}/rotate      a new secret for the same key (limits and counters
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["create_key", "list_keys", "revoke_key", "rotate_key"]
 
 _CREATE_FIELDS = ("org", "project", "user", "name", "models", "budgets", "rpm", "tpm", "hours",
-                  "expires", "tags", "mcp", "vector_stores")
+                  "expires", "tags", "mcp", "vector_stores", "vector_store_writes")
 
 
 def _store(gw: Gateway) -> KeyStore:
@@ -61,13 +62,14 @@ def key_options(body: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(models, str):
         models = [m.strip() for m in models.split(",") if m.strip()]
     options["models"] = models
-    stores = body.get("vector_stores") or []
-    if isinstance(stores, str):
-        stores = [v.strip() for v in stores.split(",") if v.strip()]
-    if not isinstance(stores, list) or not all(isinstance(v, str) for v in stores):
-        raise GatewayError(400, "'vector_stores' is a list of store names (or '*')",
-                           param="vector_stores")
-    options["vector_stores"] = stores
+    for field in ("vector_stores", "vector_store_writes"):
+        stores = body.get(field) or []
+        if isinstance(stores, str):
+            stores = [v.strip() for v in stores.split(",") if v.strip()]
+        if not isinstance(stores, list) or not all(isinstance(v, str) for v in stores):
+            raise GatewayError(400, f"'{field}' is a list of store names (or '*')",
+                               param=field)
+        options[field] = stores
     budgets = body.get("budgets") or []
     options["budgets"] = [budgets] if isinstance(budgets, str) else list(budgets)
     options["tags"] = dict(body.get("tags") or {})

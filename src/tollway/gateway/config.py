@@ -8,7 +8,10 @@
       admin_key_env: TOLLWAY_ADMIN_KEY  # env var holding the admin API key; no key, no API
       budget_store: redis://cache:6379/0  # where key budgets / rate limits count (default:
                                       # the top-level budget_store, else the SQLite default)
-      max_body_bytes: 4194304         # larger request bodies get 413
+      max_body_bytes: 4194304         # larger request bodies get 413 (uploads too)
+      files_dir: /var/lib/tollway/files  # where POST /v1/files keeps uploads (default:
+                                      # <ledger>.files next to a SQLite ledger, else
+                                      # ~/.local/share/tollway/files)
       key_refresh_seconds: 0.25       # how often every instance looks for revoked keys
       user_header: true               # may clients name an end user (x-tollway-user, `user`)
       mcp_aliases:                    # aliases whose calls get MCP tools, run server-side
@@ -33,7 +36,8 @@ from tollway.core.errors import ConfigError
 if TYPE_CHECKING:
     from tollway.core.config import TollwaySettings
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "GatewaySpec", "default_keys_path", "gateway_spec"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "GatewaySpec", "default_keys_path", "files_root",
+           "gateway_spec"]
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 """4 MiB: a long chat with a few images; larger bodies get 413."""
@@ -47,6 +51,8 @@ class GatewaySpec(BaseModel):
     admin_key_env: str | None = Field(default="TOLLWAY_ADMIN_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     budget_store: dict[str, Any] | str | None = None
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
+    files_dir: str | None = None
+    """Where ``/v1/files`` uploads live (see :func:`files_root`)."""
     key_refresh_seconds: float = Field(default=0.25, gt=0, le=1.0)
     """At most 1 s: a revoked key must stop working everywhere within a second."""
     user_header: bool = True
@@ -71,6 +77,17 @@ class GatewaySpec(BaseModel):
         if not self.admin_key_env:
             return None
         return os.environ.get(self.admin_key_env) or None
+
+
+def files_root(spec: GatewaySpec, ledger_target: Any) -> Path:
+    """``files_dir`` when set; else ``<ledger>.files`` beside a SQLite ledger file (the
+    gateway's other state is there); else the per-user data directory."""
+    if spec.files_dir:
+        return Path(spec.files_dir).expanduser()
+    if isinstance(ledger_target, str) and "://" not in ledger_target \
+            and ledger_target != ":memory:":
+        return Path(ledger_target).expanduser().with_suffix(".files")
+    return default_keys_path().parent / "files"
 
 
 def default_keys_path() -> Path:

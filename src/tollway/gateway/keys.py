@@ -90,6 +90,11 @@ class VirtualKey:
     vector_stores: tuple[str, ...] = ()
     """The ``vector_stores:`` this key may search and list (deny by default: none;
     ``*`` for all). Keys stored before the field existed read as none."""
+    vector_store_writes: tuple[str, ...] = ()
+    """The stores this key may also write (add and remove files through ``/v1/vector_stores
+    /{id}/files``): a separate grant, so an agent's key that searches a store cannot put
+    documents into it unless named here (deny by default; ``*`` for all). A store named
+    here may be read too."""
     budgets: tuple[str, ...] = ()
     rpm: int | None = None
     tpm: int | None = None
@@ -129,8 +134,14 @@ class VirtualKey:
         return False
 
     def allows_store(self, store: str) -> bool:
-        """May this key use the configured vector store ``store``? Only if named."""
-        return store in self.vector_stores or "*" in self.vector_stores
+        """May this key use (search, list) the configured vector store ``store``? Only
+        if named, for reading or for writing."""
+        return (store in self.vector_stores or "*" in self.vector_stores
+                or self.allows_store_write(store))
+
+    def allows_store_write(self, store: str) -> bool:
+        """May this key add files to ``store`` and remove them? Only if named for writing."""
+        return store in self.vector_store_writes or "*" in self.vector_store_writes
 
     def with_changes(self, **changes: Any) -> VirtualKey:
         return replace(self, **changes)
@@ -143,6 +154,7 @@ class VirtualKey:
         out["budgets"] = list(self.budgets)
         out["mcp"] = list(self.mcp)
         out["vector_stores"] = list(self.vector_stores)
+        out["vector_store_writes"] = list(self.vector_store_writes)
         for name in ("expires_at", "created_at", "revoked_at"):
             value = out[name]
             out[name] = None if value is None else datetime.fromtimestamp(value, UTC).isoformat()
@@ -154,6 +166,7 @@ class VirtualKey:
             "name": self.name, "org": self.org, "project": self.project, "user": self.user,
             "tags": dict(self.tags), "models": None if self.models is None else list(self.models),
             "vector_stores": list(self.vector_stores),
+            "vector_store_writes": list(self.vector_store_writes),
             "budgets": list(self.budgets), "rpm": self.rpm, "tpm": self.tpm, "hours": self.hours,
             "mcp": list(self.mcp),
         }
@@ -167,6 +180,7 @@ class VirtualKey:
             project=spec.get("project"), user=spec.get("user"), tags=dict(spec.get("tags") or {}),
             models=None if models is None else tuple(models),
             vector_stores=tuple(spec.get("vector_stores") or ()),
+            vector_store_writes=tuple(spec.get("vector_store_writes") or ()),
             budgets=tuple(spec.get("budgets") or ()), rpm=spec.get("rpm"), tpm=spec.get("tpm"),
             hours=spec.get("hours"), mcp=tuple(spec.get("mcp") or ()),  # older rows: none
             expires_at=expires_at, created_at=created_at,
@@ -250,7 +264,7 @@ def new_key(
     *, name: str | None = None, org: str | None = None, project: str | None = None,
     user: str | None = None, tags: Mapping[str, str] | None = None,
     models: Sequence[str] | None = None, budgets: Sequence[str] = (), rpm: int | None = None,
-    vector_stores: Sequence[str] = (),
+    vector_stores: Sequence[str] = (), vector_store_writes: Sequence[str] = (),
     tpm: int | None = None, hours: str | None = None, expires_at: float | None = None,
     mcp: Sequence[str] | str | None = None, now: float | None = None,
 ) -> tuple[str, VirtualKey, str]:
@@ -264,7 +278,7 @@ def new_key(
         id=new_key_id(), prefix=secret[:PREFIX_LENGTH], name=name, org=org, project=project,
         user=user, tags=dict(tags or {}), models=None if models is None else tuple(models),
         budgets=tuple(budgets), rpm=rpm, tpm=tpm, hours=hours, mcp=parse_mcp_grants(mcp),
-        vector_stores=tuple(vector_stores),
+        vector_stores=tuple(vector_stores), vector_store_writes=tuple(vector_store_writes),
         expires_at=expires_at, created_at=time.time() if now is None else now,
     )
     return secret, key, hash_secret(secret)

@@ -29,10 +29,12 @@ class Form:
     files: dict[str, list[UploadedFile]] = field(default_factory=dict)
 
 
-def read_form(body: bytes, content_type: str) -> Form:
+def read_form(body: bytes, content_type: str, *,
+              what: str = "the image files and the fields") -> Form:
+    """The form of ``body``; ``what`` says in the error what the endpoint expects."""
     if not content_type.lower().startswith("multipart/form-data") or "boundary=" not in content_type:
-        raise GatewayError(400, "this endpoint takes multipart/form-data (the image files and "
-                                "the fields), with a boundary in the content-type")
+        raise GatewayError(400, f"this endpoint takes multipart/form-data ({what}), with a "
+                                "boundary in the content-type")
     head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
     message = BytesParser(policy=HTTP).parsebytes(head + body)
     if not message.is_multipart():

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from tollway.core.config import TollwaySettings
     from tollway.core.cost.budgets import BudgetStore
     from tollway.core.model import Model
+    from tollway.gateway.files import FileStore
     from tollway.gateway.keys import VirtualKey
 
 __all__ = ["Gateway"]
@@ -62,6 +63,7 @@ class Gateway:
         self.mcp = GatewayMCP(settings, self.spec)
         self.vector_stores: dict[str, Any] = {}
         """Opened ``VectorStore`` objects by name (:mod:`tollway.gateway.vector_routes`)."""
+        self._files: FileStore | None = None
         self._models: dict[str, Model] = {}
         self._refresher: asyncio.Task[None] | None = None
 
@@ -118,6 +120,16 @@ class Gateway:
             await store.aclose()
         if self.keys is not None:
             self.keys.store.close()
+
+    @property
+    def files(self) -> FileStore:
+        """The uploads of ``/v1/files`` (:mod:`tollway.gateway.files`), opened on first use."""
+        if self._files is None:
+            from tollway.gateway.config import files_root
+            from tollway.gateway.files import FileStore
+
+            self._files = FileStore(files_root(self.spec, self.settings.ledger_target))
+        return self._files
 
     # ------------------------------------------------------------------ models
 

@@ -2,7 +2,9 @@
 
     GET  /v1/vector_stores                  the stores the key may use
     GET  /v1/vector_stores/{id}             one (its id is its configured name)
-    GET  /v1/vector_stores/{id}/files       its files / chunks (``limit``, ``after``)
+    GET  /v1/vector_stores/{id}/files       its files / chunks (``limit``, ``after``): a
+                                            file uploaded through ``/v1/files`` is one
+                                            item (its file id), other chunks one each
     POST /v1/vector_stores/{id}/search      ``query``, ``max_num_results``, ``filters``
 
 Permissions are per store and deny by default: a key lists the stores it may use
@@ -15,6 +17,7 @@ OpenAI's comparison / compound format or tollway's own filter language.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -30,7 +33,12 @@ if TYPE_CHECKING:
     from tollway.gateway.runtime import Gateway
     from tollway.vectors.store import VectorStore
 
-__all__ = ["filters_from_openai", "get_store", "list_files", "list_stores", "search"]
+__all__ = ["allowed_stores", "filters_from_openai", "get_store", "list_files", "list_stores",
+           "open_store", "search", "store_errors", "store_for", "store_json"]
+
+_UPLOADED = re.compile(r"^(file-[0-9a-f]{24})-(.+)$")
+"""The ``source`` of chunks ingested from ``/v1/files``: ``<file id>-<file name>``."""
+_FILE_ID = re.compile(r"^file-[0-9a-f]{24}$")
 
 _COMPARE = {"eq", "ne", "gt", "gte", "lt", "lte", "in"}
 
@@ -53,7 +61,7 @@ def filters_from_openai(value: Any) -> Any:
 
 
 @contextmanager
-def _store_errors() -> Iterator[None]:
+def store_errors() -> Iterator[None]:
     """A store's errors in HTTP terms: a bad filter or argument is the client's 400; a
     backend that cannot answer is a 503 the client may retry."""
     from tollway.vectors.errors import BackendUnavailableError, VectorStoreError
@@ -67,16 +75,22 @@ def _store_errors() -> Iterator[None]:
         raise BadRequestError(str(exc)) from None
 
 
-def _allowed(gw: Gateway, key: VirtualKey | None) -> list[str]:
+def allowed_stores(gw: Gateway, key: VirtualKey | None) -> list[str]:
     return [n for n in gw.settings.vector_stores if key is None or key.allows_store(n)]
 
 
-def _store(gw: Gateway, req: HttpRequest) -> VectorStore:
+def store_for(gw: Gateway, req: HttpRequest) -> VectorStore:
     name = req.params["id"]
-    if name not in _allowed(gw, req.key):
+    if name not in allowed_stores(gw, req.key):
         raise GatewayError(404, f"No vector store found with id '{name}' (or this key may "
                                 "not use it: see `tollway keys create --vector-stores`)",
                            code="vector_store_not_found")
+    return open_store(gw, name)
+
+
+def open_store(gw: Gateway, name: str) -> VectorStore:
+    """The configured store ``name``, opened once per gateway process (no grant check:
+    callers check the key first)."""
     store = gw.vector_stores.get(name)
     if store is None:
         from tollway.vectors.store import VectorStore
@@ -87,7 +101,7 @@ def _store(gw: Gateway, req: HttpRequest) -> VectorStore:
     return store
 
 
-def _store_json(gw: Gateway, name: str) -> dict[str, Any]:
+def store_json(gw: Gateway, name: str) -> dict[str, Any]:
     spec = gw.settings.vector_stores[name]
     return {"id": name, "object": "vector_store", "name": name, "created_at": 0,
             "status": "completed", "usage_bytes": 0, "metadata": {"backend": spec.backend},
@@ -97,7 +111,7 @@ def _store_json(gw: Gateway, name: str) -> dict[str, Any]:
 
 
 async def list_stores(gw: Gateway, req: HttpRequest) -> JSONReply:
-    data = [_store_json(gw, n) for n in _allowed(gw, req.key)]
+    data = [store_json(gw, n) for n in allowed_stores(gw, req.key)]
     return JSONReply(200, dumps({"object": "list", "data": data,
                                  "first_id": data[0]["id"] if data else None,
                                  "last_id": data[-1]["id"] if data else None,
@@ -105,25 +119,39 @@ async def list_stores(gw: Gateway, req: HttpRequest) -> JSONReply:
 
 
 async def get_store(gw: Gateway, req: HttpRequest) -> JSONReply:
-    _store(gw, req)
-    return JSONReply(200, dumps(_store_json(gw, req.params["id"])))
+    store_for(gw, req)
+    return JSONReply(200, dumps(store_json(gw, req.params["id"])))
 
 
 async def list_files(gw: Gateway, req: HttpRequest) -> JSONReply:
     from urllib.parse import parse_qs
 
-    store = _store(gw, req)
+    store = store_for(gw, req)
     query = {k: v[-1] for k, v in parse_qs(req.query).items()}
     try:
         limit = int(query.get("limit", 20))
     except ValueError:
         raise BadRequestError("'limit' is a whole number from 1 to 100") from None
-    with _store_errors():
-        page = await store.alist(limit=max(1, min(limit, 100)), after=query.get("after"))
-    data = [{"id": c.id, "object": "vector_store.file", "created_at": 0,
-             "vector_store_id": store.name, "status": "completed", "last_error": None,
-             "usage_bytes": len(c.text.encode()), "attributes": dict(c.metadata)}
-            for c in page.chunks]
+    after = query.get("after")
+    with store_errors():
+        managed = store.backend.embeds_itself
+        if after and not managed and _FILE_ID.match(after):
+            after += "#~"  # past every chunk of that uploaded file ('~' sorts after digits)
+        page = await store.alist(limit=max(1, min(limit, 100)), after=after)
+    data: list[dict[str, Any]] = []
+    for c in page.chunks:
+        item = {"id": c.id, "object": "vector_store.file", "created_at": 0,
+                "vector_store_id": store.name, "status": "completed", "last_error": None,
+                "usage_bytes": len(c.text.encode()), "attributes": dict(c.metadata)}
+        found = None if managed else _UPLOADED.match(c.source or "")
+        if found is not None:  # an uploaded file's chunks (contiguous in id order): one item
+            if data and data[-1]["id"] == found.group(1):
+                data[-1]["usage_bytes"] += item["usage_bytes"]
+                continue
+            item["id"] = found.group(1)
+            item["attributes"] = {k: v for k, v in c.metadata.items()
+                                  if k not in ("source", "chunk_index")}
+        data.append(item)
     return JSONReply(200, dumps({"object": "list", "data": data,
                                  "first_id": data[0]["id"] if data else None,
                                  "last_id": data[-1]["id"] if data else None,
@@ -131,7 +159,7 @@ async def list_files(gw: Gateway, req: HttpRequest) -> JSONReply:
 
 
 async def search(gw: Gateway, req: HttpRequest) -> JSONReply:
-    store = _store(gw, req)
+    store = store_for(gw, req)
     body = req.json()
     if not isinstance(body, Mapping):
         raise BadRequestError("the request body must be a JSON object")
@@ -145,13 +173,21 @@ async def search(gw: Gateway, req: HttpRequest) -> JSONReply:
         raise BadRequestError("'max_num_results' is a whole number from 1 to 50")
     filters = filters_from_openai(body.get("filters"))
     started = time.perf_counter()
-    with _store_errors():
+    with store_errors():
         async with attribute(gw.attribution(req.key, req.headers, None)):
             hits = await store.asearch(query, k=k, filters=filters)
-    data = [{"file_id": h.id, "filename": h.source or h.id, "score": h.score,
-             "attributes": dict(h.metadata), "content": [{"type": "text", "text": h.text}]}
-            for h in hits]
+    data = [{**_file_of(h.id, h.source), "score": h.score, "attributes": dict(h.metadata),
+             "content": [{"type": "text", "text": h.text}]} for h in hits]
     headers = {"x-tollway-latency-ms": f"{(time.perf_counter() - started) * 1000:.1f}"}
     return JSONReply(200, dumps({"object": "vector_store.search_results.page",
                                  "search_query": [query], "data": data, "has_more": False,
                                  "next_page": None}), headers)
+
+
+def _file_of(chunk_id: str, source: str | None) -> dict[str, str]:
+    """``file_id`` / ``filename`` of a hit: the uploaded file's id and name for chunks
+    ingested from ``/v1/files``, else the chunk's id and source."""
+    found = _UPLOADED.match(source or "")
+    if found is not None:
+        return {"file_id": found.group(1), "filename": found.group(2)}
+    return {"file_id": chunk_id, "filename": source or chunk_id}

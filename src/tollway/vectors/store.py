@@ -12,7 +12,9 @@ Where the money goes:
 - ``search`` embeds the query (reserved like any call, but not written as its own
   row) and writes one ``retrieval`` row: the query-embedding tokens and cost plus the
   backend's own fee (managed backends that charge per search), under the caller's
-  trace id, so retrieval and the model calls of one agent run share a trace.
+  trace id, so retrieval and the model calls of one agent run share a trace. The fee
+  is reserved on the same guards before the search and settled after it
+  (:mod:`tollway.vectors.fees`): a budget without room for it denies first.
 
 Every backend call runs on the store's own loop thread (:mod:`tollway.vectors.runner`),
 so the sync and async methods share one backend.
@@ -37,11 +39,14 @@ from tollway.vectors.types import AddResult, Chunk, ChunkPage, ScoredChunk, Sear
 if TYPE_CHECKING:
     from tollway.core.config import TollwaySettings
     from tollway.core.config.schema import VectorStoreSpec
+    from tollway.core.cost.attribution import Attribution
     from tollway.core.cost.ledger import Ledger
     from tollway.core.cost.records import CallRecord
+    from tollway.core.hooks import Guard
     from tollway.core.media_types import EmbeddingResponse
     from tollway.core.model import Model
     from tollway.vectors.backend import VectorBackend
+    from tollway.vectors.fees import SearchHold
     from tollway.vectors.filters import Filter
 
 __all__ = ["VectorStore"]
@@ -82,6 +87,7 @@ class VectorStore:
         self._embedding_options = dict(embedding_options or {})
         self._ledger_arg = ledger
         self._models: tuple[Model, Model] | None = None
+        self._fee_guards: tuple[Guard, ...] | None = None
         self._runner = LoopThread(name)
         size = self.spec.chunking.size if self.spec.chunking else None
         overlap = self.spec.chunking.overlap if self.spec.chunking else None
@@ -241,7 +247,10 @@ class VectorStore:
         with trace():
             started, clock = _utcnow(), time.perf_counter()
             response: EmbeddingResponse | None = None
+            hold = self._fee_hold()
             try:
+                if hold is not None:
+                    hold.reserve()
                 vector = None
                 if not self.backend.embeds_itself:
                     response = self._embedders()[1].embed(
@@ -249,8 +258,12 @@ class VectorStore:
                     vector = response.vectors[0]
                 result = self._runner.run(self.backend.search(query, vector, k, flt))
             except BaseException as exc:
+                if hold is not None:
+                    hold.release()
                 self._record_sync(self._row(started, clock, response, None, exc))
                 raise
+            if hold is not None:
+                hold.settle(result.backend_fee_nanos)
             self._record_sync(self._row(started, clock, response, result, None))
         return result.hits
 
@@ -261,7 +274,10 @@ class VectorStore:
         with trace():
             started, clock = _utcnow(), time.perf_counter()
             response: EmbeddingResponse | None = None
+            hold = self._fee_hold()
             try:
+                if hold is not None:
+                    await hold.areserve()
                 vector = None
                 if not self.backend.embeds_itself:
                     response = await self._embedders()[1].aembed(
@@ -269,10 +285,46 @@ class VectorStore:
                     vector = response.vectors[0]
                 result = await self._runner.arun(self.backend.search(query, vector, k, flt))
             except BaseException as exc:
+                if hold is not None:
+                    await hold.arelease()
                 await self._record_async(self._row(started, clock, response, None, exc))
                 raise
+            if hold is not None:
+                await hold.asettle(result.backend_fee_nanos)
             await self._record_async(self._row(started, clock, response, result, None))
         return result.hits
+
+    def _fee_hold(self) -> SearchHold | None:
+        """The reservation of this search's backend fee (see :mod:`tollway.vectors.fees`):
+        for backends that embed the query themselves (no embedding call passes the
+        guards) or charge a fee; None when the query embedding is the only cost."""
+        backend = self.backend
+        fee = int(getattr(backend, "search_fee_nanos", 0) or 0)
+        if not backend.embeds_itself and fee == 0:
+            return None
+        guards = self._guards()
+        if not guards:
+            return None
+        from tollway.vectors.fees import SearchHold
+
+        return SearchHold(guards, self.name, self.spec.backend, fee, self._defaults())
+
+    def _guards(self) -> tuple[Guard, ...]:
+        """The guards the store's embedding Model carries: the config's budgets, then
+        those of ``embedding_options['guards']`` (the gateway's key guard)."""
+        if self._fee_guards is None:
+            from tollway.core.assembly import guards
+
+            config = guards(self._settings) if self._settings is not None else ()
+            self._fee_guards = (*config, *self._embedding_options.get("guards", ()))
+        return self._fee_guards
+
+    def _defaults(self) -> Attribution:
+        from tollway.core.cost.attribution import Attribution
+
+        base = Attribution.of(self._settings.attribution) if (
+            self._settings is not None and self._settings.attribution) else Attribution()
+        return base.merge({"vector_store": self.name})
 
     def _row(self, started: datetime, clock: float, response: EmbeddingResponse | None,
              result: SearchResult | None, exc: BaseException | None) -> CallRecord | None:

@@ -58,7 +58,7 @@ from tollway.core.errors import (
     TollwayError,
 )
 from tollway.core.logs import logger
-from tollway.core.media_types import EmbeddingRequest, ImageRequest
+from tollway.core.media_types import EmbeddingRequest, FeeRequest, ImageRequest
 from tollway.core.types import Request, Usage, requested_service_tier
 
 if TYPE_CHECKING:
@@ -273,6 +273,8 @@ class Budgets:
         return rules, charges
 
     def _bound(self, ctx: CallContext, dep: Deployment) -> Bound:
+        if isinstance(ctx.request, FeeRequest):  # known exactly: no price to look up
+            return Bound(0, 0, ctx.request.fee_nanos)
         prices = self.prices
         price: ModelPrice | None = prices.model_price(
             dep.provider.name, dep.model, deployment=dep.name
