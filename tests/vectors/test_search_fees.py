@@ -9,6 +9,8 @@ backend is called, and settles to embedding + fee."""
 from __future__ import annotations
 
 import asyncio
+import time
+import warnings
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from tests.fakes.vector_stores import FakeVectorStores
 from tests.vectors.conftest import KEY
 from tollway.core.assembly import guards
 from tollway.core.config import TollwaySettings
-from tollway.core.errors import BudgetExceededError
+from tollway.core.errors import BudgetExceededError, BudgetSettleWarning
 from tollway.vectors import VectorStore
 from tollway.vectors.backends.openai import OPENAI_SEARCH_FEE_NANOS
 from tollway.vectors.backends.sqlite import SQLiteVectorBackend
@@ -118,3 +120,49 @@ def test_room_for_the_embedding_but_not_the_fee_denies_before_anything_is_called
                    if r.kind == "embedding")
         spent, reserved = _spent(settings)
         assert reserved == 0 and spent == Decimal(adds + row.cost_nanos) / 10**9
+
+
+class LockingPaidSQLite(PaidSQLite):
+    """A paid backend during whose search another connection takes the budget file's
+    write lock: the fee's settle after the search then fails."""
+
+    def __init__(self, path: Path, lock: Any) -> None:
+        super().__init__(path)
+        self.lock = lock
+
+    async def search(self, query: str, query_vector: list[float] | None, k: int,
+                     filters: Any) -> SearchResult:
+        result = await super().search(query, query_vector, k, filters)
+        self.lock.take()
+        return result
+
+
+def test_a_store_failing_on_the_fees_settle_keeps_the_answer_and_the_row(
+        tmp_path: Path, media: FakeProvider, monkeypatch: pytest.MonkeyPatch,
+        driver: Driver) -> None:
+    from tests.core.test_settle_and_write import _WriteLock
+
+    monkeypatch.setenv("VEC_TEST_KEY", KEY)
+    budgets_db = tmp_path / "budgets.db"
+    settings = TollwaySettings.from_dict({
+        "models": {"embedder": {"model": "openai/text-embedding-3-small",
+                                "api_base": media.url, "api_key": "env:VEC_TEST_KEY"}},
+        "budgets": [{"limit": "0.01", "unit": "usd", "period": "day"}],
+        "budget_store": {"backend": "sqlite", "path": str(budgets_db), "busy_timeout": 0.2},
+        "ledger": str(tmp_path / "ledger.db"),
+        "vector_stores": {"paid": {"embedding": "embedder", "path": str(tmp_path / "v.db")}},
+    })
+    with _WriteLock(budgets_db) as lock:
+        backend = LockingPaidSQLite(tmp_path / "v.db", lock)
+        with VectorStore("paid", config=settings, backend=backend) as store:
+            store.add(["The Paris office opens at nine."])
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                hits = _search(driver, store, "When does the Paris office open?")
+            assert hits[0].text == "The Paris office opens at nine."
+            (row,) = [r for r in store.ledger.records() if r.kind == "retrieval"]  # type: ignore[union-attr]
+            assert row.status == "ok" and row.cost_nanos is not None and row.cost_nanos > FEE
+            settle = [w.message for w in caught if isinstance(w.message, BudgetSettleWarning)]
+            assert len(settle) == 1 and "locked" in settle[0].error
+    (counter,) = guards(settings)[0].store.counters(time.time())  # type: ignore[attr-defined]
+    assert counter.reserved >= FEE  # the fee's hold is left to expire, never lost

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from tollway.core.cost.attribution import Attribution, current_attribution
+from tollway.core.effects import settle_failed
 from tollway.core.media_types import FeeRequest
 from tollway.core.tracing import current_trace_id, new_trace_id
 from tollway.core.types import Usage
@@ -96,18 +97,34 @@ class SearchHold:
         self._done = True
         return self.holds
 
+    # Ending a hold never raises: the search has run (or failed) and the caller gets
+    # exactly that. A store that fails here leaves the hold to expire after its TTL (the
+    # safe direction) with a BudgetSettleWarning, as a model call's settle does.
+
     def settle(self, fee_nanos: int) -> None:
         for hold in self._end():
-            hold.settle(Usage(requests=1), fee_nanos)
+            try:
+                hold.settle(Usage(requests=1), fee_nanos)
+            except Exception as exc:
+                settle_failed(hold, exc, self.ctx.trace_id)
 
     async def asettle(self, fee_nanos: int) -> None:
         for hold in self._end():
-            await hold.asettle(Usage(requests=1), fee_nanos)
+            try:
+                await hold.asettle(Usage(requests=1), fee_nanos)
+            except Exception as exc:
+                settle_failed(hold, exc, self.ctx.trace_id)
 
     def release(self) -> None:
         for hold in self._end():
-            hold.release()
+            try:
+                hold.release()
+            except Exception as exc:
+                settle_failed(hold, exc, self.ctx.trace_id)
 
     async def arelease(self) -> None:
         for hold in self._end():
-            await hold.arelease()
+            try:
+                await hold.arelease()
+            except Exception as exc:
+                settle_failed(hold, exc, self.ctx.trace_id)

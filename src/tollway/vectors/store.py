@@ -262,9 +262,9 @@ class VectorStore:
                     hold.release()
                 self._record_sync(self._row(started, clock, response, None, exc))
                 raise
-            if hold is not None:
-                hold.settle(result.backend_fee_nanos)
             self._record_sync(self._row(started, clock, response, result, None))
+            if hold is not None:  # after the row: a failing store loses nothing
+                hold.settle(result.backend_fee_nanos)
         return result.hits
 
     async def asearch(self, query: str, *, k: int = 5,
@@ -289,9 +289,9 @@ class VectorStore:
                     await hold.arelease()
                 await self._record_async(self._row(started, clock, response, None, exc))
                 raise
-            if hold is not None:
-                await hold.asettle(result.backend_fee_nanos)
             await self._record_async(self._row(started, clock, response, result, None))
+            if hold is not None:  # after the row: a failing store loses nothing
+                await hold.asettle(result.backend_fee_nanos)
         return result.hits
 
     def _fee_hold(self) -> SearchHold | None:
