@@ -14,7 +14,9 @@ Issue 22 (telemetry off costs nothing): ``tollway`` runs with the ``otel`` extra
 installed and telemetry off; ``tollway-nohook`` is the same Model with the telemetry
 read taken out of ``complete``/``acomplete`` (a subclass, defined below, with the same
 lines minus the hook). The child also reports whether ``opentelemetry`` was imported at
-all: with telemetry off it must not be.
+all: with telemetry off it must not be. ``tollway+otel`` is telemetry on (the SDK with
+spans batched to a discarding exporter, as in run.py): the cost of turning it on. The
+batch exporter's thread is counted too (callgrind counts the whole process).
 
 Requires valgrind. Under callgrind a call runs ~50x slower: 200 calls per client take
 ~1-2 minutes; the whole table ~15-25 minutes.
@@ -35,9 +37,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 WARMUP = 100
-SYNC_CLIENTS = ["httpcore", "tollway", "tollway-nohook", "tollway+ledger",
+SYNC_CLIENTS = ["httpcore", "tollway", "tollway-nohook", "tollway+otel", "tollway+ledger",
                 "tollway+budgets-sqlite", "tollway+ledger+budgets-sqlite"]
-ASYNC_CLIENTS = ["aiohttp", "tollway", "tollway-nohook", "tollway+ledger",
+ASYNC_CLIENTS = ["aiohttp", "tollway", "tollway-nohook", "tollway+otel", "tollway+ledger",
                  "tollway+budgets-sqlite", "tollway+ledger+budgets-sqlite"]
 BASELINE = {"sync": "httpcore", "async": "aiohttp"}
 
