@@ -5,7 +5,7 @@ Llama Stack and OpenAI SDK clients can use them; the openai SDK is covered by
 test_vector_files.py / test_vector_stores.py. Here ``llama_stack_client`` and
 ``ogx_client`` (in the stacks' Python 3.12 venvs, tests/stacks/venvs.py) talk straight
 to a real gateway (no stack server between) with a virtual key as their api key, through
-tests/stacks/vector_check.py: upload, attach to a configured sqlite store, list, search,
+tests/stacks/vector_check.py, on each client's sync and async class: upload, attach to a configured sqlite store, list, search,
 detach, delete; and a read-only key and a key without the grant get each client's own
 403 / 404 errors.
 
@@ -32,6 +32,7 @@ import pytest
 
 from tests.fakes.replies_media import MediaResponder
 from tests.fakes.server import FakeProvider
+from tests.gateway.clients import DRIVERS
 from tests.gateway.conftest import UPSTREAM_KEY, RunningGateway, serve, settings_for
 from tests.stacks import venvs
 from tollway.gateway.runtime import Gateway
@@ -53,11 +54,12 @@ class Setup:
     home: Path
     uploads: Path
 
-    def run(self, key: str, mode: str) -> dict[str, Any]:
-        """vector_check.py in the stack venv against the gateway, as key ``key``."""
+    def run(self, key: str, mode: str, driver: str) -> dict[str, Any]:
+        """vector_check.py in the stack venv against the gateway, as key ``key``, on the
+        client's sync or async class."""
         done = subprocess.run(
             [str(self.python), str(VECTOR_CHECK), self.module, self.gateway.url, key,
-             "notes", mode], capture_output=True, text=True, timeout=120, check=False,
+             "notes", mode, driver], capture_output=True, text=True, timeout=120, check=False,
             # From scratch: no inherited proxies, OGX_CLIENT_* or provider keys.
             env={"PATH": f"{self.python.parent}:/usr/bin:/bin", "HOME": str(self.home),
                  "NO_PROXY": "*", "LANG": "C.UTF-8"})
@@ -89,11 +91,14 @@ def setup(request: pytest.FixtureRequest,
             gateway.stop()
 
 
-def test_the_stack_client_uploads_attaches_lists_searches_and_deletes(setup: Setup) -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_the_stack_client_uploads_attaches_lists_searches_and_deletes(
+    setup: Setup, driver: str
+) -> None:
     gw = setup.gateway
     secret, key = gw.create_key(org="acme", project="stackvec", vector_store_writes=["notes"])
     before, sent = len(gw.ledger_rows()), len(setup.fake.requests)
-    seen = setup.run(secret, "ingest")
+    seen = setup.run(secret, "ingest", driver)
 
     file_id = seen["file"]["id"]
     assert seen["file"] == {"id": file_id, "filename": "offices.txt", "bytes": 160,
@@ -131,24 +136,27 @@ def test_the_stack_client_uploads_attaches_lists_searches_and_deletes(setup: Set
     assert {r.headers["authorization"] for r in posts} == {f"Bearer {UPSTREAM_KEY}"}
 
 
-def test_keys_without_the_grant_get_the_clients_own_404_and_403(setup: Setup) -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_keys_without_the_grant_get_the_clients_own_404_and_403(
+    setup: Setup, driver: str
+) -> None:
     gw = setup.gateway
     writer, _ = gw.create_key(vector_store_writes=["notes"])
     reader, reader_key = gw.create_key(vector_stores=["notes"])
     stranger, stranger_key = gw.create_key()
-    setup.run(writer, "ingest")
+    setup.run(writer, "ingest", driver)
     before = len(gw.ledger_rows())
     errors = ERRORS[setup.module]
 
     # Read-only: it may search the store, not add a file to it (403 that names the grant).
-    read_only = setup.run(reader, "denied")
+    read_only = setup.run(reader, "denied", driver)
     assert read_only["search"] == {"hits": 0}  # the writer's file was deleted again
     assert read_only["attach"]["error"] == errors[403]
     assert read_only["attach"]["status"] == 403
     assert "--vector-store-writes" in read_only["attach"]["message"]
 
     # No grant: the store does not exist for it (404, never a 403 that would tell it does).
-    none = setup.run(stranger, "denied")
+    none = setup.run(stranger, "denied", driver)
     for step in ("search", "attach"):
         assert (none[step]["error"], none[step]["status"]) == (errors[404], 404)
         assert "No vector store found with id 'notes'" in none[step]["message"]
