@@ -2,19 +2,22 @@
 
 Issue 21: ``/v1/files`` and ``/v1/vector_stores...`` are OpenAI-compatible so that
 Llama Stack and OpenAI SDK clients can use them; the openai SDK is covered by
-test_vector_files.py / test_vector_stores.py. Here ``llama_stack_client`` and
-``ogx_client`` (in the stacks' Python 3.12 venvs, tests/stacks/venvs.py) talk straight
+test_vector_files.py / test_vector_stores.py. Here ``llama_stack_client`` (0.7.5, the pin
+in Llama Stack 0.7.3's venv) and ``ogx_client`` 1.5.0 (in the stacks' Python 3.12 venvs,
+tests/stacks/venvs.py) talk straight
 to a real gateway (no stack server between) with a virtual key as their api key, through
-tests/stacks/vector_check.py, on each client's sync and async class: upload, attach to a configured sqlite store, list, search,
-detach, delete; and a read-only key and a key without the grant get each client's own
-403 / 404 errors.
+tests/stacks/vector_check.py on each client's sync and async class: upload, attach to a
+configured sqlite store, list, search, detach, delete; and a read-only key and a key
+without the grant get each client's own 403 / 404 errors.
 
 What the clients needed of the gateway: ogx_client's models are strict, and its
 ``VectorStoreFileObject`` requires ``chunking_strategy``, which the store's file list
 did not send (OpenAI sends it on every store file); it does now. Left as is (a gap,
 asserted below): ogx_client also requires ``first_id`` / ``last_id`` to be strings, so
-it cannot parse the gateway's listing of an empty store (``null`` there, as OpenAI and
-Llama Stack's server send; OGX's own server sends ``""``).
+it cannot parse the gateway's listing of an empty store (``null`` there, as Llama
+Stack 0.7.3's server sends and its models allow; OGX 1.5.0's own server sends ``""``).
+ogx_client's sync ``OgxClient.close()`` is broken too (it calls a missing
+``ApiClient.close``): vector_check.py closes its REST client instead.
 
 Missing venvs skip with the command that builds them; under CI=true they fail.
 """
