@@ -9,6 +9,9 @@ at a ``tollway gateway`` with a virtual key as the api key (no stack server betw
 to STORE, lists the stores and STORE's files, searches STORE, deletes the file from the
 store and then the upload, and prints one JSON object with what it saw.
 
+``python vector_check.py MODULE URL KEY STORE managed DRIVER`` uploads, attaches, lists
+and searches on a managed STORE (a backend that chunks files itself).
+
 ``python vector_check.py MODULE URL KEY STORE denied DRIVER`` tries a search and an attach with
 a key that lacks STORE's read / write grant and prints the client's error for each
 (its exception class and HTTP status): the gateway must answer in a way the client maps
@@ -158,11 +161,36 @@ async def denied(client: Client, store: str) -> dict[str, Any]:
     return seen
 
 
+async def managed(client: Client, store: str) -> dict[str, Any]:
+    """Upload and attach to a store whose backend chunks files itself (its files'
+    ``chunking_strategy`` is OpenAI's ``other``), list and search it (each step's
+    result or the client's error), then delete the file from the store and the upload."""
+    made = await client.upload("capitals.txt", b"Oslo is the capital of Norway.")
+    seen: dict[str, Any] = {"file_id": made.id}
+    for step, call in [("attach", lambda: client.attach(store, made.id)),
+                       ("files", lambda: client.files(store)),
+                       ("search", lambda: client.search(store, "capital of Norway"))]:
+        try:
+            result = await call()
+        except Exception as exc:
+            seen[step] = {"error": type(exc).__name__, "message": str(exc)[:600]}
+        else:
+            seen[step] = {"status": str(getattr(result.status, "value", result.status))} \
+                if step == "attach" else {"ids": [getattr(r, "file_id", None) or r.id
+                                                  for r in result]}
+    seen["detached"] = bool((await client.detach(store, made.id)).deleted)
+    seen["deleted"] = bool((await client.delete(made.id)).deleted)
+    return seen
+
+
+MODES = {"ingest": ingest, "denied": denied, "managed": managed}
+
+
 async def run(module: str, url: str, key: str, store: str, mode: str,
               driver: str) -> dict[str, Any]:
     client = Client(module, url, key, driver)
     try:
-        return await (ingest(client, store) if mode == "ingest" else denied(client, store))
+        return await MODES[mode](client, store)
     finally:
         await client.close()
 
