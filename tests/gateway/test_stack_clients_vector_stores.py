@@ -19,8 +19,8 @@ Stack 0.7.3's server sends and its models allow; OGX 1.5.0's own server sends ``
 Nor can it read a managed store's file (attach / list answers): OpenAI's
 ``chunking_strategy: {"type": "other"}`` is not in its oneOf (auto, static, contextual);
 the attach itself works and search does. ogx_client's sync ``OgxClient.close()`` is
-broken too (it calls a missing
-``ApiClient.close``): vector_check.py closes its REST client instead.
+broken too (it calls a missing ``ApiClient.close``): vector_check.py closes its REST
+client instead.
 
 Missing venvs skip with the command that builds them; under CI=true they fail.
 """
