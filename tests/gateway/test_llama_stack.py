@@ -15,7 +15,6 @@ Missing venvs skip with the command that builds them; under CI=true they fail.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -97,19 +96,10 @@ class Distribution:
         return rows
 
 
-def venv_or_skip(name: str) -> Path:
-    found = venvs.find(name)
-    if found is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(venvs.missing_reason(name))
-        pytest.skip(venvs.missing_reason(name))
-    return found
-
-
 @pytest.fixture(scope="module", params=["llama-stack", "ogx"])
 def dist(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribution]:
     name = request.param
-    venv = venv_or_skip(name)
+    venv = venvs.require(name)
     tmp = tmp_path_factory.mktemp(name)
     with pytest.MonkeyPatch.context() as mp, FakeProvider() as fake:
         mp.setenv("TOLLWAY_TEST_UPSTREAM_KEY", UPSTREAM_KEY)

@@ -123,6 +123,12 @@ def test_upload_attach_search_and_delete_with_the_openai_sdk(
     listed = _call(driver, gw, secret, "vector_stores.files.list", "handbook", limit=1)
     # its chunks are one item, once, over pages of one chunk each
     assert [(f.id, f.attributes) for f in listed] == [(made.id, {"team": "hr", "year": 2026})]
+    # with the chunking it was attached with (OpenAI sends it on every store file; strict
+    # clients such as ogx_client reject an item without it)
+    assert listed[0].chunking_strategy.static.max_chunk_size_tokens == 100  # type: ignore[union-attr]
+    reader, _ = gw.create_key(vector_stores=["handbook"])  # not its file: the store's chunking
+    other = _call(driver, gw, reader, "vector_stores.files.list", "handbook")
+    assert [f.chunking_strategy.type for f in other] == ["static"]
 
     page = _call(driver, gw, secret, "vector_stores.search", "handbook",
                  query="When does the Paris office open?", max_num_results=1)

@@ -104,6 +104,20 @@ def missing_reason(name: str) -> str:
             f"registry needed; a few minutes), as .ci/run does before pytest")
 
 
+def require(name: str) -> Path:
+    """Stack ``name``'s venv for a test: skipped with the command that builds it when
+    missing, failed under ``CI=true`` (where .ci/run builds it first, so a missing venv
+    is a broken build, not a reason to skip)."""
+    import pytest
+
+    found = find(name)
+    if found is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(missing_reason(name))
+        pytest.skip(missing_reason(name))
+    return found
+
+
 def build(name: str, *, log: bool = True) -> Path:
     """Build stack ``name``'s venv unless present; returns its directory."""
     stack = STACKS[name]

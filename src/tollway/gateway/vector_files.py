@@ -44,7 +44,14 @@ from tollway.core.errors import BadRequestError, TollwayError
 from tollway.gateway.errors import GatewayError
 from tollway.gateway.files import FileRecord, not_found, owned_file
 from tollway.gateway.http import HttpRequest, JSONReply, dumps
-from tollway.gateway.vector_routes import allowed_stores, store_errors, store_for, store_json
+from tollway.gateway.vector_routes import (
+    CHARS_PER_TOKEN,
+    allowed_stores,
+    store_errors,
+    store_for,
+    store_json,
+    strategy_json,
+)
 
 if TYPE_CHECKING:
     from tollway.gateway.runtime import Gateway
@@ -55,8 +62,6 @@ __all__ = ["attach_file", "chunker_of_strategy", "create_batch", "create_store",
            "delete_file", "delete_store_file", "detach_everywhere", "get_batch", "get_store_file",
            "list_batch_files", "writable_store"]
 
-CHARS_PER_TOKEN = 4
-"""What tollway's chunker assumes of English text (see tollway.vectors.chunking)."""
 
 
 async def create_store(gw: Gateway, req: HttpRequest) -> JSONReply:
@@ -123,15 +128,6 @@ def _file_json(record: FileRecord, store: str) -> dict[str, Any]:
             "chunking_strategy": state.get("chunking_strategy")}
 
 
-def _strategy_json(chunker: Chunker | None, store: VectorStore) -> dict[str, Any]:
-    if store.backend.embeds_itself:
-        return {"type": "other"}
-    used = chunker or store.chunker
-    return {"type": "static", "static": {
-        "max_chunk_size_tokens": used.size // CHARS_PER_TOKEN,
-        "chunk_overlap_tokens": used.overlap // CHARS_PER_TOKEN}}
-
-
 def writable_store(gw: Gateway, req: HttpRequest) -> VectorStore:
     """The store of the path if the key may write it: 404 when it may not even read
     it, 403 when it may only read it."""
@@ -192,7 +188,7 @@ async def _ingest(gw: Gateway, req: HttpRequest, store: VectorStore, record: Fil
         raise not_found(record.id) from None
     state: dict[str, Any] = {"created_at": int(time.time()), "attributes": attrs,
                              "usage_bytes": len(data),
-                             "chunking_strategy": _strategy_json(chunker, store)}
+                             "chunking_strategy": strategy_json(chunker, store)}
     before = record.attachments.get(store.name, {}).get("status") == "completed"
     if not managed and not _is_text(data):
         state.update(status="failed", last_error={

@@ -31,10 +31,14 @@ from tollway.gateway.http import HttpRequest, JSONReply, dumps
 if TYPE_CHECKING:
     from tollway.gateway.keys import VirtualKey
     from tollway.gateway.runtime import Gateway
+    from tollway.vectors.chunking import Chunker
     from tollway.vectors.store import VectorStore
 
 __all__ = ["allowed_stores", "filters_from_openai", "get_store", "list_files", "list_stores",
-           "open_store", "search", "store_errors", "store_for", "store_json"]
+           "open_store", "search", "store_errors", "store_for", "store_json", "strategy_json"]
+
+CHARS_PER_TOKEN = 4
+"""What tollway's chunker assumes of English text (see tollway.vectors.chunking)."""
 
 _UPLOADED = re.compile(r"^(file-[0-9a-f]{24})-(.+)$")
 """The ``source`` of chunks ingested from ``/v1/files``: ``<file id>-<file name>``."""
@@ -110,6 +114,17 @@ def store_json(gw: Gateway, name: str) -> dict[str, Any]:
             "last_active_at": None}
 
 
+def strategy_json(chunker: Chunker | None, store: VectorStore) -> dict[str, Any]:
+    """OpenAI's ``chunking_strategy`` of a store file: ``static`` in tokens for the
+    chunker used (the store's when None), ``other`` when a managed backend chunked it."""
+    if store.backend.embeds_itself:
+        return {"type": "other"}
+    used = chunker or store.chunker
+    return {"type": "static", "static": {
+        "max_chunk_size_tokens": used.size // CHARS_PER_TOKEN,
+        "chunk_overlap_tokens": used.overlap // CHARS_PER_TOKEN}}
+
+
 async def list_stores(gw: Gateway, req: HttpRequest) -> JSONReply:
     data = [store_json(gw, n) for n in allowed_stores(gw, req.key)]
     return JSONReply(200, dumps({"object": "list", "data": data,
@@ -139,10 +154,12 @@ async def list_files(gw: Gateway, req: HttpRequest) -> JSONReply:
             after += "#~"  # past every chunk of that uploaded file ('~' sorts after digits)
         page = await store.alist(limit=max(1, min(limit, 100)), after=after)
     data: list[dict[str, Any]] = []
+    default = strategy_json(None, store)
     for c in page.chunks:
         item = {"id": c.id, "object": "vector_store.file", "created_at": 0,
                 "vector_store_id": store.name, "status": "completed", "last_error": None,
-                "usage_bytes": len(c.text.encode()), "attributes": dict(c.metadata)}
+                "usage_bytes": len(c.text.encode()), "attributes": dict(c.metadata),
+                "chunking_strategy": default}
         found = None if managed else _UPLOADED.match(c.source or "")
         if found is not None:  # an uploaded file's chunks (contiguous in id order): one item
             if data and data[-1]["id"] == found.group(1):
@@ -152,10 +169,29 @@ async def list_files(gw: Gateway, req: HttpRequest) -> JSONReply:
             item["attributes"] = {k: v for k, v in c.metadata.items()
                                   if k not in ("source", "chunk_index")}
         data.append(item)
+    await _recorded_strategies(gw, req.key, store.name, data)
     return JSONReply(200, dumps({"object": "list", "data": data,
                                  "first_id": data[0]["id"] if data else None,
                                  "last_id": data[-1]["id"] if data else None,
                                  "has_more": page.next_after is not None}))
+
+
+async def _recorded_strategies(gw: Gateway, key: VirtualKey | None, store: str,
+                               items: list[dict[str, Any]]) -> None:
+    """Give the key's own uploaded files the ``chunking_strategy`` they were attached
+    with (its file records say; another key's records stay unread, so those items keep
+    the store's chunking). OpenAI returns the field on every store file, and clients
+    with strict models (ogx_client) reject an item without it."""
+    import asyncio
+
+    owner = key.id if key is not None else None
+    for item in items:
+        if not _FILE_ID.match(item["id"]):
+            continue
+        record = await asyncio.to_thread(gw.files.get, item["id"], owner)
+        state = record.attachments.get(store) if record is not None else None
+        if state and state.get("chunking_strategy"):
+            item["chunking_strategy"] = state["chunking_strategy"]
 
 
 async def search(gw: Gateway, req: HttpRequest) -> JSONReply:
