@@ -66,3 +66,35 @@ class TestSQLiteStore(StoreContract):
     @pytest.fixture
     def store_spec(self, path: Path) -> dict[str, Any]:
         return {"backend": "sqlite", "path": str(path)}
+
+    def test_a_file_with_the_old_holds_index_loses_it_and_keeps_its_holds(
+        self, path: Path
+    ) -> None:
+        """Files written before the expiry index was dropped: the index goes, the holds
+        stay, and they are still swept when they expire."""
+        import sqlite3
+
+        path.parent.mkdir(parents=True)
+        old = SQLiteBudgetStore(path)
+        charge = Charge("b|all|0", "b", "all", 0, None, 100, 60)
+        assert old.reserve("old-hold", [charge], 1_000.0, 0.0) is None
+        old.close()
+        conn = sqlite3.connect(path)
+        conn.execute("CREATE INDEX budget_holds_expires ON budget_holds (expires)")
+        conn.commit()
+        conn.close()
+
+        store = SQLiteBudgetStore(path)
+        try:
+            assert store.reserve("new", [charge], 2_000.0, 10.0) is not None  # 60 + 60 > 100
+            assert store.reserve("new", [charge], 2_000.0, 1_000.0) is None  # old one swept
+            (state,) = store.counters(1_000.0)
+            assert (state.reserved, state.released_total) == (60, 60)
+        finally:
+            store.close()
+        conn = sqlite3.connect(path)
+        indexes = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'budget_holds'"
+        ).fetchall()
+        conn.close()
+        assert ("budget_holds_expires",) not in indexes

@@ -54,6 +54,29 @@ def test_usage_is_stored_in_integer_columns_and_money_as_integer_nanos(db: Path)
     assert row == ("integer", 4_567_891, "integer", 1200, 40, "prod")
 
 
+def test_empty_fields_are_stored_as_sql_null_and_read_back(db: Path) -> None:
+    """Rows with and without their optional fields, in any order (the store writes
+    NULL values as literals, one statement per pattern of empty fields)."""
+    bare = CallRecord(time=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), trace_id="t",
+                      provider="openai", model="gpt-4o")
+    with SQLiteLedger(db) as ledger:
+        ledger.record(bare)
+        ledger.record(cases.full_row())
+        ledger.record(_row(7))
+        ledger.record(bare)
+        rows = ledger.records()
+    assert [r.request_id for r in rows] == [None, "chatcmpl-1", "r7", None]
+    assert rows[0] == bare and rows[3] == bare
+    assert rows[1].org == "acme" and rows[2].cost_nanos == 7
+    conn = sqlite3.connect(db)
+    nulls = conn.execute(
+        "SELECT typeof(request_id), typeof(cost_nanos), typeof(ttft_ms), typeof(tags), "
+        "typeof(service_tier), typeof(input_image_tokens) FROM calls ORDER BY id LIMIT 1"
+    ).fetchone()
+    conn.close()
+    assert nulls == ("null", "null", "null", "null", "null", "integer")
+
+
 def test_schema_is_created_once_and_versioned(db: Path) -> None:
     SQLiteLedger(db).close()
     SQLiteLedger(db).close()
