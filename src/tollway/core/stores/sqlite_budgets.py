@@ -79,13 +79,12 @@ DELETE); ``rowcount`` and a primary-key SELECT say the same for less."""
 _INSERT_HOLD = "INSERT INTO budget_holds (hold_id, key, amount, expires) VALUES (?, ?, ?, ?)"
 _DROP_HOLD = "DELETE FROM budget_holds WHERE hold_id = ?"
 _HELD = "SELECT key, amount FROM budget_holds WHERE hold_id = ?"
-_SETTLE_STATE = (
-    "SELECT c.spent, h.amount FROM budget_counters c LEFT JOIN budget_holds h "
-    "ON h.hold_id = ? AND h.key = c.key WHERE c.key = ?"
-)
-"""A counter's spent and what the hold still holds on it (NULL: nothing, it expired or
-ended). A counter without its row holds nothing: cleanup only removes counters with no
-reservation, and a live hold is a reservation."""
+_TAKE_EXACT = "DELETE FROM budget_holds WHERE hold_id = ? AND key = ? AND amount = ?"
+"""End a hold's part on one counter when it holds what the charge says (what reserve
+wrote): one statement, and its rowcount says whether it was still held."""
+_HELD_ONE = "SELECT amount FROM budget_holds WHERE hold_id = ? AND key = ?"
+_DROP_ONE = "DELETE FROM budget_holds WHERE hold_id = ? AND key = ?"
+_SPENT = "SELECT spent FROM budget_counters WHERE key = ?"
 _SETTLE_ONE = (
     "UPDATE budget_counters SET spent = spent + ?, reserved = reserved - ?, "
     "released_total = released_total + ?, overrun_total = overrun_total + ? "
@@ -272,34 +271,41 @@ class SQLiteBudgetStore:
         return None
 
     def _settle(
-        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int]
+        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int],
+        *, spent: bool = True,
     ) -> Callable[[sqlite3.Connection], list[int]]:
+        """The settle transaction; ``spent=False`` skips reading the counters' spent
+        back (returns ``[]``) for a caller without soft thresholds."""
+
         def body(conn: sqlite3.Connection) -> list[int]:
             execute = conn.execute
-            spent: list[int] = []
-            held_any = False
+            after: list[int] = []
             for charge, actual in zip(charges, actuals, strict=True):
                 key = charge.key
-                state = execute(_SETTLE_STATE, (hold_id, key)).fetchone()
-                if state is None:  # its counter was cleaned up meanwhile (a very late settle)
+                amount: int | None = charge.amount
+                if not execute(_TAKE_EXACT, (hold_id, key, amount)).rowcount:
+                    # Expired and swept, already ended, or holding another amount.
+                    held = execute(_HELD_ONE, (hold_id, key)).fetchone()
+                    amount = None if held is None else held[0]
+                    if amount is not None:
+                        execute(_DROP_ONE, (hold_id, key))
+                if amount is None:
+                    reserved_delta, released, overrun = 0, 0, actual
+                else:
+                    used = min(actual, amount)
+                    reserved_delta, released, overrun = amount, amount - used, actual - used
+                values = (actual, reserved_delta, released, overrun, key)
+                if not execute(_SETTLE_ONE, values).rowcount:
+                    # Its counter was cleaned up meanwhile (a very late settle; a counter
+                    # is only cleaned up with nothing reserved, so nothing was held).
                     execute(_CREATE_COUNTER, (
                         key, charge.budget, charge.scope, charge.period_start,
                         charge.period_end, charge.limit,
                     ))
-                    before, amount = 0, None
-                else:
-                    before, amount = state
-                if amount is None:
-                    reserved_delta, released, overrun = 0, 0, actual
-                else:
-                    held_any = True
-                    used = min(actual, amount)
-                    reserved_delta, released, overrun = amount, amount - used, actual - used
-                execute(_SETTLE_ONE, (actual, reserved_delta, released, overrun, key))
-                spent.append(int(before) + actual)
-            if held_any:
-                execute(_DROP_HOLD, (hold_id,))
-            return spent
+                    execute(_SETTLE_ONE, values)
+                if spent:
+                    after.append(int(execute(_SPENT, (key,)).fetchone()[0]))
+            return after
 
         return body
 
@@ -374,9 +380,10 @@ class SQLiteBudgetStore:
 
     def _with_row(
         self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int] | None,
-        row: CallRecord,
+        row: CallRecord, spent: bool,
     ) -> Callable[[sqlite3.Connection], list[int]]:
-        end = self._settle(hold_id, charges, actuals) if actuals is not None else None
+        end = (self._settle(hold_id, charges, actuals, spent=spent)
+               if actuals is not None else None)
         release = self._release(hold_id) if actuals is None else None
         insert, values = insert_row(row)
 
@@ -393,16 +400,17 @@ class SQLiteBudgetStore:
 
     def settle_and_record(
         self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int] | None,
-        now: float, ledger: object, row: CallRecord,
+        now: float, ledger: object, row: CallRecord, *, spent: bool = True,
     ) -> list[int]:
-        """Settle (``actuals``) or release (None) and insert ``row`` in ONE transaction."""
-        return self._sync(self._with_row(hold_id, charges, actuals, row))
+        """Settle (``actuals``) or release (None) and insert ``row`` in ONE transaction
+        (``spent=False``: the counters' spent is not read back, ``[]`` returned)."""
+        return self._sync(self._with_row(hold_id, charges, actuals, row, spent))
 
     async def asettle_and_record(
         self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int] | None,
-        now: float, ledger: object, row: CallRecord,
+        now: float, ledger: object, row: CallRecord, *, spent: bool = True,
     ) -> list[int]:
-        return await self._async(self._with_row(hold_id, charges, actuals, row))
+        return await self._async(self._with_row(hold_id, charges, actuals, row, spent))
 
     def close(self) -> None:
         """Close this thread's connections (other threads' close when they exit)."""
