@@ -98,3 +98,24 @@ class TestSQLiteStore(StoreContract):
         ).fetchall()
         conn.close()
         assert ("budget_holds_expires",) not in indexes
+
+    def test_an_idle_store_holds_no_read_snapshot_so_checkpoints_complete(
+        self, store: SQLiteBudgetStore, path: Path
+    ) -> None:
+        """The store reuses one cursor per connection: after each operation (a denial
+        and a status read included) nothing may stay open on it, or the WAL could never
+        be checkpointed and would grow without end."""
+        import sqlite3
+
+        charge = Charge("b|all|0", "b", "all", 0, None, 100, 60)
+        assert store.reserve("h1", [charge], 1_000.0, 0.0) is None
+        assert store.reserve("h2", [charge], 1_000.0, 0.0) is not None  # denied
+        store.counters(0.0)
+        store.settle("h1", [charge], [10], 0.0)
+        store.counters(0.0)
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            busy, frames, done = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            other.close()
+        assert busy == 0 and frames == done == 0  # truncated: nobody reads an old snapshot
