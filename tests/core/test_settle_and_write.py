@@ -17,6 +17,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +195,48 @@ def test_sharing_the_ledger_file_a_call_commits_twice_reserve_then_settle_with_i
     assert [r.status for r in rows] == ["ok", "ok"] and rows[-1].trace_id == response.trace_id
     (counter,) = store.counters(time.time())
     assert (counter.spent, counter.reserved) == (2 * CALL_NANOS, 0)
+
+
+def test_sharing_the_ledger_file_soft_thresholds_still_see_the_spent_counter(
+    fake: FakeProvider, driver: Driver, tmp_path: Path,
+) -> None:
+    """The joint settle skips reading the counter back when no budget has a soft
+    threshold; one that has gets the spent it needs: its event fires exactly once, on
+    the settle that crosses it, and every counter's books close."""
+    from tollway.core.cost.policy import SoftLimitEvent
+
+    db = tmp_path / "tollway.db"
+    ledger = SQLiteLedger(db)
+    store = SQLiteBudgetStore(db)
+    events: list[SoftLimitEvent] = []
+    soft = support.usd_budget("0.00002", name="soft", soft_threshold=0.5,
+                              on_soft_limit=events.append)
+    guard = Budgets([soft, support.usd_budget("1", name="plain")], store=store,
+                    prices=support.pricebook())
+    model = Model(support.MODEL, api_key=support.KEY, api_base=fake.url, guards=[guard],
+                  ledger=ledger, prices=support.pricebook(), config=False)
+    fake.default = _reply(False)
+    _call(driver, model, False)
+    assert events == []
+    _call(driver, model, False)  # 10,000 of 20,000 nano-USD: crosses 50%
+    _call(driver, model, False)
+    assert [e.budget for e in events] == ["soft"] and events[0].spent == 0.00001
+    assert len(ledger.records()) == 3
+    for counter in store.counters(time.time()):
+        assert (counter.spent, counter.reserved) == (3 * CALL_NANOS, 0), counter.budget
+        assert counter.reserved_total == (
+            counter.spent - counter.overrun_total + counter.released_total + counter.reserved
+        )
+
+    plain = Budgets([support.usd_budget("1", name="plain2")], store=store,
+                    prices=support.pricebook())
+    assert not plain._soft  # this guard's joint settle does not read spent back
+    quiet = Model(support.MODEL, api_key=support.KEY, api_base=fake.url, guards=[plain],
+                  ledger=ledger, prices=support.pricebook(), config=False)
+    _call(driver, quiet, False)
+    (row,) = [r for r in plain.status() if r.budget == "plain2"]
+    assert (row.spent, row.reserved) == (Decimal(CALL_NANOS) / 10**9, 0)
+    assert len(ledger.records()) == 4
 
 
 def test_by_default_the_sqlite_budget_store_lives_in_the_ledger_file(

@@ -66,3 +66,56 @@ class TestSQLiteStore(StoreContract):
     @pytest.fixture
     def store_spec(self, path: Path) -> dict[str, Any]:
         return {"backend": "sqlite", "path": str(path)}
+
+    def test_a_file_with_the_old_holds_index_loses_it_and_keeps_its_holds(
+        self, path: Path
+    ) -> None:
+        """Files written before the expiry index was dropped: the index goes, the holds
+        stay, and they are still swept when they expire."""
+        import sqlite3
+
+        path.parent.mkdir(parents=True)
+        old = SQLiteBudgetStore(path)
+        charge = Charge("b|all|0", "b", "all", 0, None, 100, 60)
+        assert old.reserve("old-hold", [charge], 1_000.0, 0.0) is None
+        old.close()
+        conn = sqlite3.connect(path)
+        conn.execute("CREATE INDEX budget_holds_expires ON budget_holds (expires)")
+        conn.commit()
+        conn.close()
+
+        store = SQLiteBudgetStore(path)
+        try:
+            assert store.reserve("new", [charge], 2_000.0, 10.0) is not None  # 60 + 60 > 100
+            assert store.reserve("new", [charge], 2_000.0, 1_000.0) is None  # old one swept
+            (state,) = store.counters(1_000.0)
+            assert (state.reserved, state.released_total) == (60, 60)
+        finally:
+            store.close()
+        conn = sqlite3.connect(path)
+        indexes = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'budget_holds'"
+        ).fetchall()
+        conn.close()
+        assert ("budget_holds_expires",) not in indexes
+
+    def test_an_idle_store_holds_no_read_snapshot_so_checkpoints_complete(
+        self, store: SQLiteBudgetStore, path: Path
+    ) -> None:
+        """The store reuses one cursor per connection: after each operation (a denial
+        and a status read included) nothing may stay open on it, or the WAL could never
+        be checkpointed and would grow without end."""
+        import sqlite3
+
+        charge = Charge("b|all|0", "b", "all", 0, None, 100, 60)
+        assert store.reserve("h1", [charge], 1_000.0, 0.0) is None
+        assert store.reserve("h2", [charge], 1_000.0, 0.0) is not None  # denied
+        store.counters(0.0)
+        store.settle("h1", [charge], [10], 0.0)
+        store.counters(0.0)
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            busy, frames, done = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            other.close()
+        assert busy == 0 and frames == done == 0  # truncated: nobody reads an old snapshot

@@ -54,6 +54,52 @@ def test_usage_is_stored_in_integer_columns_and_money_as_integer_nanos(db: Path)
     assert row == ("integer", 4_567_891, "integer", 1200, 40, "prod")
 
 
+def test_empty_fields_are_stored_as_sql_null_and_read_back(db: Path) -> None:
+    """Rows with and without their optional fields, in any order (the store writes
+    NULL values as literals, one statement per pattern of empty fields)."""
+    bare = CallRecord(time=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), trace_id="t",
+                      provider="openai", model="gpt-4o")
+    with SQLiteLedger(db) as ledger:
+        ledger.record(bare)
+        ledger.record(cases.full_row())
+        ledger.record(_row(7))
+        ledger.record(bare)
+        rows = ledger.records()
+    assert [r.request_id for r in rows] == [None, "chatcmpl-1", "r7", None]
+    assert rows[0] == bare and rows[3] == bare
+    assert rows[1].org == "acme" and rows[2].cost_nanos == 7
+    conn = sqlite3.connect(db)
+    nulls = conn.execute(
+        "SELECT typeof(request_id), typeof(cost_nanos), typeof(ttft_ms), typeof(tags), "
+        "typeof(service_tier), typeof(input_image_tokens) FROM calls ORDER BY id LIMIT 1"
+    ).fetchone()
+    conn.close()
+    assert nulls == ("null", "null", "null", "null", "null", "integer")
+
+
+def test_stored_time_text_is_the_utc_isoformat_in_every_case() -> None:
+    """format_time reuses the text of the current second: it must still give exactly
+    the isoformat of the UTC value (naive as UTC, other offsets converted, one second
+    then the next, microsecond 0, years below 1000)."""
+    from datetime import timedelta, timezone
+
+    from tollway.core.cost.ledger import format_time
+
+    def reference(value: datetime) -> str:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+    start = datetime(2026, 12, 31, 23, 59, 58, 999_999, tzinfo=UTC)
+    values = [start + timedelta(microseconds=step) for step in (0, 1, 2, 500_000, 1_000_001)]
+    values += [start.replace(microsecond=0), start.replace(tzinfo=None),
+               start.astimezone(timezone(timedelta(hours=-5))),
+               start.astimezone(timezone(timedelta(hours=5, minutes=30))),
+               datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC), datetime(1, 1, 1, tzinfo=UTC)]
+    for value in values + values[::-1]:
+        assert format_time(value) == reference(value), value
+
+
 def test_schema_is_created_once_and_versioned(db: Path) -> None:
     SQLiteLedger(db).close()
     SQLiteLedger(db).close()

@@ -404,15 +404,16 @@ class PostgresBudgetStore:
 
     def settle_and_record(
         self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int] | None,
-        now: float, ledger: Any, row: CallRecord,
+        now: float, ledger: Any, row: CallRecord, *, spent: bool = True,
     ) -> list[int]:
         """Settle (``actuals``) or release (None) and insert ``row`` into ``ledger``'s
-        table in ONE transaction."""
+        table in ONE transaction (``spent`` is accepted for the contract; the settle
+        reads it back in the same statement anyway)."""
         return self._run(self._with_row(hold_id, charges, actuals, ledger, row))
 
     async def asettle_and_record(
         self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int] | None,
-        now: float, ledger: Any, row: CallRecord,
+        now: float, ledger: Any, row: CallRecord, *, spent: bool = True,
     ) -> list[int]:
         return await self._arun(self._with_row(hold_id, charges, actuals, ledger, row))
 

@@ -120,19 +120,21 @@ class SharesLedgerDatabase(Protocol):
     - ``shares_database(ledger)``: True when ``ledger`` writes to this store's database.
     - ``settle_and_record``: exactly ``settle`` (``actuals`` given) or ``release``
       (``actuals`` None) plus inserting ``row`` into ``ledger``'s table, atomically;
-      returns what ``settle`` returns (an empty list for a release).
+      returns what ``settle`` returns (an empty list for a release). ``spent=False``
+      says the caller has no use for the counters' spent (no soft threshold): a store
+      may then skip reading it back and return an empty list.
     """
 
     def shares_database(self, ledger: Any) -> bool: ...
 
     def settle_and_record(
         self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int] | None,
-        now: float, ledger: Any, row: CallRecord,
+        now: float, ledger: Any, row: CallRecord, *, spent: bool = True,
     ) -> list[int]: ...
 
     async def asettle_and_record(
         self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int] | None,
-        now: float, ledger: Any, row: CallRecord,
+        now: float, ledger: Any, row: CallRecord, *, spent: bool = True,
     ) -> list[int]: ...
 
 

@@ -487,7 +487,7 @@ class BudgetHold:
         actuals = None if usage is None else self._actuals(usage, cost_nanos)
         store: Any = guard.store
         spent = store.settle_and_record(
-            self.hold_id, self.charges, actuals, guard._clock(), ledger, row
+            self.hold_id, self.charges, actuals, guard._clock(), ledger, row, spent=guard._soft
         )
         if actuals is not None:
             self._after_settle(actuals, spent)
@@ -501,7 +501,7 @@ class BudgetHold:
         actuals = None if usage is None else self._actuals(usage, cost_nanos)
         store: Any = guard.store
         spent = await store.asettle_and_record(
-            self.hold_id, self.charges, actuals, guard._clock(), ledger, row
+            self.hold_id, self.charges, actuals, guard._clock(), ledger, row, spent=guard._soft
         )
         if actuals is not None:
             self._after_settle(actuals, spent)
