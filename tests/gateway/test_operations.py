@@ -144,3 +144,79 @@ def test_tollway_gateway_serves_with_two_workers_and_stops_on_sigterm(tmp_path: 
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
     assert code == 0
+
+
+def test_keys_cli_takes_the_store_after_the_action_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`tollway keys create --config F` (options after the action, as a user types them)
+    works as well as `tollway keys --config F create`."""
+    config = tmp_path / "tollway.yaml"
+    config.write_text(f"models: {{fast: openai/gpt-4o-mini}}\ngateway: {{keys: {tmp_path / 'k.db'}}}\n")
+    assert main(["keys", "create", "--config", str(config), "--org", "acme"]) == 0
+    key_id = capsys.readouterr().out.splitlines()[0].removeprefix("created ")
+    assert main(["keys", "--config", str(config), "list"]) == 0
+    assert key_id in capsys.readouterr().out
+    store = str(tmp_path / "other.db")
+    assert main(["keys", "--config", str(config), "list", "--store", store]) == 0
+    assert key_id not in capsys.readouterr().out  # the later --store wins
+    assert main(["keys", "revoke", key_id, "--config", str(config)]) == 0
+    assert main(["keys", "list", "--config", str(config), "--format", "json"]) == 0
+    assert '"revoked_at": "20' in capsys.readouterr().out
+
+
+def test_budgets_command_lists_the_keys_budgets_as_the_dashboard_does(
+    tmp_path: Path, fake: FakeProvider, upstream_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`tollway budgets --config` on a gateway's config shows every key's budgets and
+    rate limits with what its calls spent, the same rows as the dashboard's page."""
+    import json
+
+    from tests.gateway.conftest import serve
+    from tollway.core.config import TollwaySettings
+    from tollway.gateway.runtime import Gateway
+    from tollway.gateway.ui.source import standalone_source
+
+    config = tmp_path / "tollway.yaml"
+    config.write_text(
+        "models:\n"
+        f"  fast: {{model: openai/gpt-4o-mini, api_base: '{fake.url}', "
+        "api_key: 'env:TOLLWAY_TEST_UPSTREAM_KEY'}\n"
+        f"ledger: {tmp_path / 'ledger.db'}\n"
+        f"gateway:\n  keys: {tmp_path / 'keys.db'}\n"
+        f"  budget_store: {{backend: sqlite, path: {tmp_path / 'budgets.db'}}}\n"
+    )
+    assert main(["keys", "create", "--config", str(config), "--user", "alice",
+                 "--budget", "1 usd/day", "--rpm", "30"]) == 0
+    key_id, secret = capsys.readouterr().out.splitlines()[:2]
+    key_id = key_id.removeprefix("created ")
+    assert main(["keys", "create", "--config", str(config), "--user", "bob"]) == 0
+    revoked = capsys.readouterr().out.splitlines()[0].removeprefix("created ")
+    fake.default = oai.text_reply("ok")
+    gw = serve(Gateway(TollwaySettings.load(str(config))))
+    try:
+        client = openai.OpenAI(base_url=gw.url + "/v1", api_key=secret, max_retries=0)
+        for _ in range(2):
+            client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "x"}])
+        cost = sum(row["cost_nanos"] for row in gw.ledger_rows()) / 1e9
+    finally:
+        gw.stop()
+    assert cost > 0
+
+    assert main(["budgets", "--config", str(config), "--format", "json"]) == 0
+    rows = {r["budget"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == {f"{key_id}/budget0", f"{key_id}/rate/requests"}  # bob has no limits
+    budget, rate = rows[f"{key_id}/budget0"], rows[f"{key_id}/rate/requests"]
+    assert (budget["scope"], budget["limit"], budget["reserved"]) == (f"key={key_id}", 1.0, 0.0)
+    assert budget["spent"] == pytest.approx(cost)
+    assert (rate["limit"], rate["spent"], rate["period"]) == (30, 2, "minute")
+    source = standalone_source(None, config=str(config))
+    try:  # the dashboard's budgets page reads the same rows
+        page = {r.budget: json.loads(json.dumps(r.as_dict())) for r in source.budgets()}
+    finally:
+        source.close()
+    assert page == rows
+
+    assert main(["keys", "revoke", key_id, "--config", str(config)]) == 0
+    assert revoked not in rows
+    capsys.readouterr()
+    assert main(["budgets", "--config", str(config)]) == 0
+    assert "no budgets" in capsys.readouterr().out  # a revoked key's limits are gone

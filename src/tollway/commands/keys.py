@@ -25,12 +25,23 @@ if TYPE_CHECKING:
     from tollway.gateway.keys import VirtualKey
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="PATH", help="tollway.yaml whose gateway.keys to use")
-    parser.add_argument("--store", metavar="TARGET",
+def _store_options(parser: argparse.ArgumentParser, *, default: object) -> None:
+    parser.add_argument("--config", metavar="PATH", default=default,
+                        help="tollway.yaml whose gateway.keys to use")
+    parser.add_argument("--store", metavar="TARGET", default=default,
                         help="key store: a SQLite path or a postgresql:// URL (overrides the config)")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    _store_options(parser, default=None)
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    create = sub.add_parser("create", help="create a key and print its secret once")
+    # Every action takes --config / --store too, so `tollway keys create --config F` works
+    # as well as `tollway keys --config F create` (SUPPRESS: an action that does not
+    # name them leaves what came before the action).
+    actions = argparse.ArgumentParser(add_help=False)
+    _store_options(actions, default=argparse.SUPPRESS)
+    create = sub.add_parser("create", parents=[actions],
+                            help="create a key and print its secret once")
     for name in ("org", "project", "user", "name"):
         create.add_argument(f"--{name}", help=f"attribution: {name}" if name != "name" else "a label")
     create.add_argument("--models", help="comma-separated aliases or provider/model the key may "
@@ -51,10 +62,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     create.add_argument("--expires", help="30d, 12h, 2w, or a date (default: never)")
     create.add_argument("--tag", action="append", default=[], metavar="NAME=VALUE",
                         help="a tag on every call of the key (repeatable)")
-    listing = sub.add_parser("list", help="every key: id, prefix, attribution, limits, state")
+    listing = sub.add_parser("list", parents=[actions],
+                             help="every key: id, prefix, attribution, limits, state")
     listing.add_argument("--format", choices=("table", "json"), default="table")
     for action in ("revoke", "rotate"):
-        cmd = sub.add_parser(action, help="stop the key everywhere" if action == "revoke"
+        cmd = sub.add_parser(action, parents=[actions],
+                             help="stop the key everywhere" if action == "revoke"
                              else "a new secret for the same key (the old one stops working)")
         cmd.add_argument("key_id", help="the key's id (key_...), as `tollway keys list` shows")
 

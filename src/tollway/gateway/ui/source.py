@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from tollway.core.cost.budgets import BudgetRow
 from tollway.core.cost.ledger import Ledger
-from tollway.gateway.guard import key_budgets
+from tollway.gateway.key_budget_rows import key_budget_rows, key_store_of, open_key_budget_store
 
 if TYPE_CHECKING:
     from tollway.core.config import TollwaySettings
@@ -47,17 +47,7 @@ class DashboardSource:
 
         rows = list(budget_status(self.settings)) if self.settings is not None else []
         if self.keys is not None and self.key_budget_store is not None:
-            prices = clock = None
-            if self.settings is not None:
-                from tollway.core.assembly import price_book
-
-                prices, clock = price_book(self.settings), self.settings.clock
-            for key in self.keys.list():
-                if key.revoked_at is not None or not (key.budgets or key.rpm or key.tpm):
-                    continue
-                guard = key_budgets(key, self.key_budget_store(), prices=prices, clock=clock)
-                if guard is not None:
-                    rows.extend(r for r in guard.status() if r.kind != "hours")
+            rows.extend(key_budget_rows(self.keys, self.key_budget_store(), self.settings))
         return rows
 
     def close(self) -> None:
@@ -99,37 +89,11 @@ def standalone_source(ledger: str | os.PathLike[str] | None, *, config: str | No
         ledger = settings.ledger_target
     opened = open_ledger(ledger)
     source = DashboardSource(ledger=opened, settings=settings, owns=[opened])
-    keys_target = keys
-    if keys_target is None and settings is not None and getattr(settings, "gateway", None):
-        from tollway.gateway.config import gateway_spec
-
-        spec = gateway_spec(settings)
-        if spec.auth == "keys":
-            keys_target = spec.keys_target()
+    keys_target = keys if keys is not None else key_store_of(settings)
     if keys_target is not None:
         from tollway.gateway.key_store import open_key_store
 
         source.keys = open_key_store(keys_target)
         source.owns.append(source.keys)
-        source.key_budget_store = _budget_store_opener(settings, source)
+        source.key_budget_store = open_key_budget_store(settings, source.owns.append)
     return source
-
-
-def _budget_store_opener(settings: TollwaySettings | None,
-                         source: DashboardSource) -> Callable[[], BudgetStore]:
-    """The gateway's budget store for key budgets, opened once on first use."""
-    opened: list[BudgetStore] = []
-
-    def open_store() -> BudgetStore:
-        if not opened:
-            from tollway.core.stores.open import open_budget_store
-            from tollway.gateway.config import gateway_spec
-
-            spec = gateway_spec(settings)
-            store_spec = spec.budget_store if spec.budget_store is not None else (
-                settings.budget_store if settings is not None else None)
-            opened.append(open_budget_store(store_spec))
-            source.owns.append(opened[0])
-        return opened[0]
-
-    return open_store
