@@ -40,6 +40,7 @@ LABELS = {
     "tollway": "tollway",
     "tollway-httpx": "tollway [httpx transport]",
     "tollway-aiohttp": "tollway [aiohttp transport]",
+    "tollway-aiohttp+ledger+budgets-sqlite": "tollway [aiohttp] + ledger + budgets (sqlite)",
     "tollway+ledger": "tollway + ledger (sqlite)",
     "tollway+otel": "tollway + OpenTelemetry on (SDK, spans batched to a discarding exporter)",
     "tollway+budgets-memory": "tollway + budgets (memory)",

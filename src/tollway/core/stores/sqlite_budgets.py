@@ -8,7 +8,10 @@ killed process (only an OS crash could lose the last commits, which the TTL swee
 the ledger make harmless). The sync path waits for the lock with SQLite's busy
 timeout and retries the refusals SQLite returns without waiting (``_sqlite``); the
 async path never blocks its event loop: it tries the lock without waiting and, when
-another process holds it, yields with ``asyncio.sleep`` before retrying.
+another process holds it, yields to the loop before retrying. Async reserve, settle,
+release and settle-and-row are group-committed (``_group_commit``): what one loop's
+tasks submit in the same turn shares one transaction, each operation in its own
+savepoint, each caller answered after the COMMIT.
 
 Connections are per thread (and reopened after a fork); the file is created on first
 use, with its parent directory. Opening rides out the same refusals, which many
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from tollway.core.cost.budgets.contract import COUNTER_RETENTION, Charge, CounterState, Denial
 from tollway.core.errors import ConfigError
+from tollway.core.stores._group_commit import GroupCommit
 from tollway.core.stores._sqlite import is_busy, open_connection, retry_while_busy
 from tollway.core.stores.sqlite_ledger import insert_row
 
@@ -114,6 +118,8 @@ class SQLiteBudgetStore:
         self._schema_ready = False
         self._next_cleanup = 0.0
         self._next_sweep = 0.0
+        self._group = GroupCommit(lambda: self._conn(wait=False), self._sync,
+                                  busy_timeout=busy_timeout)
 
     # ------------------------------------------------------------------ connections
 
@@ -354,15 +360,26 @@ class SQLiteBudgetStore:
     async def areserve(
         self, hold_id: str, charges: Sequence[Charge], expires_at: float, now: float
     ) -> Denial | None:
-        return await self._async(self._reserve(hold_id, charges, expires_at, now))
+        # skippable: a reservation whose caller was cancelled before it ran is not made
+        denial = await self._group.run(self._reserve(hold_id, charges, expires_at, now),
+                                       skippable=True)
+        if denial is None:
+            self._group.opened()
+        return denial
 
     async def asettle(
         self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int], now: float
     ) -> list[int]:
-        return await self._async(self._settle(hold_id, charges, actuals))
+        try:
+            return await self._group.run(self._settle(hold_id, charges, actuals), ends_hold=True)
+        finally:
+            self._group.closed()
 
     async def arelease(self, hold_id: str, charges: Sequence[Charge], now: float) -> None:
-        await self._async(self._release(hold_id))
+        try:
+            await self._group.run(self._release(hold_id), ends_hold=True)
+        finally:
+            self._group.closed()
 
     async def acounters(self, now: float) -> list[CounterState]:
         return await self._async(self._counters(now))
@@ -413,7 +430,11 @@ class SQLiteBudgetStore:
         self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int] | None,
         now: float, ledger: object, row: CallRecord, *, spent: bool = True,
     ) -> list[int]:
-        return await self._async(self._with_row(hold_id, charges, actuals, row, spent))
+        try:
+            return await self._group.run(self._with_row(hold_id, charges, actuals, row, spent),
+                                         ends_hold=True)
+        finally:
+            self._group.closed()
 
     def close(self) -> None:
         """Close this thread's connections (other threads' close when they exit)."""
