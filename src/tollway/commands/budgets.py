@@ -6,8 +6,8 @@ and next reset, read from the budget store the config names.
 
 A budget per value (``user: each``) shows one row per value seen this period; a fixed
 scope shows its row even before its first call. With a ``gateway:`` section (keys on),
-every virtual key's budgets and rate limits follow, as on the dashboard's budgets page. ``reserved`` is what calls in flight
-hold right now (reservations of crashed processes disappear after their TTL).
+every virtual key's budgets and rate limits follow, as on the dashboard's budgets page.
+``reserved`` is what calls in flight hold right now (reservations of crashed processes disappear after their TTL).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from typing import IO, TYPE_CHECKING
 from tollway.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from tollway.core.config import TollwaySettings
     from tollway.core.cost.budgets import BudgetRow
 
 FORMATS = ("table", "json")
@@ -39,6 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tollway.core.config import CONFIG_ENV, load_config
     from tollway.core.reports import budget_status
+    from tollway.gateway.key_budget_rows import config_key_budget_rows
 
     try:
         settings = load_config(getattr(args, "config", None))
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        rows = budget_status(settings) + _key_rows(settings)
+        rows = budget_status(settings) + config_key_budget_rows(settings)
     except ConfigError as exc:
         print(f"tollway budgets: {exc}", file=sys.stderr)
         return 2
@@ -62,32 +62,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         write_table(rows, out)
     return 0
-
-
-def _key_rows(settings: TollwaySettings) -> list[BudgetRow]:
-    """The gateway's virtual keys' budgets and rate limits, when the config has a
-    ``gateway:`` section with keys: the same rows the dashboard's budgets page shows."""
-    from tollway.gateway.key_budget_rows import (
-        key_budget_rows,
-        key_store_of,
-        open_key_budget_store,
-    )
-
-    target = key_store_of(settings)
-    if target is None:
-        return []
-    from tollway.gateway.key_store import open_key_store
-
-    opened: list[object] = []
-    keys = open_key_store(target)
-    try:
-        return key_budget_rows(keys, open_key_budget_store(settings, opened.append)(), settings)
-    finally:
-        keys.close()
-        for store in opened:
-            close = getattr(store, "close", None)
-            if close is not None:
-                close()
 
 
 def _amount(value: Decimal | int, unit: str) -> str:

@@ -8,7 +8,6 @@ budgets, through this module, so the page and the command show the same rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tollway.gateway.guard import key_budgets
@@ -18,7 +17,7 @@ if TYPE_CHECKING:
     from tollway.core.cost.budgets import BudgetRow, BudgetStore
     from tollway.gateway.key_store import KeyStore
 
-__all__ = ["key_budget_rows", "key_store_of", "open_key_budget_store"]
+__all__ = ["config_key_budget_rows", "key_budget_rows", "key_store_of", "open_key_budget_store"]
 
 
 def key_budget_rows(keys: KeyStore, store: BudgetStore,
@@ -51,22 +50,31 @@ def key_store_of(settings: TollwaySettings | None) -> str | None:
     return spec.keys_target() if spec.auth == "keys" else None
 
 
-def open_key_budget_store(settings: TollwaySettings | None,
-                          opened: Callable[[object], None]) -> Callable[[], BudgetStore]:
-    """Opens the gateway's budget store for key budgets once, on first use; ``opened``
-    receives it (so its owner can close it)."""
-    cache: list[BudgetStore] = []
+def open_key_budget_store(settings: TollwaySettings | None) -> BudgetStore:
+    """The gateway's budget store, where key budgets count: ``gateway.budget_store``,
+    else the config's ``budget_store``."""
+    from tollway.core.stores.open import open_budget_store
+    from tollway.gateway.config import gateway_spec
 
-    def open_store() -> BudgetStore:
-        if not cache:
-            from tollway.core.stores.open import open_budget_store
-            from tollway.gateway.config import gateway_spec
+    spec = gateway_spec(settings)
+    return open_budget_store(spec.budget_store if spec.budget_store is not None else (
+        settings.budget_store if settings is not None else None))
 
-            spec = gateway_spec(settings)
-            store_spec = spec.budget_store if spec.budget_store is not None else (
-                settings.budget_store if settings is not None else None)
-            cache.append(open_budget_store(store_spec))
-            opened(cache[0])
-        return cache[0]
 
-    return open_store
+def config_key_budget_rows(settings: TollwaySettings) -> list[BudgetRow]:
+    """:func:`key_budget_rows` for the key store and budget store a config names (none
+    without a ``gateway:`` section with keys), both opened for the read and closed."""
+    target = key_store_of(settings)
+    if target is None:
+        return []
+    from tollway.gateway.key_store import open_key_store
+
+    keys = open_key_store(target)
+    try:
+        store = open_key_budget_store(settings)
+        try:
+            return key_budget_rows(keys, store, settings)
+        finally:
+            store.close()
+    finally:
+        keys.close()

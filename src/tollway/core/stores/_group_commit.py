@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tollway.core.stores._sqlite import is_busy
+from tollway.core.stores._sqlite import is_busy, run_transaction
 
 __all__ = ["GroupCommit"]
 
@@ -187,44 +187,36 @@ class GroupCommit:
 
     def _attempt(self, bodies: list[Body]) -> list[tuple[bool, Any]] | None:
         """One transaction over ``bodies``: the outcomes in order, or None when SQLite
-        refused the lock (nothing applied, safe to retry)."""
-        live = bodies
-        cur = self._cursor()
+        refused the lock (nothing applied, safe to retry). A lone body runs without a
+        savepoint."""
+        lone = len(bodies) == 1
         try:
-            cur.execute("BEGIN IMMEDIATE")
+            value = run_transaction(self._cursor(), bodies[0] if lone else _savepoints(bodies))
         except sqlite3.OperationalError as exc:
             if is_busy(exc):
                 return None
-            return [(False, exc)] * len(live)
+            return [(False, exc)] * len(bodies)
+        except Exception as exc:  # only a lone body's own failure gets here
+            return [(False, exc)]
+        return [(True, value)] if lone else value
+
+
+def _savepoints(bodies: list[Body]) -> Body:
+    """One transaction body running each of ``bodies`` in its own savepoint: one that
+    raises is rolled back alone, and its exception is its outcome."""
+
+    def body(cur: sqlite3.Cursor) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
-        try:
-            if len(live) == 1:
-                try:
-                    outcomes.append((True, live[0](cur)))
-                except Exception as exc:
-                    cur.execute("ROLLBACK")
-                    return [(False, exc)]
+        for each in bodies:
+            cur.execute("SAVEPOINT group_commit")
+            try:
+                value = each(cur)
+            except Exception as exc:
+                cur.execute("ROLLBACK TO group_commit")
+                outcomes.append((False, exc))
             else:
-                for body in live:
-                    cur.execute("SAVEPOINT group_commit")
-                    try:
-                        value = body(cur)
-                    except Exception as exc:
-                        cur.execute("ROLLBACK TO group_commit")
-                        cur.execute("RELEASE group_commit")
-                        outcomes.append((False, exc))
-                    else:
-                        cur.execute("RELEASE group_commit")
-                        outcomes.append((True, value))
-            cur.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            if cur.connection.in_transaction:
-                cur.execute("ROLLBACK")
-            if is_busy(exc):
-                return None
-            return [(False, exc)] * len(live)
-        except BaseException:
-            if cur.connection.in_transaction:
-                cur.execute("ROLLBACK")
-            raise
+                outcomes.append((True, value))
+            cur.execute("RELEASE group_commit")
         return outcomes
+
+    return body

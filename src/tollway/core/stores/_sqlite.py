@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["is_busy", "open_connection", "retry_while_busy"]
+__all__ = ["is_busy", "open_connection", "retry_while_busy", "run_transaction"]
 
 T = TypeVar("T")
 
@@ -51,6 +51,21 @@ def retry_while_busy(action: Callable[[], T], *, retry_for: float) -> T:
                 raise
         time.sleep(delay * (0.5 + random.random()))
         delay = min(delay * 2, _MAX_DELAY)
+
+
+def run_transaction(cur: sqlite3.Cursor, body: Callable[[sqlite3.Cursor], T]) -> T:
+    """``body`` in one write transaction (``BEGIN IMMEDIATE``: SQLite's write lock taken
+    up front); on any failure, a refused COMMIT included, it is rolled back, so running
+    it again is safe."""
+    cur.execute("BEGIN IMMEDIATE")
+    try:
+        result = body(cur)
+        cur.execute("COMMIT")
+    except BaseException:
+        if cur.connection.in_transaction:
+            cur.execute("ROLLBACK")
+        raise
+    return result
 
 
 def open_connection(

@@ -32,7 +32,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from tollway.core.cost.budgets.contract import COUNTER_RETENTION, Charge, CounterState, Denial
 from tollway.core.errors import ConfigError
 from tollway.core.stores._group_commit import GroupCommit
-from tollway.core.stores._sqlite import is_busy, open_connection, retry_while_busy
+from tollway.core.stores._sqlite import (
+    is_busy,
+    open_connection,
+    retry_while_busy,
+    run_transaction,
+)
 from tollway.core.stores.sqlite_ledger import insert_row
 
 if TYPE_CHECKING:
@@ -128,7 +133,7 @@ class SQLiteBudgetStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             if not self._schema_ready:
-                self._run(conn.cursor(), lambda c: [c.execute(s) for s in _SCHEMA])
+                run_transaction(conn.cursor(), lambda c: [c.execute(s) for s in _SCHEMA])
                 self._schema_ready = True
             if not wait:
                 conn.execute("PRAGMA busy_timeout=0")
@@ -165,27 +170,14 @@ class SQLiteBudgetStore:
             local.__dict__[name] = cursor
         return cursor
 
-    def _run(self, cur: sqlite3.Cursor, body: Callable[[sqlite3.Cursor], T]) -> T:
-        """``body`` in one write transaction; on any failure (a refused COMMIT included)
-        it is rolled back, so running it again is safe."""
-        cur.execute("BEGIN IMMEDIATE")
-        try:
-            result = body(cur)
-            cur.execute("COMMIT")
-        except BaseException:
-            if cur.connection.in_transaction:
-                cur.execute("ROLLBACK")
-            raise
-        return result
-
     def _sync(self, body: Callable[[sqlite3.Cursor], T]) -> T:
         conn = self._conn(wait=True)
         try:
-            return self._run(conn, body)
+            return run_transaction(conn, body)
         except sqlite3.OperationalError as exc:
             if not is_busy(exc):
                 raise
-        return retry_while_busy(lambda: self._run(conn, body), retry_for=self.busy_timeout)
+        return retry_while_busy(lambda: run_transaction(conn, body), retry_for=self.busy_timeout)
 
     async def _async(self, body: Callable[[sqlite3.Cursor], T]) -> T:
         conn = self._conn(wait=False)
@@ -193,7 +185,7 @@ class SQLiteBudgetStore:
         delay = 0.0005
         while True:
             try:
-                return self._run(conn, body)
+                return run_transaction(conn, body)
             except sqlite3.OperationalError as exc:
                 if not is_busy(exc) or time.monotonic() >= deadline:
                     raise

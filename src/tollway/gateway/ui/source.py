@@ -95,5 +95,20 @@ def standalone_source(ledger: str | os.PathLike[str] | None, *, config: str | No
 
         source.keys = open_key_store(keys_target)
         source.owns.append(source.keys)
-        source.key_budget_store = open_key_budget_store(settings, source.owns.append)
+        source.key_budget_store = _opened_once(lambda: open_key_budget_store(settings),
+                                               source.owns)
     return source
+
+
+def _opened_once(open_store: Callable[[], BudgetStore],
+                 owns: list[object]) -> Callable[[], BudgetStore]:
+    """``open_store()`` on first use, then the same store; ``owns`` gets it to close."""
+    opened: list[BudgetStore] = []
+
+    def store() -> BudgetStore:
+        if not opened:
+            opened.append(open_store())
+            owns.append(opened[0])
+        return opened[0]
+
+    return store
