@@ -8,10 +8,10 @@ Both drivers, non-streamed and streamed calls.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import sqlite3
-import struct
 import subprocess
 import threading
 import time
@@ -106,12 +106,16 @@ class _WriteLock:
 
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["call", "stream"])
-def test_a_budget_file_locked_on_settle_still_returns_the_answer_and_its_row(
+def test_a_budget_file_locked_on_settle_keeps_the_settle_in_the_spool_until_it_is_free(
     fake: FakeProvider, driver: Driver, tmp_path: Path, streamed: bool,
 ) -> None:
+    """Another process holds the budget file's write lock (past the store's busy
+    timeout) while the provider answers: the settle is one write to the spool, so the
+    caller gets the answer with no warning, the row is in the ledger, and the spend
+    lands in the counter once the file is free."""
     store = SQLiteBudgetStore(tmp_path / "budgets.db", busy_timeout=0.2)
     ledger = SQLiteLedger(tmp_path / "ledger.db")
-    model, guard = _model(fake, store, ledger)
+    model, _ = _model(fake, store, ledger)
     with _WriteLock(tmp_path / "budgets.db") as lock:
         fake.default = _answer_after(lock.take, _reply(streamed))
         with warnings.catch_warnings(record=True) as caught:
@@ -121,80 +125,111 @@ def test_a_budget_file_locked_on_settle_still_returns_the_answer_and_its_row(
     assert len(fake.requests) == 1
     (row,) = ledger.records()
     assert (row.status, row.cost_nanos, row.trace_id) == ("ok", CALL_NANOS, response.trace_id)
-    (warning,) = _settle_warnings(caught)
-    assert warning.trace_id == response.trace_id and "locked" in warning.error
-    assert warning.budgets == (guard._rules[0].id,)
-    # the hold is left to expire: reserved now, given back once its TTL has passed
+    assert _settle_warnings(caught) == []
     (counter,) = store.counters(time.time())
-    assert counter.spent == 0 and counter.reserved > 0
-    (counter,) = store.counters(time.time() + TTL + 1)
-    assert counter.reserved == 0 and counter.released_total == counter.reserved_total
+    assert (counter.spent, counter.reserved) == (CALL_NANOS, 0)
+    assert counter.released_total + counter.spent == counter.reserved_total
 
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["call", "stream"])
-def test_sharing_the_ledger_file_a_failed_joint_settle_still_writes_the_row(
+def test_sharing_the_ledger_file_a_locked_file_delays_settle_and_row_together(
     fake: FakeProvider, driver: Driver, tmp_path: Path, streamed: bool,
 ) -> None:
-    """Budgets in the ledger's file: settle + row are one transaction; when it cannot
-    commit (the lock is held past the store's busy timeout) the row goes in alone once
-    the ledger gets the file."""
+    """Budgets in the ledger's file: settle and row are one spool record. The lock held
+    past the busy timeout delays both, loses neither: a read after it is free sees the
+    row, and the counter its spend."""
     db = tmp_path / "tollway.db"
     ledger = SQLiteLedger(db)
     store = SQLiteBudgetStore(db, busy_timeout=0.2)
     assert store.shares_database(ledger)
     model, _ = _model(fake, store, ledger)
     with _WriteLock(db) as lock:
-        fake.default = _answer_after(lambda: lock.take(for_seconds=1.5), _reply(streamed))
+        fake.default = _answer_after(lock.take, _reply(streamed))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             response = _call(driver, model, streamed)
-    assert response.text == "ok"
-    assert len(fake.requests) == 1
+        assert _plain_count(db) == 0  # nothing could be written to the table yet
+    assert response.text == "ok" and len(fake.requests) == 1
+    assert _settle_warnings(caught) == []
     (row,) = ledger.records()
-    assert (row.status, row.cost_nanos) == ("ok", CALL_NANOS)
-    assert len(_settle_warnings(caught)) == 1
+    assert (row.status, row.cost_nanos, row.trace_id) == ("ok", CALL_NANOS, response.trace_id)
     (counter,) = store.counters(time.time())
-    assert counter.spent == 0 and counter.reserved > 0  # left to expire, never lost
+    assert (counter.spent, counter.reserved) == (CALL_NANOS, 0)
 
 
-def _commits(wal: Path) -> int:
-    """Transactions committed in a WAL file: frames whose header carries the database
-    size after commit (non-zero only on a transaction's last frame) and the WAL's salts."""
-    if not wal.exists():
-        return 0
-    data = wal.read_bytes()
-    if len(data) < 32:
-        return 0
-    page_size = struct.unpack(">I", data[8:12])[0]
-    salts = data[16:24]
-    commits, offset = 0, 32
-    while offset + 24 + page_size <= len(data):
-        header = data[offset:offset + 24]
-        if header[8:16] != salts:
-            break
-        if struct.unpack(">I", header[4:8])[0]:
-            commits += 1
-        offset += 24 + page_size
-    return commits
+def _plain_count(db: Path) -> int:
+    """Rows in the calls table as a plain SQLite reader sees them (no spool applied)."""
+    conn = sqlite3.connect(db)
+    try:
+        return int(conn.execute('SELECT COUNT(*) FROM "calls"').fetchone()[0])
+    finally:
+        conn.close()
 
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["call", "stream"])
-def test_sharing_the_ledger_file_a_call_commits_twice_reserve_then_settle_with_its_row(
+def test_a_spool_that_cannot_be_written_and_a_locked_file_still_write_the_row(
     fake: FakeProvider, driver: Driver, tmp_path: Path, streamed: bool,
 ) -> None:
+    """The worst case: the spool file fails (its descriptor turned read-only: writes
+    fail as on a full disk) and the file is locked past the busy timeout, so the settle cannot
+    be made at all. The caller still gets the answer, the ledger gets the row alone once
+    it gets the file, a BudgetSettleWarning says so, and the hold is left to expire."""
+    db = tmp_path / "tollway.db"
+    ledger = SQLiteLedger(db)
+    store = SQLiteBudgetStore(db, busy_timeout=0.2)
+    model, guard = _model(fake, store, ledger)
+    fake.default = _reply(streamed)
+    _call(driver, model, streamed)  # the spool exists
+
+    with _WriteLock(db) as lock:
+        def break_both() -> None:
+            assert store._side is not None  # the spool's descriptor, now read-only
+            spool = store._side.file
+            read_only = os.open(spool.path, os.O_RDONLY)
+            os.dup2(read_only, spool.fd)
+            os.close(read_only)
+            lock.take(for_seconds=1.5)
+
+        fake.default = _answer_after(break_both, _reply(streamed))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            response = _call(driver, model, streamed)
+    assert response.text == "ok" and len(fake.requests) == 2
+    (warning,) = _settle_warnings(caught)
+    assert warning.trace_id == response.trace_id and "locked" in warning.error
+    assert warning.budgets == (guard._rules[0].id,)
+    rows = ledger.records()
+    assert len(rows) == 2 and response.trace_id in {r.trace_id for r in rows}
+    (counter,) = store.counters(time.time())
+    assert counter.spent == CALL_NANOS and counter.reserved > 0  # left to expire
+    (counter,) = store.counters(time.time() + TTL + 1)
+    assert counter.reserved == 0
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["call", "stream"])
+def test_sharing_the_ledger_file_calls_from_a_lease_commit_nothing_on_the_callers_thread(
+    fake: FakeProvider, driver: Driver, tmp_path: Path, streamed: bool,
+) -> None:
+    """After the first call's lease, a call's reserve, settle and row are two spool
+    writes: no transaction on the calling thread (the flusher applies them in batches),
+    and the books are exact."""
     db = tmp_path / "tollway.db"
     ledger = SQLiteLedger(db)
     store = SQLiteBudgetStore(db)
     model, _ = _model(fake, store, ledger)
     fake.default = _reply(streamed)
-    _call(driver, model, streamed)  # schema and first counter in place
-    before = _commits(db.with_name(db.name + "-wal"))
-    response = _call(driver, model, streamed)
-    assert _commits(db.with_name(db.name + "-wal")) - before == 2
+    _call(driver, model, streamed)  # schema, first counter, the lease
+    statements: list[str] = []
+    for wait in (True, False):
+        store._conn(wait=wait).connection.set_trace_callback(statements.append)
+    responses = [_call(driver, model, streamed) for _ in range(20)]
+    assert [s for s in statements if s.strip().upper() in ("BEGIN IMMEDIATE", "COMMIT")] == []
     rows = ledger.records()
-    assert [r.status for r in rows] == ["ok", "ok"] and rows[-1].trace_id == response.trace_id
+    assert [r.status for r in rows] == ["ok"] * 21
+    assert [r.trace_id for r in rows[1:]] == [r.trace_id for r in responses]
     (counter,) = store.counters(time.time())
-    assert (counter.spent, counter.reserved) == (2 * CALL_NANOS, 0)
+    assert (counter.spent, counter.reserved) == (21 * CALL_NANOS, 0)
+    assert counter.spent + counter.released_total == counter.reserved_total
 
 
 def test_sharing_the_ledger_file_soft_thresholds_still_see_the_spent_counter(

@@ -95,7 +95,9 @@ def test_secrets_are_never_stored_or_logged_in_clear(gateway_server, fake: FakeP
     bogus = "sk-tw-" + "z" * 43
     assert chat_status(gw.url, bogus) == 401
 
-    stored = b"".join(p.read_bytes() for p in tmp_path.glob("*.db*"))
+    # every file the stores keep: the databases, their WAL, the budget store's spool
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("*.db*/**/*") if p.is_file())
+    stored += b"".join(p.read_bytes() for p in tmp_path.glob("*.db*") if p.is_file())
     assert hash_secret(secret).encode() in stored  # what the store keeps instead
     for text in (secret, bogus):
         assert text.encode() not in stored

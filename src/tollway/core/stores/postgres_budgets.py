@@ -425,7 +425,8 @@ class PostgresBudgetStore:
         return self._run(self._reserve_steps(hold_id, charges, expires_at, now))
 
     def settle(
-        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int], now: float
+        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int], now: float,
+        *, spent: bool = True,
     ) -> list[int]:
         return self._run(self._settle_steps(hold_id, charges, actuals))
 
@@ -441,7 +442,8 @@ class PostgresBudgetStore:
         return await self._arun(self._reserve_steps(hold_id, charges, expires_at, now))
 
     async def asettle(
-        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int], now: float
+        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int], now: float,
+        *, spent: bool = True,
     ) -> list[int]:
         return await self._arun(self._settle_steps(hold_id, charges, actuals))
 

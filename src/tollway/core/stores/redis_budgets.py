@@ -255,7 +255,8 @@ class RedisBudgetStore:
         return self._denial(reserve(keys=keys, args=args))
 
     def settle(
-        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int], now: float
+        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int], now: float,
+        *, spent: bool = True,
     ) -> list[int]:
         _, _, settle, _ = self._sync()
         keys, args = self._settle_args(hold_id, charges, actuals)
@@ -284,7 +285,8 @@ class RedisBudgetStore:
         return self._denial(await reserve(keys=keys, args=args))
 
     async def asettle(
-        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int], now: float
+        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int], now: float,
+        *, spent: bool = True,
     ) -> list[int]:
         _, _, settle, _ = self._async()
         keys, args = self._settle_args(hold_id, charges, actuals)

@@ -23,8 +23,7 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Callable, Sequence
-from operator import itemgetter
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -36,53 +35,26 @@ from tollway.core.cost.ledger import (
     added_columns,
     format_time,
     record_from_values,
-    row_values,
 )
 from tollway.core.cost.spend import SQLDialect, build_calls_sql, build_sql, rows_from_sql
 from tollway.core.errors import ConfigError
 from tollway.core.stores._sqlite import is_busy, open_connection, retry_while_busy
+from tollway.core.stores._sqlite_rows import (
+    COLUMN_LIST,
+    INSERT_ROW,
+    TABLE,
+    insert_row,
+    insert_values,
+)
 
 if TYPE_CHECKING:
     from tollway.core.cost.records import CallRecord
     from tollway.core.cost.spend import CallsQuery, SpendQuery, SpendRow
 
-__all__ = ["INSERT_ROW", "SQLiteLedger", "insert_row"]
+__all__ = ["INSERT_ROW", "SQLiteLedger", "insert_row", "insert_values"]
 
-TABLE = "calls"
+
 T = TypeVar("T")
-
-_COLUMN_LIST = ", ".join(f'"{c.name}"' for c in COLUMNS)
-INSERT_ROW = (
-    f'INSERT INTO "{TABLE}" ({_COLUMN_LIST}) VALUES ({", ".join("?" for _ in COLUMNS)})'
-)
-"""The statement that writes one row with every value bound (``row_values(row,
-text_time=True)``); :func:`insert_row` is what the stores run."""
-
-_INSERTS: dict[tuple[type, ...], tuple[str, Callable[[Sequence[Any]], Any]]] = {}
-"""(INSERT, parameter picker) by the value types of a row: the types say which values
-are NULL, and a process sees a handful of combinations."""
-_MAX_INSERTS = 64
-
-
-def insert_row(row: CallRecord) -> tuple[str, Sequence[Any]]:
-    """The INSERT of ``row`` and its parameters, its NULL values written as ``NULL``
-    literals instead of bound: CPython's sqlite3 binds ``None`` through its adapter
-    lookup (two failed attribute lookups, ~3,000 instructions each), and a typical row
-    has 16 of them. Same columns, same stored values; the SQLite budget store runs it
-    inside its settle transaction when it shares the ledger's file."""
-    values = row_values(row, text_time=True)
-    key = tuple(map(type, values))
-    known = _INSERTS.get(key)
-    if known is None:
-        present = [i for i, v in enumerate(values) if v is not None]
-        marks = ", ".join("?" if v is not None else "NULL" for v in values)
-        sql = f'INSERT INTO "{TABLE}" ({_COLUMN_LIST}) VALUES ({marks})'
-        known = (sql, itemgetter(*present))  # a row has several NOT NULL columns: a tuple
-        if len(_INSERTS) < _MAX_INSERTS:
-            _INSERTS[key] = known
-    sql, pick = known
-    return sql, pick(values)
-
 
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (
@@ -222,6 +194,22 @@ class SQLiteLedger:
         self._conn = open_connection(self.path, busy_timeout=self.busy_timeout, setup=setup)
         return self._conn
 
+    def _read(self) -> sqlite3.Connection:
+        """The connection for a read, after applying every process's pending budget-store
+        spool to this file (rows the SQLite budget store keeps there for a moment before
+        they are in the table; see ``sqlite_budgets``), so a read sees every row written
+        before it. A file without a spool costs one ``listdir`` (caller holds the lock)."""
+        conn = self._connection()
+        if self.path != ":memory:" and os.path.isdir(self.path + "-spool"):
+            from tollway.core.stores._spool_apply import catch_up
+
+            cursor = conn.cursor()
+            try:
+                catch_up(cursor, self.path)
+            finally:
+                cursor.close()
+        return conn
+
     def _retrying(self, action: Callable[[], T]) -> T:
         """Run ``action`` (lock held), retrying while SQLite reports the file busy."""
         return retry_while_busy(action, retry_for=self.retry_for)
@@ -248,30 +236,30 @@ class SQLiteLedger:
     def query(self, query: SpendQuery) -> list[SpendRow]:
         sql, params = build_sql(query, _DIALECT)
         with self._lock:
-            rows = self._retrying(lambda: self._connection().execute(sql, params).fetchall())
+            rows = self._retrying(lambda: self._read().execute(sql, params).fetchall())
         return rows_from_sql(query, rows)
 
     def calls(self, query: CallsQuery) -> list[CallRecord]:
         sql, params = build_calls_sql(query, _DIALECT, COLUMNS)
         with self._lock:
-            rows = self._retrying(lambda: self._connection().execute(sql, params).fetchall())
+            rows = self._retrying(lambda: self._read().execute(sql, params).fetchall())
         names = [c.name for c in COLUMNS]
         return [record_from_values(dict(zip(names, r, strict=True))) for r in rows]
 
     def records(self, *, limit: int | None = None) -> list[CallRecord]:
         """Stored rows as CallRecords, oldest first (for tools and tests)."""
-        sql = f'SELECT {_COLUMN_LIST} FROM "{TABLE}" ORDER BY id'
+        sql = f'SELECT {COLUMN_LIST} FROM "{TABLE}" ORDER BY id'
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         with self._lock:
-            rows = self._retrying(lambda: self._connection().execute(sql).fetchall())
+            rows = self._retrying(lambda: self._read().execute(sql).fetchall())
         names = [c.name for c in COLUMNS]
         return [record_from_values(dict(zip(names, r, strict=True))) for r in rows]
 
     def count(self) -> int:
         sql = f'SELECT COUNT(*) FROM "{TABLE}"'
         with self._lock:
-            return int(self._retrying(lambda: self._connection().execute(sql).fetchone()[0]))
+            return int(self._retrying(lambda: self._read().execute(sql).fetchone()[0]))
 
     def close(self) -> None:
         with self._lock:

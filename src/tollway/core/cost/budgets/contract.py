@@ -60,6 +60,11 @@ class CounterState:
     reserved_total: int = 0
     released_total: int = 0
     overrun_total: int = 0
+    leased: int = 0
+    """Room processes have set aside for their next calls (the SQLite store's per-process
+    leases; 0 in the other stores). Not spent and not reserved by any call: a check for
+    room counts it (``spent + reserved + leased + amount <= limit``), so it can never let
+    a budget be overshot; an unused lease goes back within about a second."""
 
 
 class BudgetStore(Protocol):
@@ -75,7 +80,10 @@ class BudgetStore(Protocol):
       ``reserved -= amount``, ``released_total += amount - min(actual, amount)`` and
       ``overrun_total += actual - min(actual, amount)``; if it expired meanwhile,
       ``overrun_total += actual``. Returns the counters' ``spent`` after the settle, one
-      per charge (soft thresholds use it: exactly one settle crosses a threshold).
+      per charge (soft thresholds use it: exactly one settle crosses a threshold);
+      with ``spent=False`` (no soft threshold) a store may return ``[]`` instead, and
+      may make the settle durable before it is visible in ``counters`` (the SQLite
+      store's spool).
     - ``release``: give the hold's amounts back (``reserved -= a``,
       ``released_total += a``); a no-op for an unknown or expired hold.
     - ``counters``: every counter whose period has not ended (expired holds swept).
@@ -86,7 +94,8 @@ class BudgetStore(Protocol):
     ) -> Denial | None: ...
 
     def settle(
-        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int], now: float
+        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int], now: float,
+        *, spent: bool = True,
     ) -> list[int]: ...
 
     def release(self, hold_id: str, charges: Sequence[Charge], now: float) -> None: ...
@@ -98,7 +107,8 @@ class BudgetStore(Protocol):
     ) -> Denial | None: ...
 
     async def asettle(
-        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int], now: float
+        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int], now: float,
+        *, spent: bool = True,
     ) -> list[int]: ...
 
     async def arelease(self, hold_id: str, charges: Sequence[Charge], now: float) -> None: ...

@@ -454,7 +454,8 @@ class BudgetHold:
             return
         guard = self.guard
         actuals = self._actuals(usage, cost_nanos)
-        spent = guard.store.settle(self.hold_id, self.charges, actuals, guard._clock())
+        spent = guard.store.settle(self.hold_id, self.charges, actuals, guard._clock(),
+                                   spent=guard._soft)
         self._after_settle(actuals, spent)
 
     def release(self) -> None:
@@ -467,7 +468,8 @@ class BudgetHold:
             return
         guard = self.guard
         actuals = self._actuals(usage, cost_nanos)
-        spent = await guard.store.asettle(self.hold_id, self.charges, actuals, guard._clock())
+        spent = await guard.store.asettle(self.hold_id, self.charges, actuals, guard._clock(),
+                                          spent=guard._soft)
         self._after_settle(actuals, spent)
 
     async def arelease(self) -> None:

@@ -111,7 +111,8 @@ class MemoryBudgetStore:
             self._expiry = live
 
     def settle(
-        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int], now: float
+        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int], now: float,
+        *, spent: bool = True,
     ) -> list[int]:
         with self._lock:
             entries = self._holds.pop(hold_id, None) or {}
@@ -127,7 +128,7 @@ class MemoryBudgetStore:
                     state.overrun_total += actual - used
                     state.spent += actual
                     return [state.spent]
-            spent: list[int] = []
+            after: list[int] = []
             for charge, actual in zip(charges, actuals, strict=True):
                 # (a counter cleaned up after its period is recreated for a late settle)
                 state = counters.get(charge.key) or self._counter(charge)
@@ -140,8 +141,8 @@ class MemoryBudgetStore:
                     state.released_total += amount - used
                     state.overrun_total += actual - used
                 state.spent += actual
-                spent.append(state.spent)
-            return spent
+                after.append(state.spent)
+            return after
 
     def release(self, hold_id: str, charges: Sequence[Charge], now: float) -> None:
         with self._lock:
@@ -172,7 +173,8 @@ class MemoryBudgetStore:
         return self.reserve(hold_id, charges, expires_at, now)
 
     async def asettle(
-        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int], now: float
+        self, hold_id: str, charges: Sequence[Charge], actuals: Sequence[int], now: float,
+        *, spent: bool = True,
     ) -> list[int]:
         return self.settle(hold_id, charges, actuals, now)
 
