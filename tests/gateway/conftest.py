@@ -48,14 +48,18 @@ class RunningGateway:
         return secret, key
 
     def ledger_rows(self) -> list[Any]:
-        """Every ledger row written so far (the config's SQLite ledger, read directly)."""
+        """Every ledger row written so far (the config's SQLite ledger, read directly
+        after applying the gateway's pending spool, as every tollway reader does)."""
         import sqlite3
+
+        from tollway.core.stores._spool_apply import catch_up
 
         path = self.gateway.settings.ledger_target
         assert isinstance(path, str)
-        conn = sqlite3.connect(path)
+        conn = sqlite3.connect(path, isolation_level=None)
         conn.row_factory = sqlite3.Row
         try:
+            catch_up(conn.cursor(), path)
             return list(conn.execute("SELECT * FROM calls ORDER BY rowid"))
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):

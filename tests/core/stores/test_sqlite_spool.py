@@ -18,7 +18,7 @@ import pytest
 
 from tollway.core.cost.budgets import Charge
 from tollway.core.cost.records import CallRecord
-from tollway.core.stores import sqlite_budgets
+from tollway.core.stores import _spool_owner, sqlite_budgets
 from tollway.core.stores._spool import spool_dir, spools
 from tollway.core.stores.sqlite_budgets import SQLiteBudgetStore
 from tollway.core.stores.sqlite_ledger import SQLiteLedger
@@ -51,13 +51,11 @@ import os, signal, sys, time
 from datetime import UTC, datetime
 from tollway.core.cost.budgets import Charge
 from tollway.core.cost.records import CallRecord
-from tollway.core.stores import sqlite_budgets
 from tollway.core.stores.sqlite_budgets import SQLiteBudgetStore
 from tollway.core.stores.sqlite_ledger import SQLiteLedger
 
 db, calls, limit, ending, cost = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4],
                                   int(sys.argv[5]))
-sqlite_budgets._FLUSH_EVERY = 3600.0  # the flusher never runs: everything stays spooled
 store, ledger = SQLiteBudgetStore(db), SQLiteLedger(db)
 charge = Charge("b|all|0", "b", "all", 0, None, limit, 10)
 admitted = 0
@@ -84,7 +82,8 @@ def _child(db: Path, calls: int, limit: int, ending: str,
     return subprocess.Popen(
         [sys.executable, "-c", CHILD, str(db), str(calls), str(limit), ending, str(cost)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        # the flusher never runs in the child's life: everything stays spooled
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "TOLLWAY_SPOOL_FLUSH_SECONDS": "60"},
     )
 
 
@@ -219,7 +218,7 @@ def test_an_idle_lease_goes_back_and_a_closed_store_leaves_nothing(
 def test_rotated_spool_files_are_applied_and_removed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sqlite_budgets, "_ROTATE_BYTES", 4096)
+    monkeypatch.setattr(_spool_owner, "ROTATE_BYTES", 4096)
     db = tmp_path / "tollway.db"
     store, ledger = SQLiteBudgetStore(db), SQLiteLedger(db)
     charge = _charge(10**9)
@@ -257,4 +256,35 @@ async def test_async_calls_from_a_lease_are_exact(tmp_path: Path) -> None:
     assert (c.spent, c.reserved, c.reserved_total) == (20 * COST, 0, 200)
     assert ledger.count() == 20
     store.close()
+    ledger.close()
+
+
+def test_a_ledger_alone_spools_its_rows_and_every_read_sees_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ledger without a budget store: one write per row, no transaction; a read (this
+    process's or another's) applies them first; close leaves no spool behind."""
+    monkeypatch.setattr(_spool_owner, "FLUSH_EVERY", 60.0)  # only reads apply the spool
+    db = tmp_path / "ledger.db"
+    ledger = SQLiteLedger(db)
+    for n in range(25):
+        ledger.record(_row(f"t{n}"))
+    assert _plain(db, 'SELECT COUNT(*) FROM "calls"') == [(0,)]
+    other = SQLiteLedger(db)
+    assert other.count() == 25
+    assert [r.trace_id for r in other.records()] == [f"t{n}" for n in range(25)]
+    other.close()
+    ledger.close()
+    assert _plain(db, 'SELECT COUNT(*) FROM "calls"') == [(25,)]
+    assert spools(spool_dir(db)) == []
+
+
+def test_a_ledger_with_synchronous_full_commits_each_row(tmp_path: Path) -> None:
+    """``synchronous=full`` asks for an fsync per row: no spool, each row its own
+    transaction, in the table when record returns."""
+    db = tmp_path / "ledger.db"
+    ledger = SQLiteLedger(db, synchronous="full")
+    ledger.record(_row("t"))
+    assert _plain(db, 'SELECT COUNT(*) FROM "calls"') == [(1,)]
+    assert not spool_dir(db).exists()
     ledger.close()

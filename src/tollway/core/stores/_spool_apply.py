@@ -1,7 +1,8 @@
 """Applying the SQLite budget store's spools (``_spool``) to the database: exactly
 once, in batches, by whoever gets there first.
 
-Records: ``("r", hold, expires, parts)`` a reservation admitted from the writer's lease;
+Records: ``("w", row)`` a ledger row on its own (the SQLite ledger's spool);
+``("r", hold, expires, parts)`` a reservation admitted from the writer's lease;
 ``("s", hold, now, parts, actuals, row)`` its settle; ``("x", hold, parts, row)`` its
 release (``row``: the call's ledger row when the ledger shares the file, else None). A
 batch folds what it can: a reservation ended in the same batch never writes a hold row,
@@ -21,7 +22,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from tollway.core.cost.budgets.contract import Charge
 from tollway.core.stores._spool import DONE, claim_if_dead, read_frames, spool_dir, spools
@@ -147,6 +148,8 @@ class Batch:
                         delta[5] += actual - used
             if row is not None:
                 self.rows.append(row)
+        elif kind == "w":  # a ledger row on its own (the ledger's spool)
+            self.rows.append(record[1])
         elif kind == "x":
             _, hold_id, parts, row = record
             if self.holds.pop(hold_id, None) is None:
@@ -175,13 +178,18 @@ class Batch:
                 p = self.details[key]  # cleaned up meanwhile: a very late settle
                 conn.execute(CREATE_COUNTER, p[:6])
                 conn.execute(_APPLY_DELTAS, values)
-        if self.rows:
-            by_sql: dict[str, list[Sequence[Any]]] = {}
-            for row in self.rows:
-                sql, params = insert_values(row)
-                by_sql.setdefault(sql, []).append(params)
-            for sql, params_list in by_sql.items():
-                conn.executemany(sql, params_list)
+        # Rows in the order they were written: one executemany per run of rows of the
+        # same shape (the ids then follow the order of the calls).
+        run_sql, run = "", cast(list[Sequence[Any]], [])
+        for row in self.rows:
+            sql, params = insert_values(row)
+            if sql != run_sql and run:
+                conn.executemany(run_sql, run)
+                run = []
+            run_sql = sql
+            run.append(params)
+        if run:
+            conn.executemany(run_sql, run)
 
 
 def _owner_of(name: str) -> str:
@@ -228,7 +236,11 @@ def catch_up_body(directory: Path, own: str | None, doomed: list[Path]) -> Calla
         by_owner: dict[str, list[Path]] = {}
         for owner, path in spools(directory):
             by_owner.setdefault(owner, []).append(path)
-        lessees = {o for (o,) in conn.execute("SELECT DISTINCT owner FROM budget_leases")}
+        leases = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'budget_leases'"
+        ).fetchone() is not None  # a ledger's file without a budget store has none
+        lessees = {o for (o,) in conn.execute(
+            "SELECT DISTINCT owner FROM budget_leases")} if leases else set()
         for owner in sorted(set(by_owner) | lessees):
             paths = by_owner.get(owner, [])
             if owner == own:
@@ -239,7 +251,8 @@ def catch_up_body(directory: Path, own: str | None, doomed: list[Path]) -> Calla
                 for path in paths:
                     apply_file(conn, path)
                 if dead:
-                    _release_leases(conn, owner)
+                    if leases:
+                        _release_leases(conn, owner)
                     for path in paths:
                         conn.execute(SET_APPLIED, (path.name, DONE))
                     doomed.extend(paths)

@@ -37,40 +37,27 @@ retrying. Connections are per thread (and reopened after a fork).
 
 from __future__ import annotations
 
-import asyncio
-import atexit
-import contextlib
 import os
 import sqlite3
-import threading
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tollway.core.cost.budgets.contract import COUNTER_RETENTION, Charge, CounterState, Denial
-from tollway.core.errors import ConfigError
 from tollway.core.logs import logger
-from tollway.core.stores._spool import DONE, OwnerLock, SpoolFile, frame, spool_dir
+from tollway.core.stores._spool import SpoolFile
 from tollway.core.stores._spool_apply import (
     CREATE_COUNTER,
     LEASE_GRANT,
     RELEASE_ONE,
-    SET_APPLIED,
     SPENT,
     Batch,
-    apply_file,
     catch_up_body,
     parts_of,
     unlink,
 )
-from tollway.core.stores._sqlite import (
-    is_busy,
-    open_connection,
-    retry_while_busy,
-    run_transaction,
-)
+from tollway.core.stores._spool_owner import SPOOL_OFFSETS, Side, SpoolOwner
 
 if TYPE_CHECKING:
     from tollway.core.cost.records import CallRecord
@@ -84,16 +71,11 @@ _LEASE_CALLS = 128
 """A lease covers at most this many of the calls that asked for it."""
 _LEASE_SHARE = 8
 """...and at most this share of the room left on the counter (1/8)."""
-_FLUSH_EVERY = 0.05
-"""Seconds between the flusher's passes over this process's spool."""
 _IDLE_RETURN = 1.0
 """Seconds a lease may go unused before it is given back."""
 _RECOVER_EVERY = 5.0
 """Seconds between looks for dead processes' spools and leases on the reserve path (a
 reservation that would be denied looks at once)."""
-_ROTATE_BYTES = 8 << 20
-"""A spool file this large is retired (applied to its end, then removed) and a new
-generation begun, so a long-running process's spool stays small."""
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS budget_counters (
@@ -123,10 +105,7 @@ _SCHEMA = (
         amount INTEGER NOT NULL,
         PRIMARY KEY (owner, key)
     ) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS spool_offsets (
-        spool TEXT PRIMARY KEY,
-        applied INTEGER NOT NULL
-    ) WITHOUT ROWID""",
+    SPOOL_OFFSETS,
     # Holds are only the calls in flight: the sweep scans them, and an index on
     # ``expires`` would be one more B-tree page written by every reserve and settle.
     "DROP INDEX IF EXISTS budget_holds_expires",
@@ -144,268 +123,42 @@ _COLUMNS = (
 # =========================================================================== this process
 
 
-class _Side:
-    """This process's side of a store: its spool files, its leases, its flusher."""
-
-    def __init__(self, directory: Path) -> None:
-        self.pid = os.getpid()
-        self.directory = directory
-        self.lock = OwnerLock(directory)
-        self.owner = self.lock.owner
-        self.generation = 0
-        self.file = SpoolFile(directory, self.owner, 0)
-        self.retired: list[SpoolFile] = []
-        self.leases: dict[str, list[Any]] = {}
-        """key -> [free room, limit it was granted under, monotonic time last used]"""
-        self.applied = 0
-        """Offset of ``file`` known to be applied (after a COMMIT; a lower bound)."""
-        self.wake = threading.Event()
-        self.stopped = False
-        self.flusher: threading.Thread | None = None
-        self.next_recovery = 0.0
-
-    def pending(self) -> bool:
-        return self.file.size > self.applied or bool(self.retired)
-
-    def rotate(self) -> None:
-        self.retired.append(self.file)
-        self.generation += 1
-        self.file = SpoolFile(self.directory, self.owner, self.generation)
-        self.applied = 0
-
-    def abandon(self) -> None:
-        """The store was garbage-collected unclosed: stop the flusher and let go of the
-        owner lock, keeping the files. The spool then looks like a dead process's, and
-        the next look (any store or ledger on the file, this process's included)
-        applies it and gives its leases back."""
-        if self.pid != os.getpid() or self.stopped:
-            return
-        self.stopped = True
-        self.wake.set()
-        self.lock.release(remove=False)
-        for f in (self.file, *self.retired):
-            f.close()
-
-    def forget(self) -> None:
-        """In a forked child: let go of the parent's descriptors, touch no file."""
-        self.lock.forget()
-        for f in (self.file, *self.retired):
-            f.close()
-        self.stopped = True
-
-
-_STORES: weakref.WeakSet[SQLiteBudgetStore] = weakref.WeakSet()
-
-
-def _after_fork() -> None:
-    for store in list(_STORES):
-        side = store._side
-        if side is not None and side.pid != os.getpid():
-            side.forget()
-            store._side = None
-        store._lock = threading.RLock()
-
-
-def _at_exit() -> None:
-    for store in list(_STORES):
-        with contextlib.suppress(Exception):
-            store.close()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork)
-atexit.register(_at_exit)
-
-
-def _flush_loop(ref: weakref.ref[SQLiteBudgetStore], side: _Side) -> None:
-    failures = 0
-    while not side.stopped:
-        side.wake.wait(_FLUSH_EVERY)
-        side.wake.clear()
-        store = ref()
-        if store is None or side.stopped:
-            return
-        try:
-            store._flush(side)
-            failures = 0
-        except Exception as exc:
-            failures += 1
-            if failures in (1, 100) or failures % 1000 == 0:
-                _log.warning("budget store %s: applying the spool failed (%s: %s); it is "
-                             "kept and retried", store.path, type(exc).__name__, exc)
-        finally:
-            del store
-    ref_store = ref()
-    if ref_store is not None:
-        ref_store._close_thread_connections()
-
-
-class SQLiteBudgetStore:
+class SQLiteBudgetStore(SpoolOwner):
     """The single-machine :class:`~tollway.core.cost.budgets.BudgetStore`."""
 
+    what = "budget store"
+    fix = "check the path under budget_store.path (or $TOLLWAY_BUDGETS_DB)"
+    config_key = "budget_store.path"
+
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
-        self.path = Path(path)
-        self.busy_timeout = busy_timeout
-        self._local = threading.local()
-        self._lock = threading.RLock()
-        self._schema_ready = False
+        super().__init__(path, busy_timeout=busy_timeout)
         self._next_cleanup = 0.0
         self._next_sweep = 0.0
-        self._side: _Side | None = None
-        self._directory = spool_dir(self.path)
-        _STORES.add(self)
 
     def __repr__(self) -> str:
         return f"SQLiteBudgetStore({str(self.path)!r})"
 
-    # ------------------------------------------------------------------ connections
+    def _create_schema(self, conn: sqlite3.Cursor) -> None:
+        for statement in _SCHEMA:
+            conn.execute(statement)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(budget_counters)")}
+        if "leased" not in columns:  # a file made before leases
+            conn.execute(
+                "ALTER TABLE budget_counters ADD COLUMN leased INTEGER NOT NULL DEFAULT 0")
 
-    def _connect(self, *, wait: bool) -> sqlite3.Connection:
-        def setup(conn: sqlite3.Connection) -> None:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            if not self._schema_ready:
-                run_transaction(conn.cursor(), _create_schema)
-                self._schema_ready = True
-            if not wait:
-                conn.execute("PRAGMA busy_timeout=0")
+    def _before_close(self, side: Side) -> None:
+        self._return_leases(side, None)
 
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            return retry_while_busy(
-                lambda: open_connection(
-                    str(self.path), busy_timeout=self.busy_timeout, setup=setup
-                ),
-                retry_for=self.busy_timeout,
-            )
-        except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(
-                f"cannot open the budget store {str(self.path)!r}: {exc}; check the path "
-                "under budget_store.path (or $TOLLWAY_BUDGETS_DB)", key="budget_store.path"
-            ) from None
-
-    def _conn(self, *, wait: bool) -> sqlite3.Cursor:
-        """A cursor on this thread's connection: ``wait`` ones use the busy timeout, the
-        async path's ones fail fast so the event loop can yield instead. One cursor per
-        connection, reused by every transaction (``Connection.execute`` would create
-        and free one per statement); every transaction ends with a COMMIT or ROLLBACK
-        on it, which resets its last query."""
-        local = self._local
-        name = "sync" if wait else "nowait"
-        pid = os.getpid()
-        if getattr(local, "pid", None) != pid:
-            local.__dict__.clear()
-            local.pid = pid
-        cursor = local.__dict__.get(name)
-        if cursor is None:
-            cursor = self._connect(wait=wait).cursor()
-            local.__dict__[name] = cursor
-        return cursor
-
-    def _sync(self, body: Callable[[sqlite3.Cursor], T]) -> T:
-        conn = self._conn(wait=True)
-        try:
-            return run_transaction(conn, body)
-        except sqlite3.OperationalError as exc:
-            if not is_busy(exc):
-                raise
-        return retry_while_busy(lambda: run_transaction(conn, body), retry_for=self.busy_timeout)
-
-    async def _async(self, body: Callable[[sqlite3.Cursor], T], *, locked: bool = False,
-                     then: Callable[[T], Any] | None = None) -> Any:
-        """``body`` in a transaction without blocking the loop on another process's
-        lock; ``locked``: under this store's thread lock (taken before SQLite's, as on
-        the sync path, and never held across an ``await``), with ``then`` run on the
-        result after the COMMIT in the same locked section."""
-        conn = self._conn(wait=False)
-        deadline = time.monotonic() + self.busy_timeout
-        delay = 0.0005
-        while True:
-            try:
-                if locked:
-                    with self._lock:
-                        result = run_transaction(conn, body)
-                        return result if then is None else then(result)
-                return run_transaction(conn, body)
-            except sqlite3.OperationalError as exc:
-                if not is_busy(exc) or time.monotonic() >= deadline:
-                    raise
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.02)
-
-    def _ready(self) -> _Side:
-        """This process's side, made on first use (caller holds the lock)."""
-        side = self._side
-        if side is None or side.pid != os.getpid():
-            self._conn(wait=True)  # the schema, before any spool exists
-            try:
-                side = _Side(self._directory)
-            except OSError as exc:
-                raise ConfigError(
-                    f"cannot create the budget store's spool {str(self._directory)!r}: "
-                    f"{exc}; the directory beside budget_store.path must be writable",
-                    key="budget_store.path",
-                ) from None
-            self._side = side
-            weakref.finalize(self, side.abandon)
-        return side
-
-    def _close_thread_connections(self) -> None:
-        local: Any = self._local
-        if getattr(local, "pid", None) != os.getpid():
-            return
-        for name in ("sync", "nowait"):
-            cursor = local.__dict__.pop(name, None)
-            if cursor is not None:
-                cursor.connection.close()
-
-    # ------------------------------------------------------------------ the spool
-
-    def _append(self, side: _Side, record: tuple[Any, ...]) -> None:
-        side.file.append(frame(record))
-        if side.file.size >= _ROTATE_BYTES:
-            side.rotate()
-        if side.flusher is None:
-            side.flusher = threading.Thread(
-                target=_flush_loop, args=(weakref.ref(self), side),
-                name=f"tollway-spool-{self.path.name}", daemon=True,
-            )
-            side.flusher.start()
-
-    def _apply_own(self, conn: sqlite3.Cursor, side: _Side, retire: list[SpoolFile]) -> int:
-        """Apply this process's spool; returns the current file's applied offset. Retired
-        files applied to their end are marked done and listed in ``retire``."""
-        retire.clear()
-        for old in side.retired:
-            if apply_file(conn, old.path) in (old.size, DONE):
-                conn.execute(SET_APPLIED, (old.name, DONE))
-                retire.append(old)
-        if side.file.size <= side.applied:
-            return side.applied
-        return apply_file(conn, side.file.path)
-
-    def _applied(self, side: _Side, offset: int, retire: Sequence[SpoolFile]) -> None:
-        """After a COMMIT that applied this process's spool."""
-        side.applied = max(side.applied, offset)
-        for old in retire:
-            if old in side.retired:
-                side.retired.remove(old)
-                old.close()
-                unlink([old.path])
-
-    def _flush(self, side: _Side) -> None:
+    def _flush(self, side: Side) -> None:
         """The flusher's pass: apply the spool; give back leases unused for a while."""
-        if side.pending():
-            retire: list[SpoolFile] = []
-            offset = self._sync(lambda conn: self._apply_own(conn, side, retire))
-            self._applied(side, offset, retire)
+        super()._flush(side)
         cutoff = time.monotonic() - _IDLE_RETURN
         with self._lock:
             if side is self._side and any(
                     lease[2] < cutoff for lease in side.leases.values()):
                 self._return_leases(side, cutoff)
 
-    def _return_leases(self, side: _Side, cutoff: float | None) -> None:
+    def _return_leases(self, side: Side, cutoff: float | None) -> None:
         """Give back the leases unused since ``cutoff`` (all of them: None), after
         applying the spool, so each lease's row holds exactly its free room (caller
         holds the lock)."""
@@ -429,7 +182,7 @@ class SQLiteBudgetStore:
 
     # ------------------------------------------------------------------ reserve
 
-    def _admit(self, side: _Side, hold_id: str, charges: Sequence[Charge],
+    def _admit(self, side: Side, hold_id: str, charges: Sequence[Charge],
                expires_at: float) -> bool:
         """Admit the call from this process's leases if they hold room for every charge
         (caller holds the lock): one spool record, no transaction."""
@@ -463,7 +216,7 @@ class SQLiteBudgetStore:
             )
 
     def _refill(
-        self, side: _Side, charges: Sequence[Charge], now: float, doomed: list[Path],
+        self, side: Side, charges: Sequence[Charge], now: float, doomed: list[Path],
     ) -> Callable[[sqlite3.Cursor], Denial | dict[str, int]]:
         """The lease transaction (caller holds the lock): apply this process's spool,
         then grow each lease that lacks room for its charge, or deny. The grants are
@@ -525,13 +278,13 @@ class SQLiteBudgetStore:
 
         return body
 
-    def _recover(self, conn: sqlite3.Cursor, side: _Side, doomed: list[Path]) -> None:
+    def _recover(self, conn: sqlite3.Cursor, side: Side, doomed: list[Path]) -> None:
         side.next_recovery = time.monotonic() + _RECOVER_EVERY
         found: list[Path] = []
         catch_up_body(self._directory, side.owner, found)(conn)
         doomed.extend(found)
 
-    def _granted(self, side: _Side, charges: Sequence[Charge], grants: dict[str, int]) -> None:
+    def _granted(self, side: Side, charges: Sequence[Charge], grants: dict[str, int]) -> None:
         used = time.monotonic()
         for c in charges:
             lease = side.leases.get(c.key)
@@ -565,7 +318,7 @@ class SQLiteBudgetStore:
                                                    expires_at),
         )
 
-    def _after_refill(self, side: _Side, result: Denial | dict[str, int], doomed: list[Path],
+    def _after_refill(self, side: Side, result: Denial | dict[str, int], doomed: list[Path],
                       hold_id: str, charges: Sequence[Charge], expires_at: float
                       ) -> Denial | None:
         """After the lease transaction's COMMIT (lock held): add the grants, admit."""
@@ -603,7 +356,7 @@ class SQLiteBudgetStore:
         self._applied(side, offset, retire)
         return spent
 
-    def _direct(self, side: _Side, record: tuple[Any, ...], keys: Sequence[str] | None
+    def _direct(self, side: Side, record: tuple[Any, ...], keys: Sequence[str] | None
                 ) -> Callable[[sqlite3.Cursor], list[int]]:
         def body(conn: sqlite3.Cursor) -> list[int]:
             self._apply_own(conn, side, [])
@@ -715,43 +468,3 @@ class SQLiteBudgetStore:
     ) -> list[int]:
         return self.settle_and_record(hold_id, charges, actuals, now, ledger, row, spent=spent)
 
-    def close(self) -> None:
-        """Apply this process's spool, give its leases back, remove its spool files and
-        close this thread's connections. A process that dies without closing loses
-        nothing: the next process to look applies its spool and frees its leases."""
-        with self._lock:
-            side = self._side
-            if side is not None and side.pid == os.getpid():
-                side.stopped = True
-                side.wake.set()
-                try:
-                    self._return_leases(side, None)
-                    files = [*side.retired, side.file]
-                    retire: list[SpoolFile] = []
-
-                    def body(conn: sqlite3.Cursor) -> None:
-                        self._apply_own(conn, side, retire)
-                        for f in files:
-                            conn.execute(SET_APPLIED, (f.name, DONE))
-
-                    self._sync(body)
-                except Exception as exc:  # the next process recovers the spool
-                    _log.warning("budget store %s: could not apply the spool at close "
-                                 "(%s); another process will", self.path, exc)
-                    side.lock.release(remove=False)
-                else:
-                    for f in files:
-                        f.close()
-                    unlink([f.path for f in files])
-                    side.lock.release(remove=True)
-                self._side = None
-            self._close_thread_connections()
-
-
-def _create_schema(conn: sqlite3.Cursor) -> None:
-    for statement in _SCHEMA:
-        conn.execute(statement)
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(budget_counters)")}
-    if "leased" not in columns:  # a file made before leases
-        conn.execute(
-            "ALTER TABLE budget_counters ADD COLUMN leased INTEGER NOT NULL DEFAULT 0")
