@@ -31,7 +31,7 @@ from tollway.core.stores._sqlite_rows import insert_values
 
 __all__ = [
     "CREATE_COUNTER", "LEASE_GRANT", "RELEASE_ONE", "SET_APPLIED", "SPENT", "Batch",
-    "apply_file", "catch_up", "catch_up_body", "parts_of", "unlink",
+    "apply_file", "catch_up", "catch_up_all", "parts_of", "unlink",
 ]
 
 _READ_BYTES = 4 << 20
@@ -226,44 +226,41 @@ def _release_leases(conn: sqlite3.Cursor, owner: str) -> None:
         conn.execute("DELETE FROM budget_leases WHERE owner = ?", (owner,))
 
 
-def catch_up_body(directory: Path, own: str | None, doomed: list[Path]) -> Callable[
-        [sqlite3.Cursor], None]:
-    """Apply every process's pending spool; a dead process's spool is applied to its end,
-    its leases given back and its files marked for removal (``doomed``, after COMMIT)."""
-
-    def body(conn: sqlite3.Cursor) -> None:
-        doomed.clear()
-        by_owner: dict[str, list[Path]] = {}
-        for owner, path in spools(directory):
-            by_owner.setdefault(owner, []).append(path)
-        leases = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'budget_leases'"
-        ).fetchone() is not None  # a ledger's file without a budget store has none
-        lessees = {o for (o,) in conn.execute(
-            "SELECT DISTINCT owner FROM budget_leases")} if leases else set()
-        for owner in sorted(set(by_owner) | lessees):
-            paths = by_owner.get(owner, [])
-            if owner == own:
+def catch_up_all(conn: sqlite3.Cursor, directory: Path, own: str | None) -> list[Path]:
+    """Apply every process's pending spool (``own``: this process's owner, never taken
+    for dead). A dead process's spool is applied to its end and its leases given back;
+    its files are returned, to remove after the COMMIT."""
+    doomed: list[Path] = []
+    by_owner: dict[str, list[Path]] = {}
+    for owner, path in spools(directory):
+        by_owner.setdefault(owner, []).append(path)
+    leases = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'budget_leases'"
+    ).fetchone() is not None  # a ledger's file without a budget store has none
+    lessees = {o for (o,) in conn.execute(
+        "SELECT DISTINCT owner FROM budget_leases")} if leases else set()
+    for owner in sorted(set(by_owner) | lessees):
+        paths = by_owner.get(owner, [])
+        if owner == own:
+            for path in paths:
+                apply_file(conn, path)
+            continue
+        with claim_if_dead(directory, owner) as dead:
+            for path in paths:
+                apply_file(conn, path)
+            if dead:
+                if leases:
+                    _release_leases(conn, owner)
                 for path in paths:
-                    apply_file(conn, path)
-                continue
-            with claim_if_dead(directory, owner) as dead:
-                for path in paths:
-                    apply_file(conn, path)
-                if dead:
-                    if leases:
-                        _release_leases(conn, owner)
-                    for path in paths:
-                        conn.execute(SET_APPLIED, (path.name, DONE))
-                    doomed.extend(paths)
-        present = {path.name for _, path in spools(directory)}
-        finished = [name for (name,) in conn.execute(
-            "SELECT spool FROM spool_offsets WHERE applied = ?", (DONE,))]
-        gone = [(name,) for name in finished if name not in present]
-        if gone:
-            conn.executemany("DELETE FROM spool_offsets WHERE spool = ?", gone)
-
-    return body
+                    conn.execute(SET_APPLIED, (path.name, DONE))
+                doomed.extend(paths)
+    present = {path.name for paths in by_owner.values() for path in paths}
+    finished = [name for (name,) in conn.execute(
+        "SELECT spool FROM spool_offsets WHERE applied = ?", (DONE,))]
+    gone = [(name,) for name in finished if name not in present]
+    if gone:
+        conn.executemany("DELETE FROM spool_offsets WHERE spool = ?", gone)
+    return doomed
 
 
 def unlink(paths: Sequence[Path]) -> None:
@@ -279,9 +276,7 @@ def catch_up(conn: sqlite3.Cursor, database: str | os.PathLike[str]) -> None:
     directory = spool_dir(Path(database))
     if not spools(directory):
         return
-    doomed: list[Path] = []
-    run_transaction(conn, catch_up_body(directory, None, doomed))
-    unlink(doomed)
+    unlink(run_transaction(conn, lambda c: catch_up_all(c, directory, None)))
 
 
 def settle_body(

@@ -20,7 +20,8 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,7 +36,7 @@ from tollway.core.stores._sqlite import (
     run_transaction,
 )
 
-__all__ = ["FLUSH_EVERY", "Side", "SpoolOwner"]
+__all__ = ["FLUSH_EVERY", "Applied", "Side", "SpoolOwner"]
 
 T = TypeVar("T")
 _log = logger("tollway.stores")
@@ -169,6 +170,18 @@ def _flush_loop(ref: weakref.ref[SpoolOwner], side: Side) -> None:
 
 
 
+@dataclass(slots=True)
+class Applied:
+    """What one transaction applied, for :meth:`SpoolOwner._finish` after its COMMIT (a
+    transaction that rolls back leaves the process's state untouched; one that is
+    retried overwrites these)."""
+
+    offset: int = 0
+    retire: list[SpoolFile] = field(default_factory=list)
+    doomed: list[Path] = field(default_factory=list)
+    """Dead processes' spool files, removed once the COMMIT made them done."""
+
+
 class SpoolOwner:
     """One owner of a spool on one SQLite file (subclasses: the budget store, the
     ledger's row spool). ``what`` and ``fix`` say, in errors, what it is and how to fix
@@ -287,6 +300,11 @@ class SpoolOwner:
             weakref.finalize(self, side.abandon)
         return side
 
+    def _own_side(self) -> Side | None:
+        """This process's side if it has one (never one inherited over a fork)."""
+        side = self._side
+        return side if side is not None and side.pid == os.getpid() else None
+
     def _close_thread_connections(self) -> None:
         local: Any = self._local
         if getattr(local, "pid", None) != os.getpid():
@@ -309,51 +327,52 @@ class SpoolOwner:
             )
             side.flusher.start()
 
-    def _apply_own(self, conn: sqlite3.Cursor, side: Side, retire: list[SpoolFile]) -> int:
-        """Apply this process's spool; returns the current file's applied offset. Retired
-        files applied to their end are marked done and listed in ``retire``."""
-        retire.clear()
+    def _apply_own(self, conn: sqlite3.Cursor, side: Side, applied: Applied) -> None:
+        """Apply this process's spool inside a transaction, noting in ``applied`` what
+        :meth:`_finish` acts on after the COMMIT: the current file's offset and the
+        retired files applied to their end (marked done here)."""
+        applied.retire = []
         for old in side.retired:
             if apply_file(conn, old.path) in (old.size, DONE):
                 conn.execute(SET_APPLIED, (old.name, DONE))
-                retire.append(old)
-        if side.file.size <= side.applied:
-            return side.applied
-        return apply_file(conn, side.file.path)
+                applied.retire.append(old)
+        applied.offset = (side.applied if side.file.size <= side.applied
+                          else apply_file(conn, side.file.path))
 
-    def _applied(self, side: Side, offset: int, retire: Sequence[SpoolFile]) -> None:
-        """After a COMMIT that applied this process's spool."""
-        side.applied = max(side.applied, offset)
-        for old in retire:
-            if old in side.retired:
-                side.retired.remove(old)
-                old.close()
-                unlink([old.path])
+    def _finish(self, side: Side | None, applied: Applied) -> None:
+        """After the COMMIT of a transaction that applied spools: move this process's
+        applied offset on, close and remove its retired files, remove dead processes'."""
+        if side is not None:
+            side.applied = max(side.applied, applied.offset)
+            for old in applied.retire:
+                if old in side.retired:
+                    side.retired.remove(old)
+                    old.close()
+                    unlink([old.path])
+        unlink(applied.doomed)
 
     def _flush(self, side: Side) -> None:
         """The flusher's pass: apply the spool (subclasses add their own upkeep)."""
         if side.pending():
-            retire: list[SpoolFile] = []
-            offset = self._sync(lambda conn: self._apply_own(conn, side, retire))
-            self._applied(side, offset, retire)
-
+            applied = Applied()
+            self._sync(lambda conn: self._apply_own(conn, side, applied))
+            self._finish(side, applied)
 
     def close(self) -> None:
         """Apply this process's spool, remove its spool files and close this thread's
         connections. A process that dies without closing loses nothing: the next
         process to look applies its spool (and frees what it had set aside)."""
         with self._lock:
-            side = self._side
-            if side is not None and side.pid == os.getpid():
+            side = self._own_side()
+            if side is not None:
                 side.stopped = True
                 side.wake.set()
                 try:
                     self._before_close(side)
                     files = [*side.retired, side.file]
-                    retire: list[SpoolFile] = []
 
                     def body(conn: sqlite3.Cursor) -> None:
-                        self._apply_own(conn, side, retire)
+                        self._apply_own(conn, side, Applied())
                         for f in files:
                             conn.execute(SET_APPLIED, (f.name, DONE))
 

@@ -46,18 +46,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from tollway.core.cost.budgets.contract import COUNTER_RETENTION, Charge, CounterState, Denial
 from tollway.core.logs import logger
-from tollway.core.stores._spool import SpoolFile
 from tollway.core.stores._spool_apply import (
     CREATE_COUNTER,
     LEASE_GRANT,
     RELEASE_ONE,
     SPENT,
     Batch,
-    catch_up_body,
+    catch_up_all,
     parts_of,
-    unlink,
 )
-from tollway.core.stores._spool_owner import SPOOL_OFFSETS, Side, SpoolOwner
+from tollway.core.stores._spool_owner import SPOOL_OFFSETS, Applied, Side, SpoolOwner
 
 if TYPE_CHECKING:
     from tollway.core.cost.records import CallRecord
@@ -163,20 +161,19 @@ class SQLiteBudgetStore(SpoolOwner):
         applying the spool, so each lease's row holds exactly its free room (caller
         holds the lock)."""
         idle = [key for key, lease in side.leases.items() if cutoff is None or lease[2] < cutoff]
-        retire: list[SpoolFile] = []
+        applied = Applied()
 
-        def body(conn: sqlite3.Cursor) -> int:
-            offset = self._apply_own(conn, side, retire)
+        def body(conn: sqlite3.Cursor) -> None:
+            self._apply_own(conn, side, applied)
             for key in idle:
                 free = side.leases[key][0]
                 conn.execute("UPDATE budget_counters SET leased = leased - ? WHERE key = ?",
                              (free, key))
                 conn.execute("DELETE FROM budget_leases WHERE owner = ? AND key = ?",
                              (side.owner, key))
-            return offset
 
-        offset = self._sync(body)
-        self._applied(side, offset, retire)
+        self._sync(body)
+        self._finish(side, applied)
         for key in idle:
             del side.leases[key]
 
@@ -216,7 +213,7 @@ class SQLiteBudgetStore(SpoolOwner):
             )
 
     def _refill(
-        self, side: Side, charges: Sequence[Charge], now: float, doomed: list[Path],
+        self, side: Side, charges: Sequence[Charge], now: float, applied: Applied,
     ) -> Callable[[sqlite3.Cursor], Denial | dict[str, int]]:
         """The lease transaction (caller holds the lock): apply this process's spool,
         then grow each lease that lacks room for its charge, or deny. The grants are
@@ -224,16 +221,14 @@ class SQLiteBudgetStore(SpoolOwner):
         changes nothing here)."""
 
         def body(conn: sqlite3.Cursor) -> Denial | dict[str, int]:
-            doomed.clear()
-            retire: list[SpoolFile] = []
-            self._apply_own(conn, side, retire)
-            doomed.extend(f.path for f in retire)
+            applied.doomed = []
+            self._apply_own(conn, side, applied)
             swept = now >= self._next_sweep
             if swept:
                 self._sweep(conn, now)
             caught_up = time.monotonic() >= side.next_recovery
             if caught_up:
-                self._recover(conn, side, doomed)
+                self._recover(conn, side, applied)
             conn.executemany(CREATE_COUNTER, [
                 (c.key, c.budget, c.scope, c.period_start, c.period_end, c.limit)
                 for c in charges
@@ -265,7 +260,7 @@ class SQLiteBudgetStore(SpoolOwner):
                 if swept and caught_up:
                     return denial
                 self._sweep(conn, now)
-                self._recover(conn, side, doomed)
+                self._recover(conn, side, applied)
                 swept = caught_up = True
             conn.executemany(
                 "UPDATE budget_counters SET leased = leased + ?, lim = ? WHERE key = ?",
@@ -278,11 +273,9 @@ class SQLiteBudgetStore(SpoolOwner):
 
         return body
 
-    def _recover(self, conn: sqlite3.Cursor, side: Side, doomed: list[Path]) -> None:
+    def _recover(self, conn: sqlite3.Cursor, side: Side, applied: Applied) -> None:
         side.next_recovery = time.monotonic() + _RECOVER_EVERY
-        found: list[Path] = []
-        catch_up_body(self._directory, side.owner, found)(conn)
-        doomed.extend(found)
+        applied.doomed += catch_up_all(conn, self._directory, side.owner)
 
     def _granted(self, side: Side, charges: Sequence[Charge], grants: dict[str, int]) -> None:
         used = time.monotonic()
@@ -293,36 +286,42 @@ class SQLiteBudgetStore(SpoolOwner):
             lease[0] += grants.get(c.key, 0)
             lease[1] = c.limit
 
+    def _from_lease(self, hold_id: str, charges: Sequence[Charge], expires_at: float
+                    ) -> tuple[Side, bool]:
+        """This process's side, and whether its leases admitted the call."""
+        with self._lock:
+            side = self._ready()
+            return side, self._admit(side, hold_id, charges, expires_at)
+
     def reserve(
         self, hold_id: str, charges: Sequence[Charge], expires_at: float, now: float
     ) -> Denial | None:
-        with self._lock:
-            side = self._ready()
-            if self._admit(side, hold_id, charges, expires_at):
+        with self._lock:  # held through the refill too (re-entrant)
+            side, admitted = self._from_lease(hold_id, charges, expires_at)
+            if admitted:
                 return None
-            doomed: list[Path] = []
-            result = self._sync(self._refill(side, charges, now, doomed))
-            return self._after_refill(side, result, doomed, hold_id, charges, expires_at)
+            applied = Applied()
+            result = self._sync(self._refill(side, charges, now, applied))
+            return self._after_refill(side, result, applied, hold_id, charges, expires_at)
 
     async def areserve(
         self, hold_id: str, charges: Sequence[Charge], expires_at: float, now: float
     ) -> Denial | None:
-        with self._lock:
-            side = self._ready()
-            if self._admit(side, hold_id, charges, expires_at):
-                return None
-        doomed: list[Path] = []
+        side, admitted = self._from_lease(hold_id, charges, expires_at)
+        if admitted:
+            return None
+        applied = Applied()
         return await self._async(
-            self._refill(side, charges, now, doomed), locked=True,
-            then=lambda result: self._after_refill(side, result, doomed, hold_id, charges,
+            self._refill(side, charges, now, applied), locked=True,
+            then=lambda result: self._after_refill(side, result, applied, hold_id, charges,
                                                    expires_at),
         )
 
-    def _after_refill(self, side: Side, result: Denial | dict[str, int], doomed: list[Path],
+    def _after_refill(self, side: Side, result: Denial | dict[str, int], applied: Applied,
                       hold_id: str, charges: Sequence[Charge], expires_at: float
                       ) -> Denial | None:
         """After the lease transaction's COMMIT (lock held): add the grants, admit."""
-        unlink(doomed)
+        self._finish(side, applied)
         if isinstance(result, Denial):
             return result
         self._granted(side, charges, result)
@@ -343,26 +342,28 @@ class SQLiteBudgetStore(SpoolOwner):
         except OSError as exc:
             _log.warning("budget store %s: spool write failed (%s); settling in a "
                          "transaction instead", self.path, exc)
-            return self._sync(self._direct(side, record, keys))
+            applied = Applied()
+            spent = self._sync(self._direct(side, record, keys, applied))
+            self._finish(side, applied)
+            return spent
         if keys is None:
             return []
-        retire: list[SpoolFile] = []
-
-        def body(conn: sqlite3.Cursor) -> tuple[int, list[int]]:
-            offset = self._apply_own(conn, side, retire)
-            return offset, [int(conn.execute(SPENT, (key,)).fetchone()[0]) for key in keys]
-
-        offset, spent = self._sync(body)
-        self._applied(side, offset, retire)
+        applied = Applied()
+        spent = self._sync(self._direct(side, None, keys, applied))
+        self._finish(side, applied)
         return spent
 
-    def _direct(self, side: Side, record: tuple[Any, ...], keys: Sequence[str] | None
-                ) -> Callable[[sqlite3.Cursor], list[int]]:
+    def _direct(self, side: Side, record: tuple[Any, ...] | None, keys: Sequence[str] | None,
+                applied: Applied) -> Callable[[sqlite3.Cursor], list[int]]:
+        """Apply this process's spool (and ``record``, one the spool could not take) at
+        once; read ``keys``' spent back."""
+
         def body(conn: sqlite3.Cursor) -> list[int]:
-            self._apply_own(conn, side, [])
-            batch = Batch(conn, side.owner)
-            batch.add(record)
-            batch.finish()
+            self._apply_own(conn, side, applied)
+            if record is not None:
+                batch = Batch(conn, side.owner)
+                batch.add(record)
+                batch.finish()
             if keys is None:
                 return []
             return [int(conn.execute(SPENT, (key,)).fetchone()[0]) for key in keys]
@@ -402,12 +403,11 @@ class SQLiteBudgetStore(SpoolOwner):
 
     # ------------------------------------------------------------------ counters
 
-    def _counters(self, now: float, doomed: list[Path]) -> Callable[
+    def _counters(self, now: float, applied: Applied) -> Callable[
             [sqlite3.Cursor], list[CounterState]]:
-        side = self._side if self._side is not None and self._side.pid == os.getpid() else None
-
         def body(conn: sqlite3.Cursor) -> list[CounterState]:
-            catch_up_body(self._directory, side.owner if side else None, doomed)(conn)
+            side = self._own_side()
+            applied.doomed = catch_up_all(conn, self._directory, side.owner if side else None)
             self._sweep(conn, now)
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM budget_counters "
@@ -420,17 +420,20 @@ class SQLiteBudgetStore(SpoolOwner):
 
     def counters(self, now: float) -> list[CounterState]:
         """Every current counter, after applying every process's pending spool."""
-        doomed: list[Path] = []
+        applied = Applied()
         with self._lock:
-            states = self._sync(self._counters(now, doomed))
-        unlink(doomed)
+            states = self._sync(self._counters(now, applied))
+            self._finish(None, applied)
         return states
 
     async def acounters(self, now: float) -> list[CounterState]:
-        doomed: list[Path] = []
-        states = await self._async(self._counters(now, doomed), locked=True)
-        unlink(doomed)
-        return states
+        applied = Applied()
+
+        def finish(states: list[CounterState]) -> list[CounterState]:
+            self._finish(None, applied)
+            return states
+
+        return await self._async(self._counters(now, applied), locked=True, then=finish)
 
     # ------------------------------------------------------------------ the ledger's file
 
