@@ -1,7 +1,8 @@
 """The clients under test, each reduced to the same few callables (worker side).
 
 A client id names one way of making the call the benchmark makes: ``httpx``,
-``httpx-pool1024``, ``aiohttp``, ``httpx-aiohttp``, ``openai``, ``litellm`` and
+``httpx-pool1024``, ``aiohttp``, ``httptools`` (raw asyncio + httptools),
+``httpx-aiohttp``, ``openai``, ``litellm`` and
 ``tollway`` with options (``tollway+ledger``, ``tollway+budgets-sqlite``,
 ``tollway-aiohttp``...). Every client sends the same JSON to the same fake server and
 parses the answer into a usable object; the raw clients do the least work that still
@@ -34,6 +35,7 @@ LABELS = {
     "httpcore": "raw httpcore",
     "httpx-pool1024": "raw httpx (pool 1024/512)",
     "aiohttp": "raw aiohttp",
+    "httptools": "raw asyncio + httptools",
     "httpx-aiohttp": "httpx-aiohttp",
     "openai": "openai SDK",
     "litellm": "litellm",
@@ -41,6 +43,8 @@ LABELS = {
     "tollway-httpx": "tollway [httpx transport]",
     "tollway-aiohttp": "tollway [aiohttp transport]",
     "tollway-aiohttp+ledger+budgets-sqlite": "tollway [aiohttp] + ledger + budgets (sqlite)",
+    "tollway-httptools": "tollway [httptools transport]",
+    "tollway-httptools+ledger+budgets-sqlite": "tollway [httptools] + ledger + budgets (sqlite)",
     "tollway+ledger": "tollway + ledger (sqlite)",
     "tollway+otel": "tollway + OpenTelemetry on (SDK, spans batched to a discarding exporter)",
     "tollway+budgets-memory": "tollway + budgets (memory)",
@@ -82,6 +86,8 @@ def preload(family_name: str) -> None:
         import httpx  # noqa: F401
     elif family_name == "aiohttp":
         import aiohttp  # noqa: F401
+    elif family_name == "httptools":
+        import _raw_httptools  # noqa: F401
     elif family_name == "httpx_aiohttp":
         import httpx_aiohttp  # noqa: F401
     elif family_name == "tollway":
@@ -107,13 +113,16 @@ def tollway_default_transport() -> str:
 
 def same_stack(client: str, default_transport: str) -> str:
     """The raw client on the HTTP stack a tollway client uses (its fair baseline):
-    raw httpx for tollway's httpx transport; for its aiohttp transport raw aiohttp when
-    tollway drives aiohttp itself (``tollway.core.transport.aiohttp_backend``), else
-    httpx-aiohttp (the adapter earlier builds used)."""
+    raw httpx for tollway's httpx transport; raw asyncio + httptools for its httptools
+    transport; for its aiohttp transport raw aiohttp when tollway drives aiohttp itself
+    (``tollway.core.transport.aiohttp_backend``), else httpx-aiohttp (the adapter
+    earlier builds used)."""
     import importlib.util
 
     opts = TollwayOptions.parse(client)
     transport = opts.transport or default_transport
+    if transport == "httptools":
+        return "httptools"
     if transport != "aiohttp":
         return "httpx"
     native = importlib.util.find_spec("tollway.core.transport.aiohttp_backend") is not None
@@ -334,6 +343,15 @@ def async_call(client: str, url: str, tmp: Path) -> AsyncCall:
                 return json.loads(await resp.read())
 
         return call_aio
+    if client == "httptools":
+        from _raw_httptools import RawHttptools
+
+        raw = RawHttptools(target, HEADERS)
+
+        async def call_raw() -> Any:
+            return json.loads(await raw.post(body))
+
+        return call_raw
     if client == "openai":
         import openai
 
@@ -438,6 +456,15 @@ def sync_stream(client: str, url: str, tmp: Path) -> Callable[[], StreamResult]:
     raise ValueError(f"{client} has no sync stream")
 
 
+def _is_text_chunk(line: bytes) -> bool:
+    """Whether one SSE line (no line ending) is a chunk with text: parsed as a raw
+    client's caller would."""
+    if not line.startswith(b"data: ") or line == b"data: [DONE]":
+        return False
+    choices = json.loads(line[6:]).get("choices")
+    return bool(choices and choices[0]["delta"].get("content"))
+
+
 def async_stream(client: str, url: str, tmp: Path) -> Callable[[], Awaitable[StreamResult]]:
     """The async twin of :func:`sync_stream` (call inside the running loop)."""
     target = f"{url}/chat/completions"
@@ -480,18 +507,33 @@ def async_stream(client: str, url: str, tmp: Path) -> Callable[[], Awaitable[Str
             first, count = 0, 0
             async with session.post(target, data=body, headers=HEADERS) as resp:
                 async for raw_line in resp.content:
-                    line = raw_line.rstrip(b"\r\n")
-                    if not line.startswith(b"data: ") or line == b"data: [DONE]":
-                        continue
-                    chunk = json.loads(line[6:])
-                    choices = chunk.get("choices")
-                    if choices and choices[0]["delta"].get("content"):
+                    if _is_text_chunk(raw_line.rstrip(b"\r\n")):
                         count += 1
                         if not first:
                             first = clock() - t0
             return first, count
 
         return raw_aio
+    if client == "httptools":
+        from _raw_httptools import RawHttptools
+
+        bare = RawHttptools(target, HEADERS)
+        body = _encoded(STREAM_BODY)
+
+        async def raw_ht() -> StreamResult:
+            t0 = clock()
+            first, count = 0, 0
+            pending = b""
+            async for data in bare.stream(body):
+                *lines, pending = (pending + data).split(b"\n")
+                for raw_line in lines:
+                    if _is_text_chunk(raw_line.rstrip(b"\r")):
+                        count += 1
+                        if not first:
+                            first = clock() - t0
+            return first, count
+
+        return raw_ht
     if client == "openai":
         import openai
 

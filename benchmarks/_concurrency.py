@@ -2,12 +2,13 @@
 
 Here the HTTP client's connection pool dominates (httpx's default async pool reached
 ~274 calls/s where raw aiohttp reached ~4,700/s on this machine), so tollway is run on
-both of its async transports (``TOLLWAY_ASYNC_TRANSPORT=httpx|aiohttp``) to confirm its
+each of its async transports (``TOLLWAY_ASYNC_TRANSPORT=httptools|aiohttp|httpx``) to
+confirm its
 default is the faster one. "raw httpx (pool 1024/512)" is an httpx.AsyncClient with the
 limits tollway's httpx transport uses (max_connections 1024, keep-alive 512): httpcore's
 pool slows down badly once hundreds of idle keep-alive connections sit in it, which the
 default pool (100 / 20) avoids. DESIGN.md: tollway >= 90% of the fastest raw client with
-the ledger and budgets on (SQLite, one file: ``tollway-aiohttp+ledger+budgets-sqlite``);
+the ledger and budgets on (SQLite, one file: ``tollway-httptools+ledger+budgets-sqlite``);
 the rows with them off show what the ledger and budgets cost under load.
 """
 
@@ -21,10 +22,12 @@ from _clients import async_call, label, tollway_default_transport
 from _measure import concurrent
 from _report import Table, by_client, errors_of, med, spread
 
-RAW = ["httpx", "httpx-pool1024", "aiohttp", "httpx-aiohttp"]
-LEDGER_BUDGETS = "tollway-aiohttp+ledger+budgets-sqlite"
-"""The client DESIGN.md's 256-concurrent goal is about: ledger and budgets on."""
-CLIENTS = [*RAW, "openai", "litellm", "tollway-aiohttp", "tollway-httpx", LEDGER_BUDGETS]
+RAW = ["httpx", "httpx-pool1024", "aiohttp", "httptools", "httpx-aiohttp"]
+LEDGER_BUDGETS = "tollway-httptools+ledger+budgets-sqlite"
+"""The client DESIGN.md's 256-concurrent goal is about: ledger and budgets on (on the
+default async transport)."""
+CLIENTS = [*RAW, "openai", "litellm", "tollway-httptools", "tollway-aiohttp", "tollway-httpx",
+           "tollway-aiohttp+ledger+budgets-sqlite", LEDGER_BUDGETS]
 
 
 def run(job: dict[str, Any]) -> dict[str, Any]:
@@ -40,7 +43,8 @@ def jobs(cfg: dict[str, Any], env: dict[str, Any]) -> list[dict[str, Any]]:
     params = {"concurrency": cfg["concurrency"], "max_calls": cfg["conc_calls"],
               "seconds": cfg["conc_seconds"]}
     usable = [c for c in CLIENTS if c not in env["skip"]
-              and not (c.startswith("tollway-aiohttp") and "aiohttp" in env["skip"])]
+              and not (c.startswith("tollway-aiohttp") and "aiohttp" in env["skip"])
+              and not (c.startswith("tollway-httptools") and "httptools" in env["skip"])]
     out = []
     for rep in range(cfg["conc_reps"]):
         shift = rep % len(usable)
@@ -91,10 +95,8 @@ def summarize(results: list[dict[str, Any]], env: dict[str, Any]) -> tuple[list[
         if kinds:
             table.notes.append(f"{label(client)} call errors: {kinds}")
     default = env.get("tollway_transport") or tollway_default_transport()
-    tw = {t: tput.get(f"tollway-{t}") for t in ("aiohttp", "httpx")}
-    faster = None
-    if tw["aiohttp"] and tw["httpx"]:
-        faster = "aiohttp" if tw["aiohttp"] >= tw["httpx"] else "httpx"
+    tw = {t: v for t in ("httptools", "aiohttp", "httpx") if (v := tput.get(f"tollway-{t}"))}
+    faster = max(tw, key=lambda t: tw[t]) if len(tw) > 1 else None
     table.notes.append(f"fastest raw client: {label(fastest) if fastest else '-'}; "
                        f"fake server capacity {env.get('capacity_rps', 0):,.0f} requests/s")
     table.notes.append(

@@ -25,8 +25,8 @@ SYNC_CLIENTS = [
     "tollway+ledger+budgets-sqlite",
 ]
 ASYNC_CLIENTS = [
-    "httpx", "aiohttp", "httpx-aiohttp", "openai", "litellm", "tollway", "tollway+otel",
-    "tollway-httpx", "tollway+ledger+budgets-sqlite",
+    "httpx", "aiohttp", "httptools", "httpx-aiohttp", "openai", "litellm", "tollway",
+    "tollway+otel", "tollway-httpx", "tollway-aiohttp", "tollway+ledger+budgets-sqlite",
 ]
 
 

@@ -23,7 +23,7 @@ from fake_server import STREAM_CHUNKS
 
 EVENTS = STREAM_CHUNKS + 3
 SYNC_CLIENTS = ["httpx", "openai", "litellm", "tollway"]
-ASYNC_CLIENTS = ["httpx", "aiohttp", "httpx-aiohttp", "openai", "litellm", "tollway"]
+ASYNC_CLIENTS = ["httpx", "aiohttp", "httptools", "httpx-aiohttp", "openai", "litellm", "tollway"]
 
 
 def run(job: dict[str, Any]) -> dict[str, Any]:

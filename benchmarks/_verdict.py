@@ -93,7 +93,7 @@ def verdict(output: dict[str, Any]) -> tuple[Table, list[dict[str, Any]]]:
     row = conc.get(f"tollway-{default}") if default else None
     share = (row or {}).get("vs_fastest_raw")
     fastest = summary.get("fastest_raw")
-    on = (conc.get("tollway-aiohttp+ledger+budgets-sqlite") or {}).get("vs_fastest_raw")
+    on = (conc.get(f"tollway-{default}+ledger+budgets-sqlite") or {}).get("vs_fastest_raw")
     check("256 concurrent async calls, ledger + budgets on (sqlite)",
           ">= 90% of the fastest raw client", on, 0.9, higher_is_better=True,
           shown=f"{on:.0%} of {fastest}" if on is not None else "",

@@ -96,7 +96,7 @@ def availability() -> dict[str, str]:
         skip["litellm"] = "litellm is not installed (uv sync --group bench)"
     if importlib.util.find_spec("openai") is None:
         skip["openai"] = "openai is not installed (uv sync --group bench)"
-    for name in ("aiohttp", "httpx_aiohttp"):
+    for name in ("aiohttp", "httpx_aiohttp", "httptools"):
         if importlib.util.find_spec(name) is None:
             skip[name.replace("_", "-")] = f"{name} is not installed"
     budgets = importlib.util.find_spec("tollway.core.cost.budgets") is not None

@@ -22,7 +22,8 @@ from tollway.core.cost.records import CallRecord
 from tollway.core.logs import MASK
 from tollway.core.transport import Transport
 
-BACKENDS = [("sync", "httpcore"), ("sync", "httpx"), ("async", "aiohttp"), ("async", "httpx")]
+BACKENDS = [("sync", "httpcore"), ("sync", "httpx"), ("async", "httptools"), ("async", "aiohttp"),
+            ("async", "httpx")]
 
 
 def _echoing(fake: FakeProvider, key: str) -> None:
@@ -60,7 +61,7 @@ def test_http_library_debug_logs_carry_no_echoed_key(
 
     with pytest.raises(errors.AuthenticationError):
         model.complete("hi") if driver == "sync" else asyncio.run(acall())
-    if backend != "aiohttp":  # httpx drives httpcore: both log each exchange at DEBUG
+    if backend not in ("aiohttp", "httptools"):  # httpx drives httpcore: both log each exchange
         assert any(r.name.startswith("httpcore") for r in caplog.records)
     if backend == "httpcore":
         # the response headers were logged: with the key masked out of them

@@ -120,7 +120,7 @@ class Path:
 
 PATHS = [
     Path(driver, stream, backend)
-    for driver, backends in (("sync", ("httpcore", "httpx")), ("async", ("aiohttp", "httpx")))
+    for driver, backends in (("sync", ("httpcore", "httpx")), ("async", ("httptools", "aiohttp", "httpx")))
     for stream in (False, True)
     for backend in backends
 ]
@@ -280,8 +280,11 @@ def test_a_single_target_ends_in_the_documented_typed_error_within_total(
     if want.error is None:
         assert error is None, f"{fault}: {error!r}"
         assert response.text == ANSWER
-        # the warm-up, the request lost on the reused connection, the one sent fresh
-        assert len(faults.requests) - before == 3
+        # the warm-up, the request lost on the reused connection, the one sent fresh;
+        # the httptools backend skips an idle connection whose close it has already
+        # read, and then sends only the fresh one (which happens first is timing)
+        sent = len(faults.requests) - before
+        assert sent == 3 or (path.backend == "httptools" and sent == 2), sent
         return
     assert isinstance(error, want.error), f"{fault}: expected {want.error.__name__}, got {error!r}"
     assert want.says in str(error)

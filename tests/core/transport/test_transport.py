@@ -203,7 +203,7 @@ def test_a_lone_no_proxy_names_no_proxy_and_keeps_the_fast_backends(
         finally:
             await transport.aclose()
 
-    assert asyncio.run(async_backend()) == "AiohttpBackend"
+    assert asyncio.run(async_backend()) == "HttptoolsBackend"
 
 
 def test_calls_and_streams_reuse_one_keep_alive_connection(backend: Transport) -> None:
@@ -245,7 +245,7 @@ def test_a_reused_connection_closed_before_any_response_is_retried_once_fresh(
         assert len(server.requests) == 5
 
 
-@pytest.mark.parametrize("async_backend", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("async_backend", ["httptools", "aiohttp", "httpx"])
 @pytest.mark.parametrize("call", ["complete", "stream"])
 def test_async_a_reused_connection_closed_before_any_response_is_retried_once_fresh(
     monkeypatch: pytest.MonkeyPatch, async_backend: str, call: str

@@ -7,9 +7,11 @@ it costs more per call than all of tollway's own code; when the environment name
 proxy it is ``httpx.Client``, which honours it. The async backend is aiohttp when it is
 installed (``aiohttp_backend``): under 256 concurrent calls it serves several
 times httpx's async throughput here (see benchmarks/); else, or when a proxy is
-configured, httpx's own pool.
-``TOLLWAY_SYNC_TRANSPORT=httpx|httpcore`` and ``TOLLWAY_ASYNC_TRANSPORT=httpx|aiohttp``
-force one.
+configured, httpx's own pool. When httptools is installed (``tollway[gateway]``), the
+async backend is tollway's own HTTP/1.1 client on asyncio (``httptools_backend``): it
+costs a third of aiohttp's CPU per request.
+``TOLLWAY_SYNC_TRANSPORT=httpx|httpcore`` and
+``TOLLWAY_ASYNC_TRANSPORT=httptools|aiohttp|httpx`` force one.
 
 Network failures become tollway errors (TimeoutError, ConnectionError) so the router can
 decide on retries without knowing httpx.
@@ -59,10 +61,16 @@ def _sync_backend() -> str:
 
 def _async_backend() -> str:
     choice = os.environ.get("TOLLWAY_ASYNC_TRANSPORT", "").lower()
-    if choice in ("httpx", "aiohttp"):
+    if choice in ("httpx", "aiohttp", "httptools"):
         return choice
     if _proxies_configured():
         return "httpx"
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        return "httptools"
     try:
         import aiohttp  # noqa: F401
     except ImportError:
@@ -111,7 +119,12 @@ class Transport:
         loop = asyncio.get_running_loop()
         backend = self._async_clients.get(loop)
         if backend is None:
-            if _async_backend() == "aiohttp":
+            choice = _async_backend()
+            if choice == "httptools":
+                from tollway.core.transport.httptools_backend import HttptoolsBackend
+
+                backend = HttptoolsBackend()
+            elif choice == "aiohttp":
                 from tollway.core.transport.aiohttp_backend import AiohttpBackend
 
                 backend = AiohttpBackend()
