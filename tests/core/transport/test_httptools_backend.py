@@ -322,8 +322,15 @@ def test_open_connections_are_capped_and_further_calls_wait(
 ) -> None:
     monkeypatch.setattr(httptools_backend, "MAX_CONNECTIONS", 2)
 
+    active, most, lock = [0], [0], threading.Lock()
+
     def slow(conn: socket.socket, request: bytes) -> bool:
+        with lock:  # requests being answered at once (counted down before the reply)
+            active[0] += 1
+            most[0] = max(most[0], active[0])
         threading.Event().wait(0.05)
+        with lock:
+            active[0] -= 1
         conn.sendall(_reply(extra=b"connection: close\r\n"))
         return False
 
@@ -338,7 +345,7 @@ def test_open_connections_are_capped_and_further_calls_wait(
                 await backend.aclose()
 
         assert run(go) == [200] * 6
-        assert server.connections == 6 and server.most_open <= 2
+        assert server.connections == 6 and most[0] == 2
 
 
 def test_a_server_that_never_answers_times_out_within_read() -> None:
@@ -390,3 +397,34 @@ def test_a_refused_connection_is_a_connection_error_naming_the_server() -> None:
     with pytest.raises(errors.ConnectionError, match=f"could not reach {url}") as caught:
         run(go)
     assert "sk-test-httptools" not in str(caught.value)
+
+
+def test_a_call_cancelled_while_waiting_for_a_connection_slot_gives_none_away(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(httptools_backend, "MAX_CONNECTIONS", 1)
+
+    def slow(conn: socket.socket, request: bytes) -> bool:
+        threading.Event().wait(0.1)
+        conn.sendall(_reply())
+        return True
+
+    with serving(slow) as server:
+        async def go() -> list[int]:
+            backend = HttptoolsBackend()
+            try:
+                dep = _dep(server.url)
+                first = asyncio.ensure_future(_post(backend, dep))
+                await asyncio.sleep(0.02)
+                waiting = asyncio.ensure_future(_post(backend, dep))
+                await asyncio.sleep(0.02)
+                waiting.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await waiting
+                third = await asyncio.wait_for(_post(backend, dep), 2)  # the slot came back
+                return [(await first)[0], third[0], backend._slots.open]
+            finally:
+                await backend.aclose()
+
+        assert run(go) == [200, 200, 0]
+        assert len(server.requests) == 2  # the cancelled call sent nothing

@@ -18,7 +18,9 @@ What it does, in full:
 - bodies by Content-Length, chunked, or until the server closes;
 - the same timeouts as the other backends: ``connect``; a non-streamed call's whole
   exchange within ``read`` (capped by ``total``); a stream's head and each wait
-  between chunks within ``read``, the whole stream within ``total``;
+  between chunks within ``read``, the whole stream within ``total``. One timer per
+  event loop checks them every ``TICK`` (50 ms), so a timeout fires up to 50 ms late;
+  a timer per wait would cost more than the rest of the hand-off;
 - a request sent on a keep-alive connection the server had closed, with not one byte
   answered, fails as ``ConnectionError(unanswered=True)`` (the transport sends it once
   more) and drops the other idle connections to that server (likely closed too);
@@ -35,7 +37,7 @@ import asyncio
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from functools import cache
 from typing import Any
@@ -48,11 +50,13 @@ from tollway.core import errors
 from tollway.core.providers import Deployment
 from tollway.core.transport.base import check_deadline, past, stream_deadline, total_timeout
 
-__all__ = ["HttptoolsBackend", "HttptoolsStream"]
+__all__ = ["HttptoolsBackend", "HttptoolsStream", "ResponseHeaders"]
 
 MAX_CONNECTIONS = 1024
 MAX_IDLE_PER_HOST = 512
 KEEPALIVE_SECONDS = 30.0
+TICK = 0.05
+"""Seconds between checks of the waits' deadlines (how late a timeout may fire)."""
 HIGH_WATER = 256 * 1024
 """A stream's unread bytes at which reading pauses (resumed once the consumer takes them)."""
 _JOIN_AT = 64 * 1024
@@ -114,6 +118,42 @@ def _head(target: _Target, headers: Mapping[str, str], length: int) -> bytes:
         ) from None
 
 
+class ResponseHeaders(Mapping[str, str]):
+    """A response's headers, case-insensitive, decoded on first use (most successful
+    calls never read one): names lower-cased, repeated ones joined with ", "."""
+
+    __slots__ = ("_map", "_raw")
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+        self._map: dict[str, str] | None = None
+
+    def _lowered(self) -> dict[str, str]:
+        lowered = self._map
+        if lowered is None:
+            lowered = {}
+            for name, value in self._raw:
+                key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+                lowered[key] = f"{lowered[key]}, {text}" if key in lowered else text
+            self._map = lowered
+        return lowered
+
+    def __getitem__(self, name: str) -> str:
+        return self._lowered()[name.lower()]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._lowered()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._lowered())
+
+    def __len__(self) -> int:
+        return len(self._lowered())
+
+    def __repr__(self) -> str:
+        return f"ResponseHeaders({sorted(self._lowered())})"  # names only: values may echo keys
+
+
 class _Connection(asyncio.Protocol):
     """One HTTP/1.1 connection: the parser's callbacks fill the response in flight."""
 
@@ -123,8 +163,7 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.idle_since = 0.0
-        self.used = False
-        """Whether a response was read on it before (a reused keep-alive connection)."""
+        self.chunks: deque[bytes] = deque()
         self._reset()
 
     def _reset(self) -> None:
@@ -132,7 +171,7 @@ class _Connection(asyncio.Protocol):
         self.wake_on_head = False
         self.status = 0
         self.raw_headers: list[tuple[bytes, bytes]] = []
-        self.chunks: deque[bytes] = deque()
+        self.chunks.clear()
         self.buffered = 0
         self.paused = False
         self.head_done = False
@@ -251,27 +290,91 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
+class _Deadlines:
+    """The timeouts of one event loop's waits, checked by ONE timer that runs every
+    ``TICK`` seconds while any wait has a deadline: a timer per wait costs ~3 µs on
+    uvloop (its handle is created and cancelled on every call); this costs a dict
+    insert and pop. A timeout fires at most ``TICK`` late."""
+
+    __slots__ = ("handle", "loop", "waits")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.waits: dict[asyncio.Future[None], float] = {}
+        self.handle: asyncio.TimerHandle | None = None
+
+    def add(self, waiter: asyncio.Future[None], when: float) -> None:
+        self.waits[waiter] = when
+        if self.handle is None:
+            self.handle = self.loop.call_at(min(when, self.loop.time() + TICK), self._tick)
+
+    def _tick(self) -> None:
+        self.handle = None
+        now = self.loop.time()
+        waits = self.waits
+        for waiter in [w for w, when in waits.items() if when <= now]:
+            del waits[waiter]
+            if not waiter.done():
+                waiter.set_exception(TimeoutError())
+        if waits:
+            self.handle = self.loop.call_at(min(now + TICK, min(waits.values())), self._tick)
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
 
 
-async def _wait(conn: _Connection, loop: asyncio.AbstractEventLoop, when: float | None) -> None:
+async def _wait(conn: _Connection, deadlines: _Deadlines, when: float | None) -> None:
     """Until the connection's parser has something for the caller (its head for a
     stream, any body, the end), a failure, or ``when`` (loop time): builtin
     TimeoutError."""
     if conn.failure is not None:
         raise conn.failure
-    waiter = loop.create_future()
+    waiter = deadlines.loop.create_future()
     conn.waiter = waiter
     if when is None:
         await waiter
         return
-    timer = loop.call_at(when, _expire, waiter)
+    deadlines.add(waiter, when)
     try:
         await waiter
     finally:
-        timer.cancel()
+        deadlines.waits.pop(waiter, None)
+
+
+class _Slots:
+    """At most ``MAX_CONNECTIONS`` exchanges at once; the others wait in order (an
+    asyncio.Semaphore without its per-call overhead)."""
+
+    __slots__ = ("loop", "open", "queue")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.open = 0
+        self.queue: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> None:
+        if self.open < MAX_CONNECTIONS:
+            self.open += 1
+            return
+        waiter = self.loop.create_future()
+        self.queue.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():  # handed a slot, then cancelled
+                self.release()
+            raise
+
+    def release(self) -> None:
+        queue = self.queue
+        while queue:
+            waiter = queue.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot passes to it
+                return
+        self.open -= 1
 
 
 class _Pool:
@@ -279,7 +382,6 @@ class _Pool:
 
     def __init__(self) -> None:
         self.idle: dict[tuple[str, str, int], list[_Connection]] = {}
-        self.slots = asyncio.Semaphore(MAX_CONNECTIONS)
         self.closed = False
 
     def pop(self, key: tuple[str, str, int]) -> _Connection | None:
@@ -302,7 +404,6 @@ class _Pool:
         if len(idle) >= MAX_IDLE_PER_HOST:
             conn.close()
             return
-        conn.used = True
         conn.idle_since = time.monotonic()
         idle.append(conn)
 
@@ -331,8 +432,10 @@ class HttptoolsBackend:
     """One pool per event loop (the transport keeps one backend per loop)."""
 
     def __init__(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         self._pool = _Pool()
+        self._slots = _Slots(loop)
+        self._deadlines = _Deadlines(loop)
         self._targets: dict[str, _Target] = {}
 
     def _target(self, url: str) -> _Target:
@@ -363,10 +466,12 @@ class HttptoolsBackend:
             ) from None
         return conn
 
-    async def _send(self, dep: Deployment, url: str, body: bytes, headers: Mapping[str, str],
-                    *, stream: bool) -> tuple[_Connection, bool]:
-        """A connection (pooled, else new) with the request written on it, and whether
-        it was reused. The caller holds a connection slot."""
+    async def _exchange(self, dep: Deployment, url: str, body: bytes,
+                        headers: Mapping[str, str], deadline: float | None, *,
+                        stream: bool) -> _Connection:
+        """Send the request on a connection (pooled, else new) and wait for the whole
+        response (``stream``: its head). The caller holds a slot. Any failure, timeout or
+        cancellation closes the connection (it is mid-response)."""
         target = self._target(url)
         head = _head(target, headers, len(body))
         conn = self._pool.pop(target.key)
@@ -374,64 +479,61 @@ class HttptoolsBackend:
         if conn is None:
             conn = await self._connect(dep, target)
         conn.send(head, body, stream=stream)
-        return conn, reused
-
-    def _failed(self, dep: Deployment, conn: _Connection, failure: _Failure,
-                reused: bool) -> errors.ConnectionError:
-        conn.close()
-        if reused and not failure.answered:
-            self._pool.drop(conn.key)  # the server closed this one; likely the others too
-        return _connection_error(dep, failure, reused)
-
-    async def _receive(self, dep: Deployment, conn: _Connection, reused: bool,
-                       deadline: float | None, *, head_only: bool) -> None:
-        """Wait for the whole response (``head_only``: its head, for a stream), closing
-        the connection on any failure, timeout or cancellation (it is mid-response)."""
-        loop = self._loop
-        fixed = None if head_only else loop.time() + dep.timeouts.call_read
+        loop, deadlines = self._loop, self._deadlines
+        fixed = None if stream else loop.time() + dep.timeouts.call_read
         try:
-            while not (conn.head_done if head_only else conn.complete):
-                await _wait(conn, loop, _next_wait(loop, dep, deadline) if head_only else fixed)
+            while not (conn.head_done if stream else conn.complete):
+                await _wait(conn, deadlines, _next_wait(loop, dep, deadline) if stream else fixed)
         except _Failure as failure:
-            raise self._failed(dep, conn, failure, reused) from None
+            conn.close()
+            if reused and not failure.answered:
+                self._pool.drop(conn.key)  # the server closed this one; likely the others too
+            raise _connection_error(dep, failure, reused) from None
         except TimeoutError:
             conn.close()
             raise _timed_out(dep, deadline, "no answer within the timeout") from None
         except BaseException:
             conn.close()
             raise
+        return conn
 
     async def post(
         self, dep: Deployment, url: str, body: bytes, headers: Mapping[str, str]
-    ) -> tuple[int, httpx.Headers, bytes]:
-        deadline = stream_deadline(dep)
-        async with self._pool.slots:
-            conn, reused = await self._send(dep, url, body, headers, stream=False)
-            await self._receive(dep, conn, reused, deadline, head_only=False)
+    ) -> tuple[int, ResponseHeaders, bytes]:
+        slots = self._slots
+        await slots.acquire()
+        try:
+            conn = await self._exchange(dep, url, body, headers, stream_deadline(dep),
+                                        stream=False)
             status, raw_headers = conn.status, conn.raw_headers
             payload = conn.take() if conn.chunks else b""
             self._pool.put(conn)
-        return status, httpx.Headers(raw_headers), payload
+        finally:
+            slots.release()
+        return status, ResponseHeaders(raw_headers), payload
 
     @asynccontextmanager
     async def stream(
         self, dep: Deployment, url: str, body: bytes, headers: Mapping[str, str]
     ) -> AsyncIterator[HttptoolsStream]:
         deadline = stream_deadline(dep)
-        async with self._pool.slots:
-            conn, reused = await self._send(dep, url, body, headers, stream=True)
-            await self._receive(dep, conn, reused, deadline, head_only=True)
-            stream = HttptoolsStream(conn, dep, deadline, self._loop)
+        slots = self._slots
+        await slots.acquire()
+        try:
+            conn = await self._exchange(dep, url, body, headers, deadline, stream=True)
             try:
-                yield stream
+                yield HttptoolsStream(conn, dep, deadline, self._deadlines)
             finally:
                 if conn.complete and not conn.chunks:
                     self._pool.put(conn)
                 else:  # left before its end: the rest would arrive on a pooled connection
                     conn.close()
+        finally:
+            slots.release()
 
     async def aclose(self) -> None:
         self._pool.close()
+        self._deadlines.close()
 
 
 def _timed_out(dep: Deployment, deadline: float | None, message: str) -> errors.TimeoutError:
@@ -453,25 +555,26 @@ def _next_wait(loop: asyncio.AbstractEventLoop, dep: Deployment,
 class HttptoolsStream:
     """An open streamed response: ``status``, ``headers``, ``read()``, async bytes."""
 
-    __slots__ = ("_conn", "_deadline", "_dep", "_loop")
+    __slots__ = ("_conn", "_deadline", "_deadlines", "_dep")
 
     def __init__(self, conn: _Connection, dep: Deployment, deadline: float | None,
-                 loop: asyncio.AbstractEventLoop) -> None:
-        self._conn, self._dep, self._deadline, self._loop = conn, dep, deadline, loop
+                 deadlines: _Deadlines) -> None:
+        self._conn, self._dep, self._deadline, self._deadlines = conn, dep, deadline, deadlines
 
     @property
     def status(self) -> int:
         return self._conn.status
 
     @property
-    def headers(self) -> httpx.Headers:
-        return httpx.Headers(self._conn.raw_headers)
+    def headers(self) -> ResponseHeaders:
+        return ResponseHeaders(self._conn.raw_headers)
 
     async def read(self) -> bytes:
         return b"".join([chunk async for chunk in self])
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        conn, dep, deadline, loop = self._conn, self._dep, self._deadline, self._loop
+        conn, dep, deadline, deadlines = self._conn, self._dep, self._deadline, self._deadlines
+        loop = deadlines.loop
         while True:
             if conn.chunks:
                 yield conn.take()
@@ -480,7 +583,7 @@ class HttptoolsStream:
             if conn.complete:
                 return
             try:
-                await _wait(conn, loop, _next_wait(loop, dep, deadline))
+                await _wait(conn, deadlines, _next_wait(loop, dep, deadline))
             except _Failure as failure:
                 conn.close()
                 raise _connection_error(dep, failure, False) from None
