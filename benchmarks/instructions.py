@@ -39,9 +39,9 @@ sys.path.insert(0, str(HERE))
 WARMUP = 100
 SYNC_CLIENTS = ["httpcore", "tollway", "tollway-nohook", "tollway+otel", "tollway+ledger",
                 "tollway+budgets-sqlite", "tollway+ledger+budgets-sqlite"]
-ASYNC_CLIENTS = ["aiohttp", "tollway", "tollway-nohook", "tollway+otel", "tollway+ledger",
+ASYNC_CLIENTS = ["httptools", "aiohttp", "tollway", "tollway-nohook", "tollway+otel", "tollway+ledger",
                  "tollway+budgets-sqlite", "tollway+ledger+budgets-sqlite"]
-BASELINE = {"sync": "httpcore", "async": "aiohttp"}
+BASELINE = {"sync": "httpcore", "async": "httptools"}
 
 
 def _nohook_model(url: str, tmp: Path) -> Any:
