@@ -428,3 +428,21 @@ def test_a_call_cancelled_while_waiting_for_a_connection_slot_gives_none_away(
 
         assert run(go) == [200, 200, 0]
         assert len(server.requests) == 2  # the cancelled call sent nothing
+
+
+def test_each_call_sends_the_headers_it_is_given_even_when_dicts_are_reused_or_new() -> None:
+    with serving(ok) as server:
+        async def go() -> None:
+            backend = HttptoolsBackend()
+            try:
+                dep = _dep(server.url)
+                shared = {"x-kind": "shared"}
+                for n in range(70):  # past the block cache's size: it is cleared, not stale
+                    await _post(backend, dep, headers=shared)
+                    await _post(backend, dep, headers={"x-kind": f"fresh-{n}"})
+            finally:
+                await backend.aclose()
+
+        run(go)
+        kinds = [r.decode("latin-1").split("x-kind: ")[1].split("\r\n")[0] for r in server.requests]
+        assert kinds == [k for n in range(70) for k in ("shared", f"fresh-{n}")]

@@ -99,7 +99,8 @@ class _Target:
         self.prefix = f"POST {path} HTTP/1.1\r\nHost: {authority}\r\n"
 
 
-def _head(target: _Target, headers: Mapping[str, str], length: int) -> bytes:
+def _header_block(target: _Target, headers: Mapping[str, str]) -> bytes:
+    """The request line and headers, Content-Length excepted, validated and encoded."""
     lines = [target.prefix]
     for name, value in headers.items():
         if "\n" in value or "\r" in value or "\n" in name or "\r" in name or ":" in name:
@@ -108,7 +109,7 @@ def _head(target: _Target, headers: Mapping[str, str], length: int) -> bytes:
                 "colon: remove them from the deployment's headers"
             )
         lines.append(f"{name}: {value}\r\n")
-    lines.append(f"Content-Length: {length}\r\n\r\n")
+    lines.append("Content-Length: ")
     try:
         return "".join(lines).encode("latin-1")
     except UnicodeEncodeError:
@@ -354,9 +355,15 @@ class _Slots:
         self.open = 0
         self.queue: deque[asyncio.Future[None]] = deque()
 
-    async def acquire(self) -> None:
+    def take(self) -> bool:
+        """A slot at once if one is free (the common case: no await at all)."""
         if self.open < MAX_CONNECTIONS:
             self.open += 1
+            return True
+        return False
+
+    async def acquire(self) -> None:
+        if self.take():
             return
         waiter = self.loop.create_future()
         self.queue.append(waiter)
@@ -437,6 +444,21 @@ class HttptoolsBackend:
         self._slots = _Slots(loop)
         self._deadlines = _Deadlines(loop)
         self._targets: dict[str, _Target] = {}
+        self._blocks: dict[int, tuple[Mapping[str, str], _Target, bytes]] = {}
+
+    def _head(self, target: _Target, headers: Mapping[str, str], length: int) -> bytes:
+        """The request's head. A deployment's headers are one dict reused by every call
+        (``Deployment.request_headers`` caches it), so its encoded block is kept by that
+        dict's identity (held here, so the id cannot be reused) and built once."""
+        cached = self._blocks.get(id(headers))
+        if cached is not None and cached[0] is headers and cached[1] is target:
+            block = cached[2]
+        else:
+            block = _header_block(target, headers)
+            if len(self._blocks) >= 64:  # per-call dicts (a dialect's own headers) churn
+                self._blocks.clear()
+            self._blocks[id(headers)] = (headers, target, block)
+        return block + b"%d\r\n\r\n" % length
 
     def _target(self, url: str) -> _Target:
         target = self._targets.get(url)
@@ -473,7 +495,7 @@ class HttptoolsBackend:
         response (``stream``: its head). The caller holds a slot. Any failure, timeout or
         cancellation closes the connection (it is mid-response)."""
         target = self._target(url)
-        head = _head(target, headers, len(body))
+        head = self._head(target, headers, len(body))
         conn = self._pool.pop(target.key)
         reused = conn is not None
         if conn is None:
@@ -501,7 +523,8 @@ class HttptoolsBackend:
         self, dep: Deployment, url: str, body: bytes, headers: Mapping[str, str]
     ) -> tuple[int, ResponseHeaders, bytes]:
         slots = self._slots
-        await slots.acquire()
+        if not slots.take():
+            await slots.acquire()
         try:
             conn = await self._exchange(dep, url, body, headers, stream_deadline(dep),
                                         stream=False)
