@@ -35,7 +35,7 @@ LABELS = {
     "httpcore": "raw httpcore",
     "httpx-pool1024": "raw httpx (pool 1024/512)",
     "aiohttp": "raw aiohttp",
-    "httptools": "raw asyncio + httptools",
+    "httptools": "raw httptools (asyncio / blocking socket)",
     "httpx-aiohttp": "httpx-aiohttp",
     "openai": "openai SDK",
     "litellm": "litellm",
@@ -96,19 +96,37 @@ def preload(family_name: str) -> None:
         raise ValueError(f"unknown worker family {family_name!r}")
 
 
-def tollway_default_transport() -> str:
-    """The async transport tollway picks with TOLLWAY_ASYNC_TRANSPORT unset (asked of
-    tollway itself; its helper is private, so an unexpected shape is reported)."""
-    saved = os.environ.pop("TOLLWAY_ASYNC_TRANSPORT", None)
+def _asked_of_tollway(variable: str, helper: str) -> str:
+    """What tollway's transport picks with ``variable`` unset (asked of tollway itself;
+    its helpers are private, so an unexpected shape is reported)."""
+    saved = os.environ.pop(variable, None)
     try:
-        from tollway.core.transport import _async_backend
+        from tollway.core import transport
 
-        return str(_async_backend())
+        return str(getattr(transport, helper)())
     except Exception as exc:
         return f"unknown ({type(exc).__name__})"
     finally:
         if saved is not None:
-            os.environ["TOLLWAY_ASYNC_TRANSPORT"] = saved
+            os.environ[variable] = saved
+
+
+def tollway_default_transport() -> str:
+    """The async transport tollway picks with TOLLWAY_ASYNC_TRANSPORT unset."""
+    return _asked_of_tollway("TOLLWAY_ASYNC_TRANSPORT", "_async_backend")
+
+
+def sync_default_transport() -> str:
+    """The sync transport tollway picks with TOLLWAY_SYNC_TRANSPORT unset."""
+    return _asked_of_tollway("TOLLWAY_SYNC_TRANSPORT", "_sync_backend")
+
+
+def sync_same_stack(client: str, default_transport: str) -> str:
+    """The raw sync client on the stack a sync tollway client uses: raw httptools on a
+    blocking socket, raw httpcore, or raw httpx (``tollway-httpx``)."""
+    if client == "tollway-httpx":
+        return "httpx"
+    return "httptools" if default_transport == "httptools" else "httpcore"
 
 
 def same_stack(client: str, default_transport: str) -> str:
@@ -279,6 +297,12 @@ def sync_call(client: str, url: str, tmp: Path) -> SyncCall:
         return lambda: json.loads(
             pool.request("POST", core_url, headers=core_headers, content=core_body).content
         )
+    if client == "httptools":
+        from _raw_httptools import RawHttptoolsSync
+
+        bare = RawHttptoolsSync(target, HEADERS)
+        raw_body = _encoded(BODY)
+        return lambda: json.loads(bare.post(raw_body))
     if client == "openai":
         import openai
 

@@ -97,3 +97,37 @@ class RawHttptools:
             conn.waiter = loop.create_future()
             await conn.waiter
         self.idle.append(conn)
+
+
+class _SyncParse:
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.chunks: list[bytes] = []
+        self.complete = False
+
+    def on_body(self, body: bytes) -> None:
+        self.chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+
+class RawHttptoolsSync:
+    """The sync twin: one blocking keep-alive socket (TCP_NODELAY), ``sendall`` of a
+    prebuilt request, ``recv`` into the parser until the response is complete."""
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        import socket
+
+        self._raw = RawHttptools(url, headers)
+        self.sock = socket.create_connection((self._raw.host, self._raw.port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.state = _SyncParse()
+
+    def post(self, body: bytes) -> bytes:
+        state = self.state
+        state.chunks, state.complete = [], False
+        self.sock.sendall(self._raw._request(body))
+        while not state.complete:
+            state.parser.feed_data(self.sock.recv(65536))
+        return b"".join(state.chunks)

@@ -4,8 +4,9 @@ One call after another on one connection (the pool keeps it alive), so the figur
 are each library's own work per call on top of the same loopback round trip. The
 tollway rows include the ledger (SQLite) and budgets (memory, SQLite, Redis) on,
 which DESIGN.md budgets separately (<= 40 us added with both off, <= 100 us on).
-Sync tollway rows are paired with raw httpcore, the stack tollway's sync transport
-drives directly (the fastest raw sync client); raw httpx stays beside it as information.
+Sync tollway rows are paired with the raw client of the stack its sync transport drives
+(raw httptools on a blocking socket by default, the fastest raw sync client; raw
+httpcore without httptools); raw httpx and raw httpcore stay beside it as information.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from _clients import async_call, same_stack, sync_call
+from _clients import async_call, same_stack, sync_call, sync_default_transport, sync_same_stack
 from _measure import asequential, sequential
 from _report import latency_table
 
 SYNC_CLIENTS = [
-    "httpx", "httpcore", "openai", "litellm", "tollway", "tollway+otel", "tollway-httpx",
+    "httpx", "httpcore", "httptools", "openai", "litellm", "tollway", "tollway+otel", "tollway-httpx",
     "tollway+ledger",
     "tollway+budgets-memory", "tollway+budgets-sqlite", "tollway+budgets-redis",
     "tollway+ledger+budgets-sqlite",
@@ -63,15 +64,17 @@ def jobs(cfg: dict[str, Any], env: dict[str, Any]) -> list[dict[str, Any]]:
 
 def summarize(results: list[dict[str, Any]], env: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
     skipped = [f"{c}: skipped ({env['skip'][c]})" for c in SYNC_CLIENTS if c in env["skip"]]
+    sync_transport = sync_default_transport()
     sync_table, sync_data = latency_table(
         "sync sequential non-streamed calls", results, "sync", "httpx",
-        notes=[*skipped, "tollway's sync transport drives httpcore's pool directly (httpx's "
-               "Client layer is skipped), so its rows are paired with raw httpcore, that "
-               "stack bare and the fastest raw sync client: the added figure is tollway's "
-               "own code. tollway [httpx transport] (TOLLWAY_SYNC_TRANSPORT=httpx, what "
-               "proxies get) is paired with raw httpx; the other clients with raw httpx"],
-        against={c: "httpcore" for c in SYNC_CLIENTS
-                 if c.startswith("tollway") and c != "tollway-httpx"})
+        notes=[*skipped, f"tollway's sync transport here: {sync_transport}; its rows are paired "
+               "with the raw client of that stack (raw httptools on a blocking socket: the "
+               "fastest raw sync client; raw httpcore when httptools is not installed), so the "
+               "added figure is tollway's own code. tollway [httpx transport] "
+               "(TOLLWAY_SYNC_TRANSPORT=httpx, what proxies get) is paired with raw httpx; "
+               "the other clients with raw httpx"],
+        against={c: sync_same_stack(c, sync_transport) for c in SYNC_CLIENTS
+                 if c.startswith("tollway")})
     transport = env.get("tollway_transport", "httpx")
     async_table, async_data = latency_table(
         "async sequential non-streamed calls", results, "async", "httpx",

@@ -37,11 +37,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 WARMUP = 100
-SYNC_CLIENTS = ["httpcore", "tollway", "tollway-nohook", "tollway+otel", "tollway+ledger",
+SYNC_CLIENTS = ["httptools", "httpcore", "tollway", "tollway-nohook", "tollway+otel", "tollway+ledger",
                 "tollway+budgets-sqlite", "tollway+ledger+budgets-sqlite"]
 ASYNC_CLIENTS = ["httptools", "aiohttp", "tollway", "tollway-nohook", "tollway+otel", "tollway+ledger",
                  "tollway+budgets-sqlite", "tollway+ledger+budgets-sqlite"]
-BASELINE = {"sync": "httpcore", "async": "httptools"}
+BASELINE = {"sync": "httptools", "async": "httptools"}
 
 
 def _nohook_model(url: str, tmp: Path) -> Any:

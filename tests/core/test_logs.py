@@ -22,8 +22,8 @@ from tollway.core.cost.records import CallRecord
 from tollway.core.logs import MASK
 from tollway.core.transport import Transport
 
-BACKENDS = [("sync", "httpcore"), ("sync", "httpx"), ("async", "httptools"), ("async", "aiohttp"),
-            ("async", "httpx")]
+BACKENDS = [("sync", "httptools"), ("sync", "httpcore"), ("sync", "httpx"), ("async", "httptools"),
+            ("async", "aiohttp"), ("async", "httpx")]
 
 
 def _echoing(fake: FakeProvider, key: str) -> None:

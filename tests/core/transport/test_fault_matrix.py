@@ -120,7 +120,8 @@ class Path:
 
 PATHS = [
     Path(driver, stream, backend)
-    for driver, backends in (("sync", ("httpcore", "httpx")), ("async", ("httptools", "aiohttp", "httpx")))
+    for driver, backends in (("sync", ("httptools", "httpcore", "httpx")),
+                             ("async", ("httptools", "aiohttp", "httpx")))
     for stream in (False, True)
     for backend in backends
 ]

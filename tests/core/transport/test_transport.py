@@ -155,7 +155,7 @@ class RawServer:
         return True
 
 
-@pytest.fixture(params=["httpcore", "httpx"])
+@pytest.fixture(params=["httptools", "httpcore", "httpx"])
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Transport]:
     monkeypatch.setenv("TOLLWAY_SYNC_TRANSPORT", request.param)
     transport = Transport()
@@ -176,13 +176,13 @@ def _collect(model: tollway.Model) -> str:
     raise AssertionError("the stream ended without a StreamEnd")
 
 
-def test_the_default_sync_backend_is_httpcore_and_a_proxy_switches_to_httpx(
+def test_the_default_sync_backend_is_httptools_and_a_proxy_switches_to_httpx(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
                  "all_proxy", "TOLLWAY_SYNC_TRANSPORT"):
         monkeypatch.delenv(name, raising=False)
-    assert type(Transport().sync_backend()).__name__ == "HttpcoreBackend"
+    assert type(Transport().sync_backend()).__name__ == "HttptoolsSyncBackend"
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
     assert type(Transport().sync_backend()).__name__ == "_HttpxSyncBackend"
 
@@ -194,7 +194,7 @@ def test_a_lone_no_proxy_names_no_proxy_and_keeps_the_fast_backends(
                  "all_proxy", "TOLLWAY_SYNC_TRANSPORT", "TOLLWAY_ASYNC_TRANSPORT"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
-    assert type(Transport().sync_backend()).__name__ == "HttpcoreBackend"
+    assert type(Transport().sync_backend()).__name__ == "HttptoolsSyncBackend"
 
     async def async_backend() -> str:
         transport = Transport()

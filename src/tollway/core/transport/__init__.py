@@ -10,7 +10,9 @@ times httpx's async throughput here (see benchmarks/); else, or when a proxy is
 configured, httpx's own pool. When httptools is installed (``tollway[gateway]``), the
 async backend is tollway's own HTTP/1.1 client on asyncio (``httptools_backend``): it
 costs a third of aiohttp's CPU per request.
-``TOLLWAY_SYNC_TRANSPORT=httpx|httpcore`` and
+Sync calls likewise go through tollway's own client on blocking sockets
+(``httptools_sync_backend``) when httptools is installed.
+``TOLLWAY_SYNC_TRANSPORT=httptools|httpcore|httpx`` and
 ``TOLLWAY_ASYNC_TRANSPORT=httptools|aiohttp|httpx`` force one.
 
 Network failures become tollway errors (TimeoutError, ConnectionError) so the router can
@@ -54,9 +56,15 @@ def _proxies_configured() -> bool:
 
 def _sync_backend() -> str:
     choice = os.environ.get("TOLLWAY_SYNC_TRANSPORT", "").lower()
-    if choice in ("httpx", "httpcore"):
+    if choice in ("httpx", "httpcore", "httptools"):
         return choice
-    return "httpx" if _proxies_configured() else "httpcore"
+    if _proxies_configured():
+        return "httpx"
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return "httpcore"
+    return "httptools"
 
 
 def _async_backend() -> str:
@@ -103,7 +111,14 @@ class Transport:
         if backend is None:
             with self._lock:
                 if self._sync is None:
-                    if _sync_backend() == "httpcore":
+                    choice = _sync_backend()
+                    if choice == "httptools":
+                        from tollway.core.transport.httptools_sync_backend import (
+                            HttptoolsSyncBackend,
+                        )
+
+                        self._sync = HttptoolsSyncBackend()
+                    elif choice == "httpcore":
                         from tollway.core.transport.httpcore_backend import HttpcoreBackend
 
                         self._sync = HttpcoreBackend()

@@ -44,6 +44,8 @@ class RawResponse:
 
 
 def map_error(exc: Exception, dep: Deployment) -> errors.ProviderError:
+    if isinstance(exc, errors.ProviderError):  # a backend that maps its own failures
+        return exc
     where: dict[str, Any] = {"provider": dep.provider.name, "model": dep.model, "deployment": dep.name}
     if isinstance(exc, httpx.TimeoutException | httpcore.TimeoutException):
         kind = type(exc).__name__.replace("Timeout", " timeout").strip().lower()
@@ -138,11 +140,11 @@ def read_within(
         for chunk in chunks:
             check_deadline(deadline, dep)
             yield chunk
-    except errors.TollwayError:
-        raise
     except Exception as exc:
-        if watch is not None and watch.fired:
+        if watch is not None and watch.fired:  # the watchdog cut the socket: that is why
             raise total_timeout(dep) from None
+        if isinstance(exc, errors.TollwayError):
+            raise
         raise map_error(exc, dep) from None
     finally:
         if watch is not None:

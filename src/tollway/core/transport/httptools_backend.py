@@ -155,30 +155,67 @@ class ResponseHeaders(Mapping[str, str]):
         return f"ResponseHeaders({sorted(self._lowered())})"  # names only: values may echo keys
 
 
-class _Connection(asyncio.Protocol):
-    """One HTTP/1.1 connection: the parser's callbacks fill the response in flight."""
+def until_eof(raw_headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether a body is delimited by the connection's close (no length, not chunked)."""
+    for name, value in raw_headers:
+        lowered = name.lower()
+        if lowered == b"content-length" or (lowered == b"transfer-encoding"
+                                             and b"chunked" in value.lower()):
+            return False
+    return True
 
-    def __init__(self, key: tuple[str, str, int]) -> None:
+
+def closed_early(answered: bool, exc: BaseException | None) -> _Failure:
+    """The failure of a connection that closed before its response was complete."""
+    if answered:
+        message = "the connection was closed mid-response"
+    else:
+        message = "the server closed the connection without sending a response"
+    if exc is not None:
+        message = f"{message}: {type(exc).__name__}: {exc}"
+    return _Failure(message, answered=answered)
+
+
+class ResponseState:
+    """What httptools' callbacks fill in for the response in flight (both drivers'
+    connections): status, raw headers, body chunks, and how it ended."""
+
+    def start(self, key: tuple[str, str, int]) -> None:
+        """A fresh connection's state: its pool key, its parser, no response yet."""
         self.key = key
-        self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.idle_since = 0.0
         self.chunks: deque[bytes] = deque()
-        self._reset()
+        self.reset_response()
 
-    def _reset(self) -> None:
-        self.waiter: asyncio.Future[None] | None = None
-        self.wake_on_head = False
+    def reset_response(self) -> None:
         self.status = 0
         self.raw_headers: list[tuple[bytes, bytes]] = []
         self.chunks.clear()
-        self.buffered = 0
-        self.paused = False
         self.head_done = False
         self.complete = False
         self.keep_alive = False
         self.answered = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.raw_headers.append((name, value))
+
+
+class _Connection(asyncio.Protocol, ResponseState):
+    """One HTTP/1.1 connection: the parser's callbacks fill the response in flight."""
+
+    def __init__(self, key: tuple[str, str, int]) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.start(key)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.reset_response()
+        self.waiter: asyncio.Future[None] | None = None
+        self.wake_on_head = False
+        self.buffered = 0
+        self.paused = False
         self.failure: _Failure | None = None
 
     # ------------------------------------------------------------------ protocol
@@ -198,21 +235,12 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self.complete:
             return
-        if self.head_done and self._until_eof():
+        if self.head_done and until_eof(self.raw_headers):
             self.on_message_complete()
             return
-        if self.answered:
-            message = "the connection was closed mid-response"
-        else:
-            message = "the server closed the connection without sending a response"
-        if exc is not None:
-            message = f"{message}: {type(exc).__name__}: {exc}"
-        self._fail(_Failure(message, answered=self.answered))
+        self._fail(closed_early(self.answered, exc))
 
     # ------------------------------------------------------------------ parser callbacks
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.raw_headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
@@ -235,15 +263,6 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     # ------------------------------------------------------------------ helpers
-
-    def _until_eof(self) -> bool:
-        """A body delimited by the connection's close (no length, not chunked)."""
-        for name, value in self.raw_headers:
-            lowered = name.lower()
-            if lowered == b"content-length" or (lowered == b"transfer-encoding"
-                                                 and b"chunked" in value.lower()):
-                return False
-        return True
 
     def _wake(self) -> None:
         waiter = self.waiter
@@ -584,13 +603,9 @@ class HttptoolsStream:
                  deadlines: _Deadlines) -> None:
         self._conn, self._dep, self._deadline, self._deadlines = conn, dep, deadline, deadlines
 
-    @property
-    def status(self) -> int:
-        return self._conn.status
-
-    @property
-    def headers(self) -> ResponseHeaders:
-        return ResponseHeaders(self._conn.raw_headers)
+    status = property(lambda self: self._conn.status, doc="The response's status code.")
+    headers = property(lambda self: ResponseHeaders(self._conn.raw_headers),
+                       doc="The response's headers (ResponseHeaders).")
 
     async def read(self) -> bytes:
         return b"".join([chunk async for chunk in self])
