@@ -180,7 +180,6 @@ def test_timeouts_and_a_refused_connection_are_typed() -> None:
     assert "sk-test-httptools" not in str(caught.value)
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_opens_its_own_connection() -> None:
     with serving(ok) as server:
         backend = HttptoolsSyncBackend()

@@ -119,6 +119,40 @@ def _header_block(target: _Target, headers: Mapping[str, str]) -> bytes:
         ) from None
 
 
+class RequestHeads:
+    """URLs split once and a deployment's encoded header block built once, for both
+    drivers. A deployment's headers are one dict reused by every call
+    (``Deployment.request_headers`` caches it), so its block is kept by that dict's
+    identity (the dict is held here, so its id cannot be reused); per-call dicts (a
+    dialect's own headers) churn the cache, which is cleared when full. Plain dict
+    operations: safe to share between threads (a race can only rebuild a block)."""
+
+    __slots__ = ("blocks", "targets")
+
+    def __init__(self) -> None:
+        self.targets: dict[str, _Target] = {}
+        self.blocks: dict[int, tuple[Mapping[str, str], _Target, bytes]] = {}
+
+    def target(self, url: str) -> _Target:
+        target = self.targets.get(url)
+        if target is None:
+            target = _Target(url)
+            if len(self.targets) < 256:
+                self.targets[url] = target
+        return target
+
+    def head(self, target: _Target, headers: Mapping[str, str], length: int) -> bytes:
+        cached = self.blocks.get(id(headers))
+        if cached is not None and cached[0] is headers and cached[1] is target:
+            block = cached[2]
+        else:
+            block = _header_block(target, headers)
+            if len(self.blocks) >= 64:
+                self.blocks.clear()
+            self.blocks[id(headers)] = (headers, target, block)
+        return block + b"%d\r\n\r\n" % length
+
+
 class ResponseHeaders(Mapping[str, str]):
     """A response's headers, case-insensitive, decoded on first use (most successful
     calls never read one): names lower-cased, repeated ones joined with ", "."""
@@ -200,6 +234,11 @@ class ResponseState:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.raw_headers.append((name, value))
+
+    def reusable(self) -> bool:
+        """Read to its end, nothing left unread, and the server keeps it open (a
+        stream left early is not: the rest would arrive on the next call)."""
+        return self.complete and self.keep_alive and not self.closed and not self.chunks
 
 
 class _Connection(asyncio.Protocol, ResponseState):
@@ -300,9 +339,6 @@ class _Connection(asyncio.Protocol, ResponseState):
             self.paused = False
             self.transport.resume_reading()
         return data
-
-    def reusable(self) -> bool:
-        return self.complete and self.keep_alive and not self.closed
 
     def close(self) -> None:
         self.closed = True
@@ -462,30 +498,7 @@ class HttptoolsBackend:
         self._pool = _Pool()
         self._slots = _Slots(loop)
         self._deadlines = _Deadlines(loop)
-        self._targets: dict[str, _Target] = {}
-        self._blocks: dict[int, tuple[Mapping[str, str], _Target, bytes]] = {}
-
-    def _head(self, target: _Target, headers: Mapping[str, str], length: int) -> bytes:
-        """The request's head. A deployment's headers are one dict reused by every call
-        (``Deployment.request_headers`` caches it), so its encoded block is kept by that
-        dict's identity (held here, so the id cannot be reused) and built once."""
-        cached = self._blocks.get(id(headers))
-        if cached is not None and cached[0] is headers and cached[1] is target:
-            block = cached[2]
-        else:
-            block = _header_block(target, headers)
-            if len(self._blocks) >= 64:  # per-call dicts (a dialect's own headers) churn
-                self._blocks.clear()
-            self._blocks[id(headers)] = (headers, target, block)
-        return block + b"%d\r\n\r\n" % length
-
-    def _target(self, url: str) -> _Target:
-        target = self._targets.get(url)
-        if target is None:
-            target = _Target(url)
-            if len(self._targets) < 256:
-                self._targets[url] = target
-        return target
+        self._heads = RequestHeads()
 
     async def _connect(self, dep: Deployment, target: _Target) -> _Connection:
         loop = self._loop
@@ -513,8 +526,8 @@ class HttptoolsBackend:
         """Send the request on a connection (pooled, else new) and wait for the whole
         response (``stream``: its head). The caller holds a slot. Any failure, timeout or
         cancellation closes the connection (it is mid-response)."""
-        target = self._target(url)
-        head = self._head(target, headers, len(body))
+        target = self._heads.target(url)
+        head = self._heads.head(target, headers, len(body))
         conn = self._pool.pop(target.key)
         reused = conn is not None
         if conn is None:
@@ -566,10 +579,7 @@ class HttptoolsBackend:
             try:
                 yield HttptoolsStream(conn, dep, deadline, self._deadlines)
             finally:
-                if conn.complete and not conn.chunks:
-                    self._pool.put(conn)
-                else:  # left before its end: the rest would arrive on a pooled connection
-                    conn.close()
+                self._pool.put(conn)  # closed instead when left before its end
         finally:
             slots.release()
 

@@ -35,7 +35,6 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
 
 import httptools
 
@@ -43,15 +42,18 @@ from tollway.core import errors
 from tollway.core.providers import Deployment
 from tollway.core.transport.base import read_within, stream_deadline
 from tollway.core.transport.httptools_backend import (
+    _JOIN_AT,
     KEEPALIVE_SECONDS,
     MAX_IDLE_PER_HOST,
     HttptoolsStream,
+    RequestHeads,
     ResponseHeaders,
     ResponseState,
+    _connection_error,
     _Failure,
-    _header_block,
     _ssl_context,
     _Target,
+    _where,
     closed_early,
     until_eof,
 )
@@ -61,11 +63,6 @@ __all__ = ["HttptoolsSyncBackend", "HttptoolsSyncStream"]
 MAX_CONNECTIONS = 1024
 CHECK_AFTER_IDLE = 1.0
 """Seconds idle after which a pooled connection is checked before it is reused."""
-_JOIN_AT = 64 * 1024
-
-
-def _where(dep: Deployment) -> dict[str, Any]:
-    return {"provider": dep.provider.name, "model": dep.model, "deployment": dep.name}
 
 
 class _SyncConnection(ResponseState):
@@ -139,9 +136,6 @@ class _SyncConnection(ResponseState):
         except (OSError, ValueError):
             return True
         return bool(readable)
-
-    def reusable(self) -> bool:
-        return self.complete and self.keep_alive and not self.closed
 
     def close(self) -> None:
         if not self.closed:
@@ -233,53 +227,24 @@ class HttptoolsSyncBackend:
     def __init__(self) -> None:
         self._pool = _SyncPool()
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        self._targets: dict[str, _Target] = {}
-        self._blocks: dict[int, tuple[Mapping[str, str], _Target, bytes]] = {}
-        self._lock = threading.Lock()
+        self._heads = RequestHeads()
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=_forget_in_child(weakref.ref(self._pool)))
 
-    def _target(self, url: str) -> _Target:
-        target = self._targets.get(url)
-        if target is None:
-            target = _Target(url)
-            with self._lock:
-                if len(self._targets) < 256:
-                    self._targets[url] = target
-        return target
-
-    def _head(self, target: _Target, headers: Mapping[str, str], length: int) -> bytes:
-        """As the async backend: a deployment's header block built once per dict."""
-        cached = self._blocks.get(id(headers))
-        if cached is not None and cached[0] is headers and cached[1] is target:
-            block = cached[2]
-        else:
-            block = _header_block(target, headers)
-            with self._lock:
-                if len(self._blocks) >= 64:
-                    self._blocks.clear()
-                self._blocks[id(headers)] = (headers, target, block)
-        return block + b"%d\r\n\r\n" % length
-
     def _connect(self, dep: Deployment, target: _Target) -> _SyncConnection:
         connect = dep.timeouts.connect
+        sock: socket.socket | None = None
         try:
             sock = socket.create_connection((target.host, target.port), timeout=connect)
-        except TimeoutError:
-            raise _timeout(dep, f"could not connect to {dep.api_base} within {connect:g}s") from None
-        except OSError as exc:
-            raise errors.ConnectionError(
-                f"could not reach {dep.api_base}: {type(exc).__name__}: {exc}", **_where(dep)
-            ) from None
-        try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if target.tls:
                 sock = _ssl_context().wrap_socket(sock, server_hostname=target.host)
-        except TimeoutError:
-            sock.close()
-            raise _timeout(dep, f"could not connect to {dep.api_base} within {connect:g}s") from None
         except OSError as exc:
-            sock.close()
+            if sock is not None:
+                sock.close()
+            if isinstance(exc, TimeoutError):
+                raise _timeout(dep, f"could not connect to {dep.api_base} within "
+                                    f"{connect:g}s") from None
             raise errors.ConnectionError(
                 f"could not reach {dep.api_base}: {type(exc).__name__}: {exc}", **_where(dep)
             ) from None
@@ -290,8 +255,8 @@ class HttptoolsSyncBackend:
         """The request sent on a connection (pooled, else new) and the whole response
         read (``stream``: its head). The caller holds a slot. Any failure closes the
         connection."""
-        target = self._target(url)
-        head = self._head(target, headers, len(body))
+        target = self._heads.target(url)
+        head = self._heads.head(target, headers, len(body))
         conn = self._pool.pop(target.key)
         reused = conn is not None
         if conn is None:
@@ -305,8 +270,7 @@ class HttptoolsSyncBackend:
             conn.close()
             if reused and not failure.answered:
                 self._pool.drop(conn.key)  # the server closed this one; likely the others too
-            raise errors.ConnectionError(str(failure), unanswered=reused and not failure.answered,
-                                         **_where(dep)) from None
+            raise _connection_error(dep, failure, reused) from None
         except TimeoutError:
             conn.close()
             raise _timeout(dep, "no answer within the timeout (read timeout)") from None
@@ -355,10 +319,7 @@ class HttptoolsSyncBackend:
             try:
                 yield HttptoolsSyncStream(conn, dep)
             finally:
-                if conn.complete and not conn.chunks:
-                    self._pool.put(conn)
-                else:  # left before its end: the rest would arrive on a pooled connection
-                    conn.close()
+                self._pool.put(conn)  # closed instead when left before its end
         finally:
             self._slots.release()
 
@@ -392,7 +353,7 @@ class HttptoolsSyncStream:
             try:
                 conn.receive()
             except _Failure as failure:
-                raise errors.ConnectionError(str(failure), **_where(dep)) from None
+                raise _connection_error(dep, failure, False) from None
             except TimeoutError:
                 conn.close()
                 raise _timeout(dep, "no data from the stream within the timeout (read timeout: "
