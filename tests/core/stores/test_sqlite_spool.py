@@ -4,6 +4,7 @@ that never overshoot across processes and go back when idle or dead."""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sqlite3
@@ -212,6 +213,44 @@ def test_an_idle_lease_goes_back_and_a_closed_store_leaves_nothing(
     assert _plain(db, "SELECT reserved, leased FROM budget_counters") == [(10, 0)]
     assert _plain(db, "SELECT COUNT(*) FROM budget_leases") == [(0,)]
     assert spools(spool_dir(db)) == []
+    ledger.close()
+
+
+def test_a_new_generation_that_cannot_be_begun_counts_nothing_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A spool file due to rotate whose next generation cannot be created (out of file
+    descriptors, a full disk) keeps growing: the record just appended is in it, so the
+    call is not settled a second time in a transaction of its own."""
+    monkeypatch.setattr(_spool_owner, "ROTATE_BYTES", 4096)
+    db = tmp_path / "tollway.db"
+    store, ledger = SQLiteBudgetStore(db), SQLiteLedger(db)
+    charge = _charge(10**9)
+
+    def call(n: int) -> None:
+        assert store.reserve(f"h{n}", [charge], time.time() + 600, time.time()) is None
+        store.settle_and_record(f"h{n}", [charge], [COST], time.time(), ledger, _row(f"t{n}"),
+                                spent=False)
+
+    call(0)
+    real = _spool_owner.SpoolFile
+
+    def no_descriptors(*args: object) -> None:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(_spool_owner, "SpoolFile", no_descriptors)
+    for n in range(1, 60):
+        call(n)
+    assert store._side is not None and store._side.generation == 0
+    assert store._side.file.size > 4096  # grew past its rotation size
+    monkeypatch.setattr(_spool_owner, "SpoolFile", real)
+    for n in range(60, 80):
+        call(n)
+    assert store._side.generation >= 1
+    (c,) = store.counters(time.time())
+    assert (c.spent, c.reserved) == (80 * COST, 0)
+    assert ledger.count() == 80
+    store.close()
     ledger.close()
 
 

@@ -97,9 +97,12 @@ class Side:
         return self.file.size > self.applied or bool(self.retired)
 
     def rotate(self) -> None:
+        """Retire the current file and begin the next generation (OSError: the current
+        file stays current)."""
+        new = SpoolFile(self.directory, self.owner, self.generation + 1)
         self.retired.append(self.file)
         self.generation += 1
-        self.file = SpoolFile(self.directory, self.owner, self.generation)
+        self.file = new
         self.applied = 0
 
     def abandon(self) -> None:
@@ -125,8 +128,14 @@ class Side:
 
 _OWNERS: weakref.WeakSet[SpoolOwner] = weakref.WeakSet()
 
+_pid = os.getpid()
+"""This process's id, kept up to date across forks: ``os.getpid()`` is a system call,
+and the hot path asks twice per call."""
+
 
 def _after_fork() -> None:
+    global _pid
+    _pid = os.getpid()
     for store in list(_OWNERS):
         side = store._side
         if side is not None and side.pid != os.getpid():
@@ -242,7 +251,7 @@ class SpoolOwner:
         on it, which resets its last query."""
         local = self._local
         name = "sync" if wait else "nowait"
-        pid = os.getpid()
+        pid = _pid
         if getattr(local, "pid", None) != pid:
             local.__dict__.clear()
             local.pid = pid
@@ -286,7 +295,7 @@ class SpoolOwner:
     def _ready(self) -> Side:
         """This process's side, made on first use (caller holds the lock)."""
         side = self._side
-        if side is None or side.pid != os.getpid():
+        if side is None or side.pid != _pid:
             self._conn(wait=True)  # the schema, before any spool exists
             try:
                 side = Side(self._directory)
@@ -317,9 +326,14 @@ class SpoolOwner:
     # ------------------------------------------------------------------ the spool
 
     def _append(self, side: Side, record: tuple[Any, ...]) -> None:
+        """Append ``record`` to this process's spool (OSError: it is not there)."""
         side.file.append(frame(record))
         if side.file.size >= ROTATE_BYTES:
-            side.rotate()
+            try:
+                side.rotate()
+            except OSError as exc:  # the record is in; the next generation waits
+                _log.warning("%s %s: could not begin a new spool file (%s); the current "
+                             "one grows meanwhile", self.what, self.path, exc)
         if side.flusher is None:
             side.flusher = threading.Thread(
                 target=_flush_loop, args=(weakref.ref(self), side),
