@@ -13,12 +13,11 @@ their usage and cost.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from tollway.core import errors
+from tollway.core import errors, json_codec
 from tollway.core.effects import Post, Steps
 from tollway.core.media_types import (
     EmbeddingRequest,
@@ -87,7 +86,7 @@ def answer_body(
             provider=dep.provider.name, model=dep.model, deployment=dep.name
         )
     try:
-        data = json.loads(body)
+        data = json_codec.loads(body)
     except ValueError:
         raise errors.ServerError(
             "the provider answered with a body that is not JSON", status=status,

@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 from tollway.core.config import TollwaySettings
 from tollway.core.cost.attribution import attribute
-from tollway.core.errors import BudgetExceededError, TollwayError
+from tollway.core.errors import BudgetExceededError, TollwayError, ToolLoopError
 from tollway.core.model import Model
 from tollway.demo.show import Show
 
@@ -36,6 +36,10 @@ OFFICE_HOURS = datetime(2026, 11, 27, 10, 15, tzinfo=BERLIN)  # a Friday morning
 SATURDAY_NIGHT = datetime(2026, 11, 28, 23, 30, tzinfo=BERLIN)
 SHORT = 48
 """max_tokens of bob's repeated questions (the budget is worth about 2.5 of them)."""
+
+
+_MCP_ROUNDS = 4
+"""Model rounds the MCP step allows (a round asks for the tool or answers)."""
 
 
 class GraphState(TypedDict):
@@ -172,10 +176,20 @@ class Story:
                 with attribute(org="acme", project="research", user="alice", agent="clock"):
                     return await arun_tools(self.model("fast"),
                         "What time is it in Tokyo right now? Use the tool.",
-                        mcp=mcp, max_rounds=3, tool_choice="required", max_tokens=120,
+                        mcp=mcp, max_rounds=_MCP_ROUNDS, tool_choice="required",
+                        max_tokens=120,
                     )
 
-        result = asyncio.run(run())
+        try:
+            result = asyncio.run(run())
+        except ToolLoopError as exc:
+            # A small model may ask for the tool again each round (the time it reads
+            # changes every run): the loop's max_rounds is what stops it, by design.
+            calls = sum(len(m.tool_calls) for m in exc.transcript if m.role == "assistant")
+            self.show.line(f"the model asked for the tool in each of {_MCP_ROUNDS} rounds "
+                           f"({calls} tool calls): max_rounds={_MCP_ROUNDS} stopped the loop, "
+                           "and every round and tool call is a ledger row")
+            return
         for run_ in result.tool_runs:
             self.show.line(f"round {run_.round}: model called {run_.call.name}"
                            f"({run_.call.raw_arguments})")

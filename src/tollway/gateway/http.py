@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from tollway.core import json_codec
 from tollway.gateway.errors import GatewayError
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 def dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return json_codec.dumps(value)
 
 
 @dataclass(slots=True)
@@ -51,7 +52,7 @@ class HttpRequest:
         if not self.body:
             raise GatewayError(400, "the request needs a JSON body")
         try:
-            return json.loads(self.body)
+            return json_codec.loads(self.body)
         except json.JSONDecodeError as exc:
             raise GatewayError(400, f"the request body is not valid JSON: {exc.msg} at "
                                     f"position {exc.pos}") from None

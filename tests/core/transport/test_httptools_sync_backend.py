@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 
 import pytest
 
@@ -198,3 +199,120 @@ def test_a_forked_child_opens_its_own_connection() -> None:
         finally:
             backend.close()
         assert server.connections == 2
+
+
+def test_a_pooled_connection_takes_each_calls_own_read_timeout() -> None:
+    """The bound on a plain socket's reads is the kernel's (SO_RCVTIMEO), set only when
+    it changes: a connection pooled under a long timeout waits only as long as the next
+    call allows, and the one after that gets its long timeout back."""
+    calls = [0]
+
+    def second_stalls(conn: socket.socket, request: bytes) -> bool:
+        calls[0] += 1
+        if calls[0] == 2:
+            threading.Event().wait(2.0)
+            return False
+        conn.sendall(_reply())
+        return True
+
+    with serving(second_stalls) as server:
+        backend = HttptoolsSyncBackend()
+        try:
+            assert _post(backend, server.url, read=30.0)[2] == ANSWER
+            started = time.monotonic()
+            with pytest.raises(errors.TimeoutError, match="read timeout"):
+                _post(backend, server.url, read=0.3)
+            waited = time.monotonic() - started
+            assert _post(backend, server.url, read=30.0)[2] == ANSWER  # a fresh connection
+        finally:
+            backend.close()
+    assert 0.25 <= waited < 1.5
+    assert server.connections == 2
+
+
+def test_a_send_the_server_never_reads_ends_at_the_timeout() -> None:
+    """A body the server does not read fills the socket buffers: the send waits at most
+    the timeout (SO_SNDTIMEO on a plain socket) and is a typed TimeoutError, and the
+    connection is not pooled."""
+    with socket.create_server(("127.0.0.1", 0)) as deaf:  # accepts, never reads
+        url = f"http://127.0.0.1:{deaf.getsockname()[1]}"
+        backend = HttptoolsSyncBackend()
+        try:
+            started = time.monotonic()
+            with pytest.raises(errors.TimeoutError, match="timeout"):
+                _post(backend, url, b"x" * (64 << 20), read=0.3)
+            waited = time.monotonic() - started
+        finally:
+            backend.close()
+    assert 0.25 <= waited < 5.0
+    assert backend._pool.idle == {}
+
+
+def test_a_thread_that_finds_no_free_connection_in_time_is_told_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(httptools_sync_backend, "MAX_CONNECTIONS", 1)
+    release = threading.Event()
+
+    def held(conn: socket.socket, request: bytes) -> bool:
+        release.wait(10)
+        conn.sendall(_reply())
+        return True
+
+    with serving(held) as server:
+        backend = HttptoolsSyncBackend()
+        results: list[bytes] = []
+        holder = threading.Thread(target=lambda: results.append(_post(backend, server.url)[2]))
+        try:
+            holder.start()
+            deadline = time.monotonic() + 5
+            while not server.requests:  # the holder's request is in flight
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            with pytest.raises(errors.TimeoutError, match=r"no free connection within 0\.2s"):
+                _post(backend, server.url, connect=0.2)
+            release.set()
+            holder.join(10)
+            assert _post(backend, server.url)[2] == ANSWER  # the slot came back
+        finally:
+            release.set()
+            backend.close()
+        assert results == [ANSWER]
+
+
+def test_a_child_forked_while_another_thread_holds_a_slot_has_all_its_slots(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The parent's requests in flight are not the child's: with one slot, held by a
+    parent's thread at the fork, the child still gets its request through."""
+    monkeypatch.setattr(httptools_sync_backend, "MAX_CONNECTIONS", 1)
+    release = threading.Event()
+
+    def held_first(conn: socket.socket, request: bytes) -> bool:
+        if len(server.requests) == 1:
+            release.wait(10)
+        conn.sendall(_reply())
+        return True
+
+    with serving(held_first) as server:
+        backend = HttptoolsSyncBackend()
+        holder = threading.Thread(target=lambda: _post(backend, server.url))
+        try:
+            holder.start()
+            deadline = time.monotonic() + 5
+            while not server.requests:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    code = 0 if _post(backend, server.url, connect=2.0)[2] == ANSWER else 1
+                except BaseException:
+                    code = 2
+                os._exit(code)
+            _, status = os.waitpid(pid, 0)
+            assert os.WEXITSTATUS(status) == 0
+        finally:
+            release.set()
+            holder.join(10)
+            backend.close()

@@ -7,11 +7,11 @@ belong to the provider table (``core/providers.py``), not here.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tollway.core import json_codec
 from tollway.core.errors import ProviderError, StreamError, scrub
 from tollway.core.media_types import (
     EmbeddingRequest,
@@ -50,7 +50,7 @@ def sse_json(data: str, what: str = "stream event") -> dict[str, Any]:
     """The JSON object one SSE event carries; a StreamError (with an excerpt) when it is
     not valid JSON or not an object, so a malformed stream never passes as an answer."""
     try:
-        payload = json.loads(data)
+        payload = json_codec.loads(data)
     except ValueError as exc:
         raise StreamError(
             f"a {what} is not valid JSON ({exc.args[0] if exc.args else exc}); "

@@ -8,7 +8,6 @@ module; the ``Transport`` facade in ``__init__`` chooses among them.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import Any
 import httpcore
 import httpx
 
-from tollway.core import errors
+from tollway.core import errors, json_codec
 from tollway.core.dialects.base import HttpRequest
 from tollway.core.logs import mask_library_logs
 from tollway.core.providers import Deployment
@@ -27,7 +26,7 @@ mask_library_logs("httpx", "httpcore")  # their DEBUG records carry response hea
 
 
 def encode_json(body: Any) -> bytes:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return json_codec.dumps(body)
 
 
 def request_body(req: HttpRequest) -> bytes:
