@@ -50,8 +50,9 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
 
 def jobs(cfg: dict[str, Any], env: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
-    params = {"warmup": cfg["warmup"], "min_calls": cfg["min_calls"],
-              "max_calls": cfg["max_calls"], "seconds": cfg["seconds"]}
+    params = {"warmup": cfg["warmup"], "warmup_seconds": cfg.get("warmup_seconds", 0.0),
+              "min_calls": cfg["min_calls"], "max_calls": cfg["max_calls"],
+              "seconds": cfg["seconds"]}
     for case, clients in (("sync", SYNC_CLIENTS), ("async", ASYNC_CLIENTS)):
         usable = [c for c in clients if c not in env["skip"]]
         for rep in range(cfg["reps"]):

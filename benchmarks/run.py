@@ -51,13 +51,15 @@ from fake_server import BenchServer, measure_capacity
 MODES: dict[str, dict[str, Any]] = {
     # reps: fresh processes per (case, client); seconds / max_calls bound each timing loop.
     "quick": {
-        "reps": 3, "import_reps": 1, "import_prime": False, "warmup": 20, "min_calls": 30,
+        "reps": 3, "import_reps": 1, "import_prime": False, "warmup": 20, "warmup_seconds": 0.12,
+        "min_calls": 30,
         "max_calls": 1500, "seconds": 0.25, "concurrency": 256, "conc_reps": 1,
         "conc_calls": 1536, "conc_seconds": 0.8, "stream_seconds": 0.25, "router_seconds": 0.25,
         "memory_calls": 1000, "memory_reps": 1, "overshoot_reps": 1,
     },
     "full": {
-        "reps": 5, "import_reps": 5, "import_nopyc_reps": 1, "warmup": 50, "min_calls": 100,
+        "reps": 5, "import_reps": 5, "import_nopyc_reps": 1, "warmup": 50, "warmup_seconds": 0.12,
+        "min_calls": 100,
         "max_calls": 6000, "seconds": 1.0, "concurrency": 256, "conc_reps": 3,
         "conc_calls": 6144, "conc_seconds": 2.0, "stream_seconds": 0.8, "router_seconds": 0.8,
         "memory_calls": 10000, "memory_reps": 1, "overshoot_reps": 3,
