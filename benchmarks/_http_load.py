@@ -19,7 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import shutil
+import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -190,3 +194,30 @@ async def count(url: str, path: str, body: Any, headers: dict[str, str], n: int,
     for conn in conns:
         conn.close()
     return errors
+
+
+def wrk_throughput(url: str, path: str, body: Any, headers: dict[str, str], concurrency: int,
+                   seconds: float, workdir: Path) -> dict[str, float] | None:
+    """Requests/s from ``wrk`` (Debian's package; None when it is not installed): a C
+    load generator, two threads, ``concurrency`` keep-alive connections. Where a
+    measurement is about the server using more cores (the gateway's ``--workers``), a
+    Python generator costs a core of its own and caps what two workers can show on a
+    two-core machine; wrk costs a fraction of that. Non-2xx replies count as errors."""
+    binary = shutil.which("wrk")
+    if binary is None:
+        return None
+    script = workdir / "post.lua"
+    lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(json.dumps(body))}",
+             'wrk.headers["content-type"] = "application/json"']
+    lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
+    script.write_text("\n".join(lines) + "\n")
+    done = subprocess.run(
+        [binary, "-t", "1", "-c", str(concurrency), "-d", f"{seconds:g}s", "-s", str(script),
+         url.rstrip("/") + path],
+        capture_output=True, text=True, timeout=seconds + 60, check=True,
+    ).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", done)
+    if rps is None:
+        raise RuntimeError(f"wrk printed no Requests/sec:\n{done}")
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", done)
+    return {"rps": float(rps.group(1)), "errors": float(bad.group(1)) if bad else 0.0}
