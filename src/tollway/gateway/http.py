@@ -29,8 +29,8 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-def dumps(value: Any) -> bytes:
-    return json_codec.dumps(value)
+dumps = json_codec.dumps
+"""A reply body as compact UTF-8 JSON (``core/json_codec``)."""
 
 
 @dataclass(slots=True)

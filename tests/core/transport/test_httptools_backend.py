@@ -125,6 +125,11 @@ def _reply(body: bytes = ANSWER, extra: bytes = b"") -> bytes:
             + str(len(body)).encode() + b"\r\n" + extra + b"\r\n" + body)
 
 
+def chunked_body(parts: list[bytes]) -> bytes:
+    """``parts`` as an HTTP/1.1 chunked body, its last chunk included."""
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+
+
 def ok(conn: socket.socket, request: bytes) -> bool:
     conn.sendall(_reply())
     return True
@@ -162,8 +167,7 @@ def test_the_request_line_host_and_length_are_written_and_one_connection_is_reus
 
 def test_a_chunked_body_is_reassembled_and_its_headers_are_case_insensitive() -> None:
     def chunked(conn: socket.socket, request: bytes) -> bool:
-        parts = [ANSWER[:3], ANSWER[3:]]
-        body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+        body = chunked_body([ANSWER[:3], ANSWER[3:]])
         conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Request-Id: abc\r\n\r\n"
                      + body)
         return True

@@ -11,7 +11,14 @@ import time
 
 import pytest
 
-from tests.core.transport.test_httptools_backend import ANSWER, _dep, _reply, ok, serving
+from tests.core.transport.test_httptools_backend import (
+    ANSWER,
+    _dep,
+    _reply,
+    chunked_body,
+    ok,
+    serving,
+)
 from tollway.core import errors
 from tollway.core.transport import httptools_sync_backend
 from tollway.core.transport.httptools_sync_backend import HttptoolsSyncBackend
@@ -40,8 +47,7 @@ def test_one_keep_alive_connection_serves_calls_and_the_head_is_written_exactly(
 
 def test_chunked_and_close_delimited_bodies_are_read_whole() -> None:
     def chunked(conn: socket.socket, request: bytes) -> bool:
-        parts = [ANSWER[:4], ANSWER[4:]]
-        body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+        body = chunked_body([ANSWER[:4], ANSWER[4:]])
         conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nRetry-After: 3\r\n\r\n"
                      + body)
         return True

@@ -312,7 +312,7 @@ class SpoolOwner:
     def _own_side(self) -> Side | None:
         """This process's side if it has one (never one inherited over a fork)."""
         side = self._side
-        return side if side is not None and side.pid == os.getpid() else None
+        return side if side is not None and side.pid == _pid else None
 
     def _close_thread_connections(self) -> None:
         local: Any = self._local

@@ -25,8 +25,8 @@ from tollway.core.transport.watchdog import watchdog
 mask_library_logs("httpx", "httpcore")  # their DEBUG records carry response headers
 
 
-def encode_json(body: Any) -> bytes:
-    return json_codec.dumps(body)
+encode_json = json_codec.dumps
+"""A request body as compact UTF-8 JSON (``core/json_codec``)."""
 
 
 def request_body(req: HttpRequest) -> bytes:

@@ -40,7 +40,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httptools
@@ -490,6 +490,27 @@ def _connection_error(dep: Deployment, failure: _Failure, reused: bool) -> error
                                   **_where(dep))
 
 
+class _Closable(Protocol):
+    key: tuple[str, str, int]
+
+    def close(self) -> None: ...
+
+
+class _Droppable(Protocol):
+    def drop(self, key: tuple[str, str, int]) -> None: ...
+
+
+def exchange_failed(conn: _Closable, pool: _Droppable, dep: Deployment, failure: _Failure,
+                    reused: bool) -> errors.ConnectionError:
+    """A failed exchange (both clients): its connection closed and, when a reused one
+    went unanswered, the host's other idle ones dropped (the server likely closed them
+    too); the error to raise."""
+    conn.close()
+    if reused and not failure.answered:
+        pool.drop(conn.key)
+    return _connection_error(dep, failure, reused)
+
+
 class HttptoolsBackend:
     """One pool per event loop (the transport keeps one backend per loop)."""
 
@@ -539,10 +560,7 @@ class HttptoolsBackend:
             while not (conn.head_done if stream else conn.complete):
                 await _wait(conn, deadlines, _next_wait(loop, dep, deadline) if stream else fixed)
         except _Failure as failure:
-            conn.close()
-            if reused and not failure.answered:
-                self._pool.drop(conn.key)  # the server closed this one; likely the others too
-            raise _connection_error(dep, failure, reused) from None
+            raise exchange_failed(conn, self._pool, dep, failure, reused) from None
         except TimeoutError:
             conn.close()
             raise _timed_out(dep, deadline, "no answer within the timeout") from None

@@ -60,6 +60,7 @@ from tollway.core.transport.httptools_backend import (
     _Target,
     _where,
     closed_early,
+    exchange_failed,
     until_eof,
 )
 
@@ -250,10 +251,7 @@ class _SyncSlots:
     __slots__ = ("free", "freed", "lock", "waiting")
 
     def __init__(self, limit: int) -> None:
-        self.lock = threading.Lock()
-        self.freed = threading.Condition(self.lock)
-        self.free = limit
-        self.waiting = 0
+        self.reset(limit)
 
     def take(self, timeout: float) -> bool:
         """A slot, waiting at most ``timeout`` seconds for one (False: none came)."""
@@ -281,7 +279,8 @@ class _SyncSlots:
                 self.freed.notify()
 
     def reset(self, limit: int) -> None:
-        """In a forked child: a fresh lock (another thread may have held this one)."""
+        """All ``limit`` slots free, under a fresh lock (in a forked child too, where
+        another thread may have held the old one)."""
         self.lock = threading.Lock()
         self.freed = threading.Condition(self.lock)
         self.free = limit
@@ -348,10 +347,7 @@ class HttptoolsSyncBackend:
             while not (conn.head_done if stream else conn.complete):
                 conn.receive()
         except _Failure as failure:
-            conn.close()
-            if reused and not failure.answered:
-                self._pool.drop(conn.key)  # the server closed this one; likely the others too
-            raise _connection_error(dep, failure, reused) from None
+            raise exchange_failed(conn, self._pool, dep, failure, reused) from None
         except TimeoutError:
             conn.close()
             raise _timeout(dep, "no answer within the timeout (read timeout)") from None
